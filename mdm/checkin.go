@@ -229,6 +229,9 @@ func unmarshal(raw []byte, v any) error {
 	if err := plist.Unmarshal(raw, v); err != nil {
 		var te plist.UnmarshalTypeError
 		if errors.As(err, &te) {
+			if pe := typeMismatch(raw, v); pe != nil {
+				return pe
+			}
 			return &ParseError{Reason: "a key has the wrong type (" + te.Error() + ")"}
 		}
 		return &ParseError{Reason: "not a valid property list", Err: err}

@@ -147,8 +147,10 @@ func NewCommand(uuid string, req CommandRequest) (*Command, error) {
 		return nil, err
 	}
 	// Every typed request has a RequestType field; fill it so callers need not.
-	reflect.ValueOf(req).Elem().FieldByName("RequestType").SetString(req.requestType())
-	return marshalCommand(uuid, req)
+	v := reflect.ValueOf(req).Elem()
+	v.FieldByName("RequestType").SetString(req.requestType())
+	// The plist encoder wants the struct itself, not a pointer in an interface.
+	return marshalCommand(uuid, v.Interface())
 }
 
 // DeviceInformation asks for device attributes by query name.
@@ -292,4 +294,13 @@ func CommandFromJSON(data []byte, uuid string) (*Command, error) {
 		return nil, &ParseError{Field: "command", Reason: "does not fit " + head.RequestType, Err: err}
 	}
 	return NewCommand(uuid, req)
+}
+
+// MarshalPlist encodes v as an XML property list.
+func MarshalPlist(v any) ([]byte, error) {
+	b, err := plist.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("mdm: encoding plist: %w", err)
+	}
+	return b, nil
 }
