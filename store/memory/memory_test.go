@@ -1,0 +1,13 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/mockmdm/mockmdm/store"
+	"github.com/mockmdm/mockmdm/store/memory"
+	"github.com/mockmdm/mockmdm/store/storetest"
+)
+
+func TestBattery(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return memory.New() })
+}

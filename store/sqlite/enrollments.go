@@ -1,0 +1,164 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mockmdm/mockmdm/store"
+)
+
+// enrollmentColumns are the enrollments columns in the order that
+// enrollmentArgs writes and scanEnrollment reads them.
+var enrollmentColumns = []string{
+	"id", "type", "device_id",
+	"udid", "enrollment_id", "user_id", "user_short_name", "user_long_name", "enrollment_user_id",
+	"serial_number", "model", "model_name", "product_name", "device_name", "os_version", "build_version", "imei", "meid",
+	"topic", "push_token", "push_magic", "unlock_token", "awaiting_configuration", "bootstrap_token",
+	"cert_hash", "cert_not_after", "enrolled", "checked_out",
+	"authenticated_at", "enrolled_at", "last_seen",
+}
+
+var (
+	selectEnrollment = "SELECT " + strings.Join(enrollmentColumns, ", ") + " FROM enrollments"
+	upsertEnrollment = func() string {
+		var set []string
+		for _, c := range enrollmentColumns[1:] {
+			set = append(set, c+" = excluded."+c)
+		}
+		// An upsert, not INSERT OR REPLACE: replace deletes the row first,
+		// and the delete would cascade to the enrollment's queue.
+		return "INSERT INTO enrollments (" + strings.Join(enrollmentColumns, ", ") + ") VALUES (?" +
+			strings.Repeat(", ?", len(enrollmentColumns)-1) + ") ON CONFLICT (id) DO UPDATE SET " + strings.Join(set, ", ")
+	}()
+)
+
+func enrollmentArgs(e *store.Enrollment) ([]any, error) {
+	var times [4]sql.NullInt64
+	for i, t := range []time.Time{e.CertNotAfter, e.AuthenticatedAt, e.EnrolledAt, e.LastSeen} {
+		n, err := nanos(t)
+		if err != nil {
+			return nil, err
+		}
+		times[i] = n
+	}
+	return []any{
+		e.ID, e.Type, e.DeviceID,
+		e.UDID, e.EnrollmentID, e.UserID, e.UserShortName, e.UserLongName, e.EnrollmentUserID,
+		e.SerialNumber, e.Model, e.ModelName, e.ProductName, e.DeviceName, e.OSVersion, e.BuildVersion, e.IMEI, e.MEID,
+		e.Topic, blob(e.PushToken), e.PushMagic, blob(e.UnlockToken), e.AwaitingConfiguration, blob(e.BootstrapToken),
+		e.CertHash, times[0], e.Enrolled, e.CheckedOut,
+		times[1], times[2], times[3],
+	}, nil
+}
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanEnrollment(sc scanner) (*store.Enrollment, error) {
+	var e store.Enrollment
+	var certNotAfter, authenticatedAt, enrolledAt, lastSeen sql.NullInt64
+	err := sc.Scan(
+		&e.ID, &e.Type, &e.DeviceID,
+		&e.UDID, &e.EnrollmentID, &e.UserID, &e.UserShortName, &e.UserLongName, &e.EnrollmentUserID,
+		&e.SerialNumber, &e.Model, &e.ModelName, &e.ProductName, &e.DeviceName, &e.OSVersion, &e.BuildVersion, &e.IMEI, &e.MEID,
+		&e.Topic, &e.PushToken, &e.PushMagic, &e.UnlockToken, &e.AwaitingConfiguration, &e.BootstrapToken,
+		&e.CertHash, &certNotAfter, &e.Enrolled, &e.CheckedOut,
+		&authenticatedAt, &enrolledAt, &lastSeen,
+	)
+	if err != nil {
+		return nil, err
+	}
+	e.CertNotAfter = fromNanos(certNotAfter)
+	e.AuthenticatedAt = fromNanos(authenticatedAt)
+	e.EnrolledAt = fromNanos(enrolledAt)
+	e.LastSeen = fromNanos(lastSeen)
+	return &e, nil
+}
+
+// PutEnrollment creates or replaces the record with e.ID. Replacing keeps
+// the enrollment's queue and answered commands.
+func (s *Store) PutEnrollment(ctx context.Context, e *store.Enrollment) error {
+	if e == nil || e.ID == "" {
+		return badRequest("enrollment record without an ID")
+	}
+	args, err := enrollmentArgs(e)
+	if err != nil {
+		return err
+	}
+	if _, err := s.w.ExecContext(ctx, upsertEnrollment, args...); err != nil {
+		return fmt.Errorf("sqlite: put enrollment %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// GetEnrollment returns the record or ErrNotFound.
+func (s *Store) GetEnrollment(ctx context.Context, id string) (*store.Enrollment, error) {
+	e, err := scanEnrollment(s.getEnrollment.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, enrollmentNotFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get enrollment %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// ListEnrollments returns every record, ordered by ID.
+func (s *Store) ListEnrollments(ctx context.Context) ([]*store.Enrollment, error) {
+	rows, err := s.r.QueryContext(ctx, selectEnrollment+" ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list enrollments: %w", err)
+	}
+	defer rows.Close()
+	out := []*store.Enrollment{}
+	for rows.Next() {
+		e, err := scanEnrollment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list enrollments: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list enrollments: %w", err)
+	}
+	return out, nil
+}
+
+// EnrollmentByCertHash returns the record bound to the certificate hash, or
+// ErrNotFound. Should several carry it, the most recently authenticated wins
+// (then the lowest ID), the same rule as the memory store.
+func (s *Store) EnrollmentByCertHash(ctx context.Context, hash string) (*store.Enrollment, error) {
+	if hash == "" {
+		return nil, certNotFound(hash)
+	}
+	e, err := scanEnrollment(s.byCertHash.QueryRowContext(ctx, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, certNotFound(hash)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrollment by certificate: %w", err)
+	}
+	return e, nil
+}
+
+// TouchEnrollment sets LastSeen.
+func (s *Store) TouchEnrollment(ctx context.Context, id string, at time.Time) error {
+	n, err := nanos(at)
+	if err != nil {
+		return err
+	}
+	res, err := s.touchEnrollment.ExecContext(ctx, n, id)
+	if err != nil {
+		return fmt.Errorf("sqlite: touch enrollment %s: %w", id, err)
+	}
+	if k, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: touch enrollment %s: %w", id, err)
+	} else if k == 0 {
+		return enrollmentNotFound(id)
+	}
+	return nil
+}

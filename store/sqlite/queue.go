@@ -1,0 +1,267 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mockmdm/mockmdm/store"
+)
+
+const (
+	selectItem = `SELECT q.enrollment_id, q.command_uuid, c.request_type, q.status, q.created_at, q.updated_at, q.result, c.raw
+		FROM queue q JOIN commands c ON c.uuid = q.command_uuid`
+	// openStatus must match the WHERE of the partial index queue_open
+	// word for word, or SQLite will not use the index.
+	openStatus     = `q.status IN ('Pending', 'NotNow')`
+	openStatusBare = `status IN ('Pending', 'NotNow')`
+)
+
+func scanItem(sc scanner) (*store.QueueItem, error) {
+	var it store.QueueItem
+	var created, updated sql.NullInt64
+	if err := sc.Scan(&it.EnrollmentID, &it.CommandUUID, &it.RequestType, &it.Status, &created, &updated, &it.Result, &it.Command); err != nil {
+		return nil, err
+	}
+	it.CreatedAt, it.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return &it, nil
+}
+
+// Enqueue adds cmd to the end of each enrollment's queue in one transaction:
+// all or nothing, and durable once it returns. Every enrollment must exist
+// (404 otherwise); a UUID already used is a 409. A command without CreatedAt
+// is stamped with the current time.
+func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs ...string) error {
+	if err := validateEnqueue(cmd, enrollmentIDs); err != nil {
+		return err
+	}
+	created := cmd.CreatedAt
+	if created.IsZero() {
+		created = time.Now()
+	}
+	createdN, err := nanos(created)
+	if err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.insertCommand).ExecContext(ctx, cmd.UUID, cmd.RequestType, blob(cmd.Raw), createdN)
+		if err != nil {
+			return fmt.Errorf("sqlite: enqueue %s: %w", cmd.UUID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("sqlite: enqueue %s: %w", cmd.UUID, err)
+		} else if n == 0 {
+			return duplicateCommand(cmd.UUID)
+		}
+		// The command's rowid is its place in every queue it joins.
+		seq, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("sqlite: enqueue %s: %w", cmd.UUID, err)
+		}
+		ins := tx.StmtContext(ctx, s.insertQueueItem)
+		seen := make(map[string]bool, len(enrollmentIDs))
+		for _, id := range enrollmentIDs {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			res, err := ins.ExecContext(ctx, cmd.UUID, seq, createdN, createdN, id)
+			if err != nil {
+				return fmt.Errorf("sqlite: enqueue %s for %s: %w", cmd.UUID, id, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("sqlite: enqueue %s for %s: %w", cmd.UUID, id, err)
+			} else if n == 0 {
+				return unknownEnrollment(id)
+			}
+		}
+		return nil
+	})
+}
+
+// NextCommand returns the oldest command for id that is Pending, or also
+// NotNow when skipNotNow is false; ErrNotFound when there is none.
+func (s *Store) NextCommand(ctx context.Context, id string, skipNotNow bool) (*store.QueueItem, error) {
+	it, err := scanItem(s.nextCommand.QueryRowContext(ctx, id, skipNotNow))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, noCommand(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: next command for %s: %w", id, err)
+	}
+	return it, nil
+}
+
+// SaveResult records a device's answer. An answer to a command that is not
+// queued for id (never was, was cleared, or was already answered finally) is
+// ErrNotFound and changes nothing: the first final answer stands. It is one
+// UPDATE, and so one transaction.
+func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, raw []byte, at time.Time) error {
+	if err := validateResultStatus(status); err != nil {
+		return err
+	}
+	n, err := nanos(at)
+	if err != nil {
+		return err
+	}
+	res, err := s.saveResult.ExecContext(ctx, status, blob(raw), n, id, commandUUID)
+	if err != nil {
+		return fmt.Errorf("sqlite: save result of %s for %s: %w", commandUUID, id, err)
+	}
+	if k, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: save result of %s for %s: %w", commandUUID, id, err)
+	} else if k == 0 {
+		return notQueued(id, commandUUID)
+	}
+	return nil
+}
+
+// QueueItems lists the commands for id that have no final answer yet, oldest first.
+func (s *Store) QueueItems(ctx context.Context, id string) ([]*store.QueueItem, error) {
+	rows, err := s.r.QueryContext(ctx, selectItem+" WHERE q.enrollment_id = ? AND "+openStatus+" ORDER BY q.seq", id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: queue of %s: %w", id, err)
+	}
+	defer rows.Close()
+	out := []*store.QueueItem{}
+	for rows.Next() {
+		it, err := scanItem(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: queue of %s: %w", id, err)
+		}
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: queue of %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// CommandItems lists every enrollment's item for one command, ordered by
+// enrollment ID; ErrNotFound if no such command. A command whose items were
+// all cleared still exists and has no items.
+func (s *Store) CommandItems(ctx context.Context, commandUUID string) ([]*store.QueueItem, error) {
+	// The LEFT JOIN gives one all-NULL item row for a command with no items,
+	// and no row at all for an unknown command, in one consistent read.
+	rows, err := s.r.QueryContext(ctx, `SELECT q.enrollment_id, c.uuid, c.request_type, q.status, q.created_at, q.updated_at, q.result, c.raw
+		FROM commands c LEFT JOIN queue q ON q.command_uuid = c.uuid
+		WHERE c.uuid = ? ORDER BY q.enrollment_id`, commandUUID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: items of command %s: %w", commandUUID, err)
+	}
+	defer rows.Close()
+	var out []*store.QueueItem
+	for rows.Next() {
+		var it store.QueueItem
+		var enrollmentID, status sql.NullString
+		var created, updated sql.NullInt64
+		if err := rows.Scan(&enrollmentID, &it.CommandUUID, &it.RequestType, &status, &created, &updated, &it.Result, &it.Command); err != nil {
+			return nil, fmt.Errorf("sqlite: items of command %s: %w", commandUUID, err)
+		}
+		if out == nil {
+			out = []*store.QueueItem{}
+		}
+		if !enrollmentID.Valid {
+			continue
+		}
+		it.EnrollmentID, it.Status = enrollmentID.String, status.String
+		it.CreatedAt, it.UpdatedAt = fromNanos(created), fromNanos(updated)
+		out = append(out, &it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: items of command %s: %w", commandUUID, err)
+	}
+	if out == nil {
+		return nil, notFoundCommand(commandUUID)
+	}
+	return out, nil
+}
+
+// ClearQueue drops the unanswered commands of id; answered ones stay as history.
+func (s *Store) ClearQueue(ctx context.Context, id string) error {
+	if _, err := s.w.ExecContext(ctx, "DELETE FROM queue WHERE enrollment_id = ? AND "+openStatusBare, id); err != nil {
+		return fmt.Errorf("sqlite: clear queue of %s: %w", id, err)
+	}
+	return nil
+}
+
+// --- transcript -----------------------------------------------------------
+
+// AppendTranscript stores entries in one transaction, assigning Seq in
+// order; once committed it sets Seq on the caller's entries so the caller
+// knows where they landed.
+func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.TranscriptEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	times := make([]sql.NullInt64, len(entries))
+	for i, e := range entries {
+		if e == nil {
+			return fmt.Errorf("sqlite: transcript entry %d is nil", i)
+		}
+		n, err := nanos(e.Time)
+		if err != nil {
+			return err
+		}
+		times[i] = n
+	}
+	seqs := make([]int64, len(entries))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		ins := tx.StmtContext(ctx, s.appendTranscript)
+		for i, e := range entries {
+			res, err := ins.ExecContext(ctx, times[i], e.EnrollmentID, e.RequestID, e.Kind, e.MessageType,
+				e.CommandUUID, e.Method, e.Path, e.Status, e.Note, blob(e.Request), blob(e.Response))
+			if err != nil {
+				return fmt.Errorf("sqlite: append transcript: %w", err)
+			}
+			if seqs[i], err = res.LastInsertId(); err != nil {
+				return fmt.Errorf("sqlite: append transcript: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, e := range entries {
+		e.Seq = seqs[i]
+	}
+	return nil
+}
+
+// Transcript returns an enrollment's entries with Seq > afterSeq, oldest
+// first, at most limit (0 or less: no limit). The empty ID means every entry.
+func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq int64, limit int) ([]*store.TranscriptEntry, error) {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	const cols = `SELECT seq, time, enrollment_id, request_id, kind, message_type, command_uuid, method, path, status, note, request, response FROM transcript`
+	var rows *sql.Rows
+	var err error
+	if enrollmentID == "" {
+		rows, err = s.r.QueryContext(ctx, cols+" WHERE seq > ? ORDER BY seq LIMIT ?", afterSeq, limit)
+	} else {
+		rows, err = s.r.QueryContext(ctx, cols+" WHERE enrollment_id = ? AND seq > ? ORDER BY seq LIMIT ?", enrollmentID, afterSeq, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: transcript: %w", err)
+	}
+	defer rows.Close()
+	out := []*store.TranscriptEntry{}
+	for rows.Next() {
+		var e store.TranscriptEntry
+		var t sql.NullInt64
+		if err := rows.Scan(&e.Seq, &t, &e.EnrollmentID, &e.RequestID, &e.Kind, &e.MessageType, &e.CommandUUID,
+			&e.Method, &e.Path, &e.Status, &e.Note, &e.Request, &e.Response); err != nil {
+			return nil, fmt.Errorf("sqlite: transcript: %w", err)
+		}
+		e.Time = fromNanos(t)
+		out = append(out, &e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: transcript: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,517 @@
+package sqlite
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mockmdm/mockmdm/store"
+	"github.com/mockmdm/mockmdm/store/storetest"
+)
+
+func openT(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open %s: %v", path, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestBattery(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openT(t, filepath.Join(t.TempDir(), "mockmdm.db"))
+	})
+}
+
+func TestDurability(t *testing.T) {
+	storetest.RunDurability(t, func(t *testing.T, dir string) store.Store {
+		return openT(t, filepath.Join(dir, "mockmdm.db"))
+	})
+}
+
+// TestSecondOpenSeesData opens the same file twice at once (as two
+// processes would) and checks that each sees what the other committed, and
+// that writers from both take turns without losing anything.
+func TestSecondOpenSeesData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	a := openT(t, path)
+	if err := a.PutEnrollment(ctx, &store.Enrollment{ID: "e1", Type: "Device", PushToken: []byte{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Enqueue(ctx, &store.Command{UUID: "A1", RequestType: "ProfileList", Raw: []byte("raw")}, "e1"); err != nil {
+		t.Fatal(err)
+	}
+	b := openT(t, path)
+	e, err := b.GetEnrollment(ctx, "e1")
+	if err != nil || string(e.PushToken) != "\x01\x02\x03" {
+		t.Fatalf("second Open: GetEnrollment = %+v, %v", e, err)
+	}
+	if it, err := b.NextCommand(ctx, "e1", false); err != nil || it.CommandUUID != "A1" || string(it.Command) != "raw" {
+		t.Fatalf("second Open: NextCommand = %+v, %v", it, err)
+	}
+	if err := b.SaveResult(ctx, "e1", "A1", store.CommandAcknowledged, []byte("ack"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	items, err := a.CommandItems(ctx, "A1")
+	if err != nil || len(items) != 1 || items[0].Status != store.CommandAcknowledged {
+		t.Fatalf("first store does not see the second's answer: %+v, %v", items, err)
+	}
+
+	// Both write at once: busy_timeout and BEGIN IMMEDIATE make them wait
+	// for each other instead of failing.
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i, s := range []*Store{a, b} {
+		wg.Go(func() {
+			for j := range n {
+				if err := s.Enqueue(ctx, &store.Command{UUID: fmt.Sprintf("S%d-%02d", i, j)}, "e1"); err != nil {
+					errs <- err
+				}
+				if err := s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: "e1", Kind: "checkin"}); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, s := range []*Store{a, b} {
+		items, err := s.QueueItems(ctx, "e1")
+		if err != nil || len(items) != 2*n {
+			t.Errorf("QueueItems = %d items, %v; want %d", len(items), err, 2*n)
+		}
+		tr, err := s.Transcript(ctx, "e1", 0, 0)
+		if err != nil || len(tr) != 2*n {
+			t.Errorf("Transcript = %d entries, %v; want %d", len(tr), err, 2*n)
+		}
+	}
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	for range 3 {
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.r.QueryContext(ctx, "SELECT version FROM schema_migrations ORDER BY version")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, v)
+		}
+		rows.Close()
+		files, _ := migrations.ReadDir("migrations")
+		if len(got) != len(files) || got[0] != "0001_init" {
+			t.Fatalf("schema_migrations = %v, want one row per file in migrations/ (%d)", got, len(files))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A database migrated by a newer build is refused, not mangled.
+	s := openT(t, path)
+	if _, err := s.w.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES ('9999_future', 0)"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(ctx, path); err == nil || !strings.Contains(err.Error(), "9999_future") {
+		t.Fatalf("Open of a database from a newer build: %v", err)
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "p.db"))
+	for _, c := range []struct {
+		db     string
+		pragma string
+		want   string
+	}{
+		{"w", "journal_mode", "wal"},
+		{"w", "foreign_keys", "1"},
+		{"w", "synchronous", "1"}, // NORMAL
+		{"w", "busy_timeout", "5000"},
+		{"r", "foreign_keys", "1"},
+		{"r", "query_only", "1"},
+		{"r", "busy_timeout", "5000"},
+		{"r", "journal_mode", "wal"},
+	} {
+		db := s.w
+		if c.db == "r" {
+			db = s.r
+		}
+		var got string
+		if err := db.QueryRowContext(ctx, "PRAGMA "+c.pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", c.pragma, err)
+		}
+		if !strings.EqualFold(got, c.want) {
+			t.Errorf("%s pool: PRAGMA %s = %s, want %s", c.db, c.pragma, got, c.want)
+		}
+	}
+	if s.w.Stats().MaxOpenConnections != 1 {
+		t.Errorf("write pool allows %d connections, want 1", s.w.Stats().MaxOpenConnections)
+	}
+	// The read pool really cannot write.
+	if _, err := s.r.ExecContext(ctx, "DELETE FROM challenges"); err == nil {
+		t.Error("the read pool accepted a write")
+	}
+}
+
+// TestQueryPlans holds the hot paths to their indexes, so a schema or query
+// change that turns them into table scans fails here rather than in the field.
+func TestQueryPlans(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "plan.db"))
+	for _, c := range []struct {
+		query string
+		want  string
+	}{
+		{selectItem + ` WHERE q.enrollment_id = ?1 AND ` + openStatus + ` AND (q.status = 'Pending' OR ?2 = 0) ORDER BY q.seq LIMIT 1`,
+			"SEARCH q USING INDEX queue_open (enrollment_id=?)"},
+		{selectItem + " WHERE q.enrollment_id = ? AND " + openStatus + " ORDER BY q.seq", "SEARCH q USING INDEX queue_open (enrollment_id=?)"},
+		{"UPDATE queue SET status = ? WHERE enrollment_id = ? AND command_uuid = ? AND " + openStatusBare,
+			"(enrollment_id=? AND command_uuid=?)"},
+		{selectEnrollment + " WHERE cert_hash = ? ORDER BY authenticated_at DESC, id LIMIT 1", "USING INDEX enrollments_cert_hash"},
+		{"SELECT seq FROM transcript WHERE enrollment_id = ? AND seq > ? ORDER BY seq LIMIT ?", "transcript_enrollment (enrollment_id=? AND seq>?)"},
+	} {
+		rows, err := s.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+c.query, "a", 1, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if !strings.Contains(strings.Join(plan, "\n"), c.want) {
+			t.Errorf("plan of %q:\n%s\nwant it to contain %q", c.query, strings.Join(plan, "\n"), c.want)
+		}
+	}
+}
+
+func TestTimes(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "t.db"))
+	// Nanoseconds survive, and come back in UTC.
+	ns := time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.FixedZone("x", -7*3600))
+	if err := s.PutEnrollment(ctx, &store.Enrollment{ID: "e", LastSeen: ns}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.GetEnrollment(ctx, "e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.LastSeen.Equal(ns) || e.LastSeen.Location() != time.UTC {
+		t.Errorf("LastSeen = %v, want %v in UTC", e.LastSeen, ns)
+	}
+	// A time int64 nanoseconds cannot hold is refused, not wrapped around.
+	far := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+	err = s.PutEnrollment(ctx, &store.Enrollment{ID: "far", CertNotAfter: far})
+	if err == nil || !strings.Contains(err.Error(), "9999-12-31") {
+		t.Errorf("PutEnrollment with a year-9999 time: %v, want a clear error", err)
+	}
+	if _, err := s.GetEnrollment(ctx, "far"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused record was stored: %v", err)
+	}
+}
+
+func TestPathNeedsNoEscaping(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "a dir?with#odd%20chars")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "db?x=1.sqlite")
+	s := openT(t, path)
+	if err := s.PutEnrollment(ctx, &store.Enrollment{ID: "e"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the database is not at the path given: %v", err)
+	}
+	s = openT(t, path)
+	if _, err := s.GetEnrollment(ctx, "e"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(garbage, []byte(strings.Repeat("this is not an SQLite database\n", 200)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A file that starts like a database but whose pages are garbage.
+	header := []byte("SQLite format 3\x00")
+	truncated := filepath.Join(dir, "truncated.db")
+	if err := os.WriteFile(truncated, append(header, make([]byte, 84)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, path := range map[string]string{
+		"empty path":        "",
+		"memory":            ":memory:",
+		"uri":               "file:x.db?mode=memory",
+		"not a database":    garbage,
+		"truncated header":  truncated,
+		"a directory":       dir,
+		"missing directory": filepath.Join(dir, "no", "such", "dir", "x.db"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := Open(ctx, path)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%q) succeeded", path)
+			}
+			t.Logf("Open(%q): %v", path, err)
+		})
+	}
+}
+
+// TestCorruptPages damages a database's pages after it was written and then
+// uses it: every call must return (an error is fine), none may panic.
+func TestCorruptPages(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "corrupt.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		id := fmt.Sprintf("e%02d", i)
+		if err := s.PutEnrollment(ctx, &store.Enrollment{ID: id, CertHash: "h" + id, PushToken: make([]byte, 300)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Enqueue(ctx, &store.Command{UUID: "C" + id, Raw: make([]byte, 500)}, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) < 8192 {
+		t.Fatalf("database only %d bytes", len(data))
+	}
+	// Keep the first pages (header, schema, schema_migrations) so it
+	// opens; scribble over the second half, where the records are.
+	for i := len(data) / 2 / 4096 * 4096; i < len(data); i++ {
+		data[i] = byte(i*7 + 13)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Logf("Open of a corrupt database: %v", err)
+		return
+	}
+	defer s.Close()
+	var errs int
+	count := func(err error) {
+		if err != nil {
+			errs++
+		}
+	}
+	_, err = s.GetEnrollment(ctx, "e01")
+	count(err)
+	_, err = s.ListEnrollments(ctx)
+	count(err)
+	_, err = s.EnrollmentByCertHash(ctx, "he01")
+	count(err)
+	count(s.TouchEnrollment(ctx, "e01", time.Now()))
+	count(s.PutEnrollment(ctx, &store.Enrollment{ID: "new"}))
+	count(s.Enqueue(ctx, &store.Command{UUID: "new"}, "e01"))
+	_, err = s.NextCommand(ctx, "e01", false)
+	count(err)
+	count(s.SaveResult(ctx, "e01", "Ce01", store.CommandAcknowledged, nil, time.Now()))
+	_, err = s.QueueItems(ctx, "e01")
+	count(err)
+	_, err = s.CommandItems(ctx, "Ce01")
+	count(err)
+	count(s.ClearQueue(ctx, "e02"))
+	count(s.AppendTranscript(ctx, &store.TranscriptEntry{Kind: "x"}))
+	_, err = s.Transcript(ctx, "", 0, 0)
+	count(err)
+	count(s.Reset(ctx))
+	if errs == 0 {
+		t.Error("a database with scribbled pages gave no error at all")
+	}
+	t.Logf("%d calls on the corrupt database returned errors", errs)
+}
+
+func TestUseAfterClose(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := s.GetEnrollment(ctx, "e"); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetEnrollment after Close: %v, want a closed error", err)
+	}
+	if err := s.Enqueue(ctx, &store.Command{UUID: "x"}, "e"); err == nil {
+		t.Error("Enqueue after Close succeeded")
+	}
+}
+
+// TestKillNineKeepsCommits runs a child process that enqueues commands and
+// reports each one Enqueue returned, kills it with SIGKILL mid-stream, and
+// checks that every reported command is in the database: the promise behind
+// synchronous=NORMAL in WAL mode.
+func TestKillNineKeepsCommits(t *testing.T) {
+	if path := os.Getenv("MOCKMDM_SQLITE_CHILD"); path != "" {
+		childEnqueue(path)
+		return
+	}
+	if testing.Short() {
+		t.Skip("spawns a child process")
+	}
+	path := filepath.Join(t.TempDir(), "kill.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineKeepsCommits$")
+	cmd.Env = append(os.Environ(), "MOCKMDM_SQLITE_CHILD="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var acked []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if uuid, ok := strings.CutPrefix(sc.Text(), "committed "); ok {
+			acked = append(acked, uuid)
+			if len(acked) == 30 {
+				break
+			}
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if len(acked) < 30 {
+		t.Fatalf("child reported only %d commits before it ended", len(acked))
+	}
+
+	s := openT(t, path)
+	var total int
+	if err := s.r.QueryRow("SELECT count(*) FROM commands").Scan(&total); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("child reported %d commits; the database holds %d commands", len(acked), total)
+	for _, uuid := range acked {
+		if _, err := s.CommandItems(context.Background(), uuid); err != nil {
+			t.Errorf("command %s, committed before the kill, is lost: %v", uuid, err)
+		}
+	}
+}
+
+// childEnqueue is the child of TestKillNineKeepsCommits: it enqueues until
+// killed, printing each UUID after Enqueue returned.
+func childEnqueue(path string) {
+	ctx := context.Background()
+	s, err := Open(ctx, path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if err := s.PutEnrollment(ctx, &store.Enrollment{ID: "e"}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	for i := 0; ; i++ {
+		uuid := fmt.Sprintf("K%06d", i)
+		if err := s.Enqueue(ctx, &store.Command{UUID: uuid, Raw: []byte("raw")}, "e"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		fmt.Printf("committed %s\n", uuid)
+	}
+}
+
+func BenchmarkNextCommandAndSaveResult(b *testing.B) {
+	ctx := context.Background()
+	s := openT(b, filepath.Join(b.TempDir(), "bench.db"))
+	if err := s.PutEnrollment(ctx, &store.Enrollment{ID: "e"}); err != nil {
+		b.Fatal(err)
+	}
+	raw := []byte(strings.Repeat("<plist>command</plist>", 20))
+	for i := range b.N {
+		if err := s.Enqueue(ctx, &store.Command{UUID: fmt.Sprintf("B%09d", i), RequestType: "ProfileList", Raw: raw}, "e"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	result := []byte(strings.Repeat("<plist>result</plist>", 20))
+	now := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		it, err := s.NextCommand(ctx, "e", false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.SaveResult(ctx, "e", it.CommandUUID, store.CommandAcknowledged, result, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEnqueue(b *testing.B) {
+	ctx := context.Background()
+	s := openT(b, filepath.Join(b.TempDir(), "bench.db"))
+	ids := []string{"e0", "e1", "e2", "e3"}
+	for _, id := range ids {
+		if err := s.PutEnrollment(ctx, &store.Enrollment{ID: id}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	raw := []byte(strings.Repeat("<plist>command</plist>", 20))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := s.Enqueue(ctx, &store.Command{UUID: fmt.Sprintf("B%09d", i), RequestType: "ProfileList", Raw: raw}, ids...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
