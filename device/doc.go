@@ -1,0 +1,33 @@
+// Package device is a virtual Apple device (iPhone, iPad or Mac) that
+// enrolls in an MDM server and answers its commands, speaking only Apple's
+// protocol over HTTP: it downloads and installs a configuration profile,
+// gets its identity by SCEP, checks in (Authenticate, TokenUpdate, CheckOut)
+// and runs the command loop ("connect"), signing every message with
+// Mdm-Signature when the profile asks for it.
+//
+// Its only contract is that protocol, so it can test any MDM server, not
+// just mockmdm: it reaches the server through a one-method Doer (an
+// *http.Client, an in-process handler adapter, a TLS client that presents
+// the device identity, a fault injector) and imports nothing of the server
+// side.
+//
+// A Device is deterministic from its seed (WithSeed): UDID, serial number,
+// EnrollmentID, push token, PushMagic, IMEI and MAC addresses derive from
+// it, so a test that names a seed sees the same device every run. Keys are
+// random.
+//
+// Commands are answered by handlers kept in a registry keyed by RequestType
+// (see Handle); the built-in ones cover DeviceInformation, SecurityInfo,
+// ProfileList, InstallProfile, RemoveProfile, InstalledApplicationList,
+// DeviceLock, EraseDevice and RestartDevice, and everything else gets
+// Apple's "Unknown command" error. Before a handler runs, the device applies
+// the rules Apple's command schema states for its OS: the command must exist
+// on that OS version, be allowed under User Enrollment, be allowed on an
+// unsupervised device, and be covered by the profile's AccessRights.
+// Results are pruned by the same schema, so a key that iOS never sends is
+// never sent.
+//
+// All mutable state of a device (keychain, installed profiles, enrollment,
+// behaviours) lives in one struct guarded by one lock, which is the seam a
+// later persistence layer and fleets attach to.
+package device
