@@ -1,0 +1,217 @@
+// Package api holds the JSON wire types of the mockmdm REST API (served by
+// api/handlers under /v1, described by docs/openapi.yaml) and a Go client
+// for it. It imports only the standard library, so a test suite can drive a
+// mockmdm server without pulling in the server.
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ServerInfo is the static description of a server (GET /v1/info): where a
+// device enrolls and which push topic the server speaks for.
+type ServerInfo struct {
+	Version       string `json:"version"`
+	EnrollmentURL string `json:"enrollment_url"`
+	CAURL         string `json:"ca_url"`
+	SCEPURL       string `json:"scep_url,omitempty"`
+	ServerURL     string `json:"server_url,omitempty"`
+	CheckInURL    string `json:"checkin_url,omitempty"`
+	Topic         string `json:"topic"`
+}
+
+// Enrollment states.
+const (
+	// StateAuthenticated: the device sent Authenticate but no TokenUpdate yet.
+	StateAuthenticated = "authenticated"
+	// StateEnrolled: a TokenUpdate completed the enrollment.
+	StateEnrolled = "enrolled"
+	// StateCheckedOut: the device sent CheckOut (the MDM profile was removed).
+	StateCheckedOut = "checked_out"
+)
+
+// Enrollment is one enrollment channel as the API shows it. Secrets the
+// server holds for it (push token and magic, unlock token, bootstrap token)
+// are never shown; PushTokenPresent says whether the server can push.
+type Enrollment struct {
+	// ID is the enrollment ID used in every other API call.
+	ID string `json:"id"`
+	// Type is the channel type: Device, User, SharedIPad,
+	// UserEnrollmentDevice or UserEnrollment.
+	Type string `json:"type"`
+	// EnrollmentType says Type in words, e.g. "user enrollment (BYOD)".
+	EnrollmentType string `json:"enrollment_type"`
+	// Channel is "device" or "user".
+	Channel string `json:"channel"`
+	// DeviceID is the ID of the device channel this channel belongs to.
+	DeviceID string `json:"device_id"`
+
+	UDID             string `json:"udid,omitempty"`
+	EnrollmentID     string `json:"enrollment_id,omitempty"`
+	UserID           string `json:"user_id,omitempty"`
+	UserShortName    string `json:"user_short_name,omitempty"`
+	UserLongName     string `json:"user_long_name,omitempty"`
+	EnrollmentUserID string `json:"enrollment_user_id,omitempty"`
+
+	SerialNumber string `json:"serial_number,omitempty"`
+	Model        string `json:"model,omitempty"`
+	ModelName    string `json:"model_name,omitempty"`
+	ProductName  string `json:"product_name,omitempty"`
+	DeviceName   string `json:"device_name,omitempty"`
+	OSVersion    string `json:"os_version,omitempty"`
+	BuildVersion string `json:"build_version,omitempty"`
+	IMEI         string `json:"imei,omitempty"`
+	MEID         string `json:"meid,omitempty"`
+
+	Topic                 string `json:"topic,omitempty"`
+	PushTokenPresent      bool   `json:"push_token_present"`
+	AwaitingConfiguration bool   `json:"awaiting_configuration"`
+
+	// State is one of StateAuthenticated, StateEnrolled, StateCheckedOut.
+	State      string `json:"state"`
+	Enrolled   bool   `json:"enrolled"`
+	CheckedOut bool   `json:"checked_out"`
+
+	AuthenticatedAt time.Time `json:"authenticated_at,omitzero"`
+	EnrolledAt      time.Time `json:"enrolled_at,omitzero"`
+	LastSeen        time.Time `json:"last_seen,omitzero"`
+
+	// IdentityCertSHA256 is the lowercase hex SHA-256 of the identity
+	// certificate bound to the device channel (empty on user channels).
+	IdentityCertSHA256 string    `json:"identity_cert_sha256,omitempty"`
+	IdentityNotAfter   time.Time `json:"identity_not_after,omitzero"`
+}
+
+// EnrollmentList is the body of GET /v1/enrollments.
+type EnrollmentList struct {
+	Enrollments []Enrollment `json:"enrollments"`
+}
+
+// EnqueueRequest is the body of POST /v1/commands. Exactly one of Command
+// (typed JSON with Apple's key names) and RawPlist (a whole command plist)
+// must be set.
+type EnqueueRequest struct {
+	EnrollmentIDs []string `json:"enrollment_ids"`
+	// Command is the Command dictionary as JSON, e.g.
+	// {"RequestType":"DeviceInformation","Queries":["DeviceName"]}.
+	Command json.RawMessage `json:"command,omitempty"`
+	// RawPlist is a complete command plist (CommandUUID optional, Command
+	// dictionary with RequestType), for commands with no typed form.
+	RawPlist string `json:"raw_plist,omitempty"`
+	// CommandUUID chooses the command's UUID; the server makes one if empty.
+	CommandUUID string `json:"command_uuid,omitempty"`
+}
+
+// EnqueueResponse is the answer to POST /v1/commands.
+type EnqueueResponse struct {
+	CommandUUID   string   `json:"command_uuid"`
+	RequestType   string   `json:"request_type"`
+	EnrollmentIDs []string `json:"enrollment_ids"`
+}
+
+// ErrorChainItem is one element of a device's ErrorChain, with Apple's key names.
+type ErrorChainItem struct {
+	ErrorCode            int64  `json:"ErrorCode"`
+	ErrorDomain          string `json:"ErrorDomain"`
+	LocalizedDescription string `json:"LocalizedDescription,omitempty"`
+	USEnglishDescription string `json:"USEnglishDescription,omitempty"`
+}
+
+// CommandResult is where one command stands for one enrollment.
+type CommandResult struct {
+	EnrollmentID string `json:"enrollment_id"`
+	// Status is Pending, NotNow, Acknowledged, Error or CommandFormatError.
+	Status    string    `json:"status"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// Result is the device's last answer converted to JSON: dictionaries
+	// become objects, data base64 strings, dates RFC 3339 strings.
+	Result json.RawMessage `json:"result,omitempty"`
+	// ResultPlist is the device's last answer as it was sent (XML).
+	ResultPlist string `json:"result_plist,omitempty"`
+	// ResultBase64 holds an answer that is not UTF-8 text (a binary plist).
+	ResultBase64 []byte           `json:"result_base64,omitempty"`
+	ErrorChain   []ErrorChainItem `json:"error_chain,omitempty"`
+}
+
+// CommandStatus is the body of GET /v1/commands/{uuid}.
+type CommandStatus struct {
+	CommandUUID string    `json:"command_uuid"`
+	RequestType string    `json:"request_type"`
+	CreatedAt   time.Time `json:"created_at,omitzero"`
+	// Done is true when every target enrollment gave a final answer.
+	Done    bool            `json:"done"`
+	Results []CommandResult `json:"results"`
+}
+
+// QueueItem is one unanswered command in an enrollment's queue.
+type QueueItem struct {
+	CommandUUID string    `json:"command_uuid"`
+	RequestType string    `json:"request_type"`
+	Status      string    `json:"status"`
+	CreatedAt   time.Time `json:"created_at,omitzero"`
+	UpdatedAt   time.Time `json:"updated_at,omitzero"`
+}
+
+// Queue is the body of GET /v1/enrollments/{id}/queue: the commands that
+// have no final answer yet, oldest first.
+type Queue struct {
+	EnrollmentID string      `json:"enrollment_id"`
+	Items        []QueueItem `json:"items"`
+}
+
+// TranscriptEntry is one recorded exchange with a device or client.
+type TranscriptEntry struct {
+	Seq          int64     `json:"seq"`
+	Time         time.Time `json:"time"`
+	EnrollmentID string    `json:"enrollment_id,omitempty"`
+	RequestID    string    `json:"request_id,omitempty"`
+	// Kind is the endpoint family: checkin, command, scep, enroll.
+	Kind        string `json:"kind"`
+	MessageType string `json:"message_type,omitempty"`
+	CommandUUID string `json:"command_uuid,omitempty"`
+	Method      string `json:"method"`
+	Path        string `json:"path"`
+	HTTPStatus  int    `json:"http_status"`
+	// Note says why a request was refused, or which rule fired.
+	Note string `json:"note,omitempty"`
+	// RequestPlist is the request body when it is text (normally an XML plist).
+	RequestPlist string `json:"request_plist,omitempty"`
+	// RequestBase64 is the request body when it is not UTF-8 text.
+	RequestBase64 []byte `json:"request_base64,omitempty"`
+	// Response is the response body when it is text.
+	Response string `json:"response,omitempty"`
+	// ResponseBase64 is the response body when it is not UTF-8 text.
+	ResponseBase64 []byte `json:"response_base64,omitempty"`
+	// RequestDecoded is the request plist converted to JSON, when it is one.
+	RequestDecoded json.RawMessage `json:"request_decoded,omitempty"`
+}
+
+// Transcript is the body of GET /v1/transcript and
+// GET /v1/enrollments/{id}/transcript.
+type Transcript struct {
+	Entries []TranscriptEntry `json:"entries"`
+}
+
+// MintChallengeRequest is the optional body of POST /v1/scep/challenges.
+type MintChallengeRequest struct {
+	// TTL is a Go duration ("1h", "15m"); default 1h, at most 720h (30 days).
+	TTL string `json:"ttl,omitempty"`
+}
+
+// Challenge is a one-time SCEP challenge password.
+type Challenge struct {
+	Challenge string    `json:"challenge"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ResetResponse is the answer to POST /v1/reset.
+type ResetResponse struct {
+	Reset bool `json:"reset"`
+}
+
+// ErrorBody is the body of every error answer.
+type ErrorBody struct {
+	Error  string `json:"error"`
+	Status int    `json:"status"`
+}
