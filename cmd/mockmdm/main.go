@@ -1,0 +1,67 @@
+// Command mockmdm is a mock Apple MDM server for testing: run with no
+// arguments, it serves HTTPS on an embedded default (a data directory with a
+// test CA, certificates, an API key and an SQLite store).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "mockmdm:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// usageError is a mistake on the command line (exit status 2).
+type usageError struct{ error }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+// run is the whole program, testable: args without the program name, env
+// for MOCKMDM_* fallbacks, and the output streams.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "serve":
+			return serve(ctx, args[1:], getenv, stdout, stderr)
+		case "version":
+			fmt.Fprintln(stdout, "mockmdm", version)
+			return nil
+		case "help", "-h", "-help", "--help":
+			fmt.Fprint(stdout, topUsage)
+			return nil
+		}
+	}
+	return serve(ctx, args, getenv, stdout, stderr)
+}
+
+const topUsage = `mockmdm — a mock Apple MDM server for testing
+
+Usage:
+  mockmdm [serve] [flags]   serve (the default; "mockmdm serve -h" lists the flags)
+  mockmdm version           print the version
+
+Every flag can also be set with an environment variable MOCKMDM_<FLAG>,
+e.g. MOCKMDM_LISTEN=:9443 for -listen.
+`

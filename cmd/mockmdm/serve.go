@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mockmdm/mockmdm/checkin"
+	"github.com/mockmdm/mockmdm/server"
+	"github.com/mockmdm/mockmdm/store"
+	"github.com/mockmdm/mockmdm/store/memory"
+	"github.com/mockmdm/mockmdm/store/sqlite"
+)
+
+type serveFlags struct {
+	dataDir          string
+	listen           string
+	httpListen       string
+	publicURL        string
+	hosts            string
+	storeKind        string
+	apiKey           string
+	scepChallenge    string
+	identityValidity time.Duration
+	signingSkew      time.Duration
+	userAuth         string
+	logLevel         string
+	logFormat        string
+	showVersion      bool
+	grace            time.Duration
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.dataDir, "data", "mockmdm-data", "data directory: CA, certificates, API key, SQLite store (created if missing)")
+	fs.StringVar(&f.listen, "listen", ":8443", "HTTPS listen address (empty: no HTTPS)")
+	fs.StringVar(&f.httpListen, "http-listen", "", "plain-HTTP listen address for test harnesses (empty: none)")
+	fs.StringVar(&f.publicURL, "url", "", "base URL devices use to reach this server (default: https://<first host>:<port>)")
+	fs.StringVar(&f.hosts, "hosts", "", "comma-separated DNS names and IPs for the TLS certificate (default: localhost, loopback, this machine's name and addresses)")
+	fs.StringVar(&f.storeKind, "store", "sqlite", "store: sqlite (in the data directory) or memory (lost at exit)")
+	fs.StringVar(&f.apiKey, "api-key", "", "API key for /v1 (default: generated once and kept in the data directory)")
+	fs.StringVar(&f.scepChallenge, "scep-challenge", "", "static SCEP challenge put in the enrollment profile (default: generated once and kept)")
+	fs.DurationVar(&f.identityValidity, "identity-validity", 365*24*time.Hour, "lifetime of SCEP-issued device identities (e.g. 10m, 720h)")
+	fs.DurationVar(&f.signingSkew, "signing-skew", time.Hour, "how far an Mdm-Signature signing time may be from the server clock (0: no check)")
+	fs.StringVar(&f.userAuth, "user-authenticate", "decline", "UserAuthenticate answer: decline (410) or allow")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
+	fs.DurationVar(&f.grace, "shutdown-grace", 10*time.Second, "how long requests in flight may take to finish at shutdown")
+}
+
+// applyEnv sets every flag not given on the command line from MOCKMDM_<NAME>
+// (upper case, dashes as underscores).
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		env := "MOCKMDM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := lookup(getenv, env); ok {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = usageError{fmt.Errorf("%s=%q: %v", env, v, serr)}
+			}
+		}
+	})
+	return err
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var f serveFlags
+	fs := flag.NewFlagSet("mockmdm serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q (see mockmdm -h)", fs.Arg(0))}
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return err
+	}
+	if f.showVersion {
+		fmt.Fprintln(stdout, "mockmdm", version)
+		return nil
+	}
+	logger, err := newLogger(stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return usageError{err}
+	}
+	var policy checkin.UserAuthenticatePolicy
+	switch f.userAuth {
+	case "decline", "allow":
+		policy = checkin.UserAuthenticatePolicy(f.userAuth)
+	default:
+		return usageError{fmt.Errorf("-user-authenticate %q: use decline or allow", f.userAuth)}
+	}
+	if f.listen == "" && f.httpListen == "" {
+		return usageError{fmt.Errorf("nothing to listen on: set -listen (HTTPS) or -http-listen")}
+	}
+
+	var httpsLn, httpLn net.Listener
+	if f.listen != "" {
+		if httpsLn, err = net.Listen("tcp", f.listen); err != nil {
+			return fmt.Errorf("HTTPS listener: %w", err)
+		}
+		defer httpsLn.Close()
+	}
+	if f.httpListen != "" {
+		if httpLn, err = net.Listen("tcp", f.httpListen); err != nil {
+			return fmt.Errorf("HTTP listener: %w", err)
+		}
+		defer httpLn.Close()
+	}
+
+	publicURL := f.publicURL
+	hosts := splitList(f.hosts)
+	if len(hosts) == 0 {
+		hosts = defaultHosts()
+	}
+	if publicURL == "" {
+		publicURL = defaultPublicURL(hosts, httpsLn, httpLn)
+	}
+	if h := hostOf(publicURL); h != "" && !contains(hosts, h) {
+		hosts = append(hosts, h)
+	}
+
+	pki, err := server.LoadOrCreatePKI(f.dataDir, hosts)
+	if err != nil {
+		return err
+	}
+	if f.apiKey != "" {
+		pki.APIKey = f.apiKey
+	}
+	if f.scepChallenge != "" {
+		pki.SCEPChallenge = f.scepChallenge
+	}
+
+	var st store.Store
+	switch f.storeKind {
+	case "sqlite":
+		st, err = sqlite.Open(ctx, filepath.Join(f.dataDir, "mockmdm.db"))
+		if err != nil {
+			return fmt.Errorf("opening the SQLite store: %w", err)
+		}
+	case "memory":
+		st = memory.New()
+	default:
+		return usageError{fmt.Errorf("-store %q: use sqlite or memory", f.storeKind)}
+	}
+	defer st.Close()
+
+	srv, err := server.New(st, pki, publicURL,
+		server.WithLogger(logger),
+		server.WithIdentityValidity(f.identityValidity),
+		server.WithSigningTimeSkew(f.signingSkew),
+		server.WithUserAuthenticate(policy),
+		server.WithVersion(version))
+	if err != nil {
+		return usageError{err}
+	}
+
+	absData, _ := filepath.Abs(f.dataDir)
+	fmt.Fprintf(stdout, "mockmdm %s\n", version)
+	if len(pki.Created) > 0 {
+		fmt.Fprintf(stdout, "  created:        %s\n", strings.Join(pki.Created, ", "))
+	}
+	fmt.Fprintf(stdout, "  data directory: %s (%s store)\n", absData, f.storeKind)
+	if httpsLn != nil {
+		fmt.Fprintf(stdout, "  HTTPS:          %s\n", httpsLn.Addr())
+	}
+	if httpLn != nil {
+		fmt.Fprintf(stdout, "  HTTP:           %s\n", httpLn.Addr())
+	}
+	fmt.Fprintf(stdout, "  enrollment URL: %s\n", srv.URL(server.PathEnroll))
+	fmt.Fprintf(stdout, "  CA download:    %s\n", srv.URL(server.PathCA))
+	fmt.Fprintf(stdout, "  API:            %s (header \"Authorization: Bearer <key>\")\n", srv.URL("/v1"))
+	fmt.Fprintf(stdout, "  API key:        %s\n", pki.APIKey)
+	fmt.Fprintf(stdout, "  push topic:     %s\n", pki.Topic)
+	fmt.Fprintln(stdout, "ready")
+	logger.Info("serving", "url", publicURL, "store", f.storeKind)
+
+	err = srv.Serve(ctx, httpsLn, httpLn, f.grace)
+	logger.Info("stopped")
+	return err
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: use text or json", format)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultHosts names this machine every way a device might reach it: the
+// first non-loopback address first, since that is what a real iPad uses.
+func defaultHosts() []string {
+	var hosts []string
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() && ipn.IP.To4() != nil {
+				hosts = append(hosts, ipn.IP.String())
+			}
+		}
+	}
+	if name, err := os.Hostname(); err == nil && name != "" && name != "localhost" {
+		hosts = append(hosts, name)
+	}
+	return append(hosts, "localhost", "127.0.0.1", "::1")
+}
+
+func defaultPublicURL(hosts []string, httpsLn, httpLn net.Listener) string {
+	scheme, ln := "https", httpsLn
+	if ln == nil {
+		scheme, ln = "http", httpLn
+	}
+	host := "localhost"
+	if len(hosts) > 0 {
+		host = hosts[0]
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+func hostOf(rawURL string) string {
+	rest, ok := strings.CutPrefix(rawURL, "https://")
+	if !ok {
+		rest, ok = strings.CutPrefix(rawURL, "http://")
+	}
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if h, _, err := net.SplitHostPort(rest); err == nil {
+		return strings.Trim(h, "[]")
+	}
+	return strings.Trim(rest, "[]")
+}

@@ -1,0 +1,76 @@
+package server
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// TestEveryRouteInOpenAPI holds docs/openapi.yaml to the route table: every
+// method and path the server serves must be described, and every path the
+// spec describes must be served.
+func TestEveryRouteInOpenAPI(t *testing.T) {
+	raw, err := os.ReadFile("../docs/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(raw, &spec); err != nil {
+		t.Fatalf("docs/openapi.yaml: %v", err)
+	}
+	s := newTestServer(t)
+	served := map[string]bool{}
+	for _, r := range s.Routes() {
+		served[r.Method+" "+r.Path] = true
+		ops, ok := spec.Paths[r.Path]
+		if !ok {
+			t.Errorf("route %s %s is not in docs/openapi.yaml", r.Method, r.Path)
+			continue
+		}
+		if _, ok := ops[strings.ToLower(r.Method)]; !ok {
+			t.Errorf("route %s %s: docs/openapi.yaml describes the path but not the method", r.Method, r.Path)
+		}
+	}
+	for path, ops := range spec.Paths {
+		for method := range ops {
+			switch method {
+			case "get", "put", "post", "delete", "patch", "head", "options":
+				if !served[strings.ToUpper(method)+" "+path] {
+					t.Errorf("docs/openapi.yaml describes %s %s, which the server does not serve", strings.ToUpper(method), path)
+				}
+			}
+		}
+	}
+	if len(s.Routes()) < 15 {
+		t.Errorf("route table looks too small: %v", s.Routes())
+	}
+}
+
+// TestEveryEndpointAuthenticatedOrPublic lists, deliberately, the routes
+// that need no API key; every other route must refuse a request without it.
+func TestEveryEndpointAuthenticatedOrPublic(t *testing.T) {
+	public := map[string]bool{
+		"GET /": true, "GET /healthz": true, "GET /enroll": true, "GET /ca": true, "GET /ca.pem": true,
+		"GET /scep": true, "POST /scep": true, // SCEP: guarded by its challenge
+		"PUT /checkin": true, "POST /checkin": true, "PUT /mdm": true, "POST /mdm": true, // devices: guarded by their identity
+	}
+	s := newTestServer(t)
+	for _, r := range s.Routes() {
+		key := r.Method + " " + r.Path
+		if public[key] != r.Public {
+			t.Errorf("%s: public=%v, but the list says %v", key, r.Public, public[key])
+		}
+		if r.Public {
+			continue
+		}
+		path := strings.NewReplacer("{id}", "x", "{uuid}", "x").Replace(r.Path)
+		rec := do(t, s, r.Method, path, "", nil)
+		if rec.Code != 401 {
+			t.Errorf("%s without an API key: %d, want 401", key, rec.Code)
+		}
+	}
+}

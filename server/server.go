@@ -1,0 +1,243 @@
+// Package server is the composition root of mockmdm: it builds the store,
+// services, middleware and the route table (the only code that imports
+// gorilla/mux), and runs the listeners. server/mdmtest is the in-process
+// harness built on it.
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/mockmdm/mockmdm/api"
+	"github.com/mockmdm/mockmdm/api/handlers"
+	"github.com/mockmdm/mockmdm/certs"
+	"github.com/mockmdm/mockmdm/checkin"
+	"github.com/mockmdm/mockmdm/internal/httperr"
+	"github.com/mockmdm/mockmdm/profiles"
+	"github.com/mockmdm/mockmdm/store"
+)
+
+// Paths of the device-facing endpoints, relative to the public base URL.
+const (
+	PathEnroll  = "/enroll"
+	PathCA      = "/ca"
+	PathCAPEM   = "/ca.pem"
+	PathSCEP    = "/scep"
+	PathCheckin = "/checkin"
+	PathMDM     = "/mdm"
+)
+
+// Server is one mockmdm instance.
+type Server struct {
+	pki       *PKI
+	store     store.Store
+	publicURL *url.URL
+	log       *slog.Logger
+	now       func() time.Time
+	version   string
+
+	identityValidity time.Duration
+	skew             time.Duration
+	userAuth         checkin.UserAuthenticatePolicy
+	oneTimeTTL       time.Duration
+
+	svc      *checkin.Service
+	checkin  *checkin.Handler
+	verifier *certs.Verifier
+	api      *handlers.API
+	scep     http.Handler
+	handler  http.Handler
+
+	routeList []Route
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger (nil: discard).
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithClock sets the clock for every time decision, for deterministic tests.
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// WithIdentityValidity sets how long SCEP-issued identities are valid.
+func WithIdentityValidity(d time.Duration) Option { return func(s *Server) { s.identityValidity = d } }
+
+// WithSigningTimeSkew sets the tolerance for Mdm-Signature signing times (0: off).
+func WithSigningTimeSkew(d time.Duration) Option { return func(s *Server) { s.skew = d } }
+
+// WithUserAuthenticate sets how UserAuthenticate check-ins are answered.
+func WithUserAuthenticate(p checkin.UserAuthenticatePolicy) Option {
+	return func(s *Server) { s.userAuth = p }
+}
+
+// WithVersion sets the version reported by /v1/info.
+func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
+
+// New builds a server over st with the given PKI. publicURL is the base URL
+// devices reach it at (https:// for real devices; http:// for harnesses).
+func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, error) {
+	if st == nil || pki == nil {
+		panic("server.New: nil store or PKI")
+	}
+	u, err := url.Parse(strings.TrimRight(publicURL, "/"))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("public URL %q must be an absolute http(s) URL such as https://192.168.1.20:8443", publicURL)
+	}
+	s := &Server{
+		pki: pki, store: st, publicURL: u, now: time.Now, version: "dev",
+		identityValidity: 365 * 24 * time.Hour, skew: time.Hour,
+		userAuth: checkin.UserAuthDecline, oneTimeTTL: time.Hour,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.identityValidity < time.Minute {
+		return nil, fmt.Errorf("identity validity %s is too short: at least one minute", s.identityValidity)
+	}
+
+	hub := checkin.NewResultHub()
+	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now),
+		checkin.WithUserAuthenticate(s.userAuth), checkin.WithResultHub(hub))
+	s.verifier = certs.NewVerifier([]*x509.Certificate{pki.CA.Cert})
+	s.checkin = checkin.NewHandler(s.svc, s.verifier, st,
+		checkin.WithHandlerLogger(s.log), checkin.WithHandlerClock(s.now), checkin.WithSigningTimeSkew(s.skew))
+	s.scep, err = certs.NewSCEPHandler(pki.CA,
+		certs.WithStaticChallenge(pki.SCEPChallenge),
+		certs.WithChallengeStore(st),
+		certs.WithIdentityValidity(s.identityValidity),
+		certs.WithSCEPLogger(s.log),
+		certs.WithSCEPClock(s.now))
+	if err != nil {
+		return nil, fmt.Errorf("SCEP service: %w", err)
+	}
+	s.api = handlers.New(st, hub,
+		handlers.WithLogger(s.log),
+		handlers.WithClock(s.now),
+		handlers.WithInfo(api.ServerInfo{
+			Version:       s.version,
+			EnrollmentURL: s.URL(PathEnroll),
+			CAURL:         s.URL(PathCA),
+			SCEPURL:       s.URL(PathSCEP),
+			ServerURL:     s.URL(PathMDM),
+			CheckInURL:    s.URL(PathCheckin),
+			Topic:         pki.Topic,
+		}))
+	s.handler = s.routes()
+	return s, nil
+}
+
+// URL is the public URL of path.
+func (s *Server) URL(path string) string { return s.publicURL.String() + path }
+
+// Handler is the whole server as one http.Handler (device endpoints, SCEP,
+// profile, API).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// PKI is the server's PKI.
+func (s *Server) PKI() *PKI { return s.pki }
+
+// Store is the server's store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Service is the MDM service, for harnesses.
+func (s *Server) Service() *checkin.Service { return s.svc }
+
+// EnrollmentProfile builds the device enrollment profile; signed unless
+// unsigned is true. challenge overrides the static SCEP challenge.
+func (s *Server) EnrollmentProfile(unsigned bool, challenge string) ([]byte, error) {
+	if challenge == "" {
+		challenge = s.pki.SCEPChallenge
+	}
+	host := s.publicURL.Hostname()
+	raw, err := profiles.BuildEnrollment(profiles.EnrollmentOptions{
+		Identifier:          "com.github.mockmdm.enroll." + host,
+		DisplayName:         "mockmdm enrollment (" + host + ")",
+		Organization:        "mockmdm",
+		Description:         "Enrolls this device in the mockmdm test MDM server at " + s.publicURL.String() + ". For testing only.",
+		ServerURL:           s.URL(PathMDM),
+		CheckInURL:          s.URL(PathCheckin),
+		Topic:               s.pki.Topic,
+		SignMessage:         true,
+		AccessRights:        8191,
+		CheckOutWhenRemoved: true,
+		ServerCapabilities:  []string{"com.apple.mdm.per-user-connections", "com.apple.mdm.bootstraptoken"},
+		RootCA:              s.pki.CA.Cert,
+		SCEPURL:             s.URL(PathSCEP),
+		SCEPChallenge:       challenge,
+		SCEPName:            "mockmdm",
+		SCEPSubject:         [][][]string{{{"O", "mockmdm"}}, {{"CN", "mockmdm device identity"}}},
+		SCEPKeysize:         2048,
+		SCEPKeyUsage:        5,
+		UUIDSeed:            s.pki.Topic + s.publicURL.String(),
+		AllowInsecureURLs:   s.publicURL.Scheme == "http",
+	})
+	if err != nil {
+		return nil, err
+	}
+	if unsigned {
+		return raw, nil
+	}
+	return profiles.Sign(raw, s.pki.SignerCert, s.pki.SignerKey, s.pki.CA.Cert)
+}
+
+func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	unsigned, err := boolParam(q, "unsigned")
+	if err != nil {
+		httperr.WriteText(w, err)
+		return
+	}
+	oneTime, err := boolParam(q, "one_time_challenge")
+	if err != nil {
+		httperr.WriteText(w, err)
+		return
+	}
+	challenge := ""
+	if oneTime {
+		challenge, err = s.mintChallenge(r.Context())
+		if err != nil {
+			s.log.ErrorContext(r.Context(), "minting one-time challenge", "err", err)
+			httperr.WriteText(w, err)
+			return
+		}
+	}
+	body, err := s.EnrollmentProfile(unsigned, challenge)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "building enrollment profile", "err", err)
+		httperr.WriteText(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", profiles.ContentType)
+	w.Header().Set("Content-Disposition", `attachment; filename="mockmdm-enroll.mobileconfig"`)
+	_, _ = w.Write(body)
+}
+
+func (s *Server) mintChallenge(ctx context.Context) (string, error) {
+	c := newSecret()
+	return c, s.store.PutChallenge(ctx, c, s.now().Add(s.oneTimeTTL))
+}
+
+func boolParam(q url.Values, name string) (bool, error) {
+	v := q.Get(name)
+	switch strings.ToLower(v) {
+	case "", "0", "false", "no":
+		return false, nil
+	case "1", "true", "yes":
+		return true, nil
+	}
+	return false, httperr.New(http.StatusBadRequest, "query parameter %s=%q: use true or false", name, v)
+}
+
+// ErrServerClosed is returned by Serve after a graceful shutdown.
+var ErrServerClosed = errors.New("server closed")
