@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/micromdm/plist"
+
+	"github.com/mockmdm/mockmdm/internal/plistguard"
 )
 
 // Check-in MessageType values (Apple's mdm/checkin schemas).
@@ -225,6 +227,11 @@ func validateCheckin(m CheckinMessage) error {
 func unmarshal(raw []byte, v any) error {
 	if len(raw) == 0 {
 		return &ParseError{Reason: "empty body: expected an XML property list"}
+	}
+	// The plist library trusts a binary plist's own length fields and
+	// references; a few hostile bytes could crash the process.
+	if err := plistguard.Check(raw); err != nil {
+		return &ParseError{Reason: "refused property list", Err: err}
 	}
 	if err := plist.Unmarshal(raw, v); err != nil {
 		var te plist.UnmarshalTypeError

@@ -276,3 +276,33 @@ func TestCommandFromPlist(t *testing.T) {
 		}
 	}
 }
+
+// selfContainingBinaryPlist is a binary plist whose root array contains
+// itself: the plist library recurses on it until the process dies, so the
+// decoders must refuse it before decoding.
+func selfContainingBinaryPlist() []byte {
+	b := append([]byte("bplist00"), 0xA1, 0x00, 0x08)
+	trailer := make([]byte, 32)
+	trailer[6], trailer[7] = 1, 1
+	trailer[15] = 1  // one object
+	trailer[23] = 0  // root is object 0
+	trailer[31] = 10 // offset table at byte 10
+	return append(b, trailer...)
+}
+
+func TestHostileBinaryPlists(t *testing.T) {
+	for name, decode := range map[string]func([]byte) error{
+		"checkin": func(b []byte) error { _, err := DecodeCheckin(b); return err },
+		"results": func(b []byte) error { _, err := DecodeCommandResults(b); return err },
+		"command": func(b []byte) error { _, err := DecodeCommand(b); return err },
+	} {
+		err := decode(selfContainingBinaryPlist())
+		if err == nil || statusOf(err) != 400 || !strings.Contains(err.Error(), "refused property list") {
+			t.Errorf("%s: err = %v", name, err)
+		}
+		deep := strings.Repeat("<array>", 5000)
+		if err := decode([]byte(`<?xml version="1.0"?><plist version="1.0">` + deep + `</plist>`)); err == nil || statusOf(err) != 400 {
+			t.Errorf("%s deep XML: err = %v", name, err)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package profiles
 
 import (
+	"github.com/mockmdm/mockmdm/internal/plistguard"
+
 	"bytes"
 	"crypto/x509"
 	"encoding/asn1"
@@ -273,7 +275,7 @@ func FuzzCheckPlist(f *testing.F) {
 	f.Add(bplistFile(0, []byte{0xA1, 0x00}))
 	f.Add(xmlPlist("<dict><key>a</key><array><integer>1</integer></array></dict>"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) > MaxProfileSize || checkPlist(data) != nil {
+		if len(data) > MaxProfileSize || plistguard.Check(data) != nil {
 			return
 		}
 		var v any

@@ -1,6 +1,8 @@
 package profiles
 
 import (
+	"github.com/mockmdm/mockmdm/internal/plistguard"
+
 	"bytes"
 	"crypto/x509"
 	"encoding/asn1"
@@ -146,7 +148,7 @@ func decodeProfile(content []byte, where string) (top map[string]any, payloads [
 	if !bytes.HasPrefix(content, []byte("bplist")) && !bytes.HasPrefix(bytes.TrimLeft(content, " \t\r\n"), []byte("<")) {
 		return nil, nil, badRequest("%s is not a property list: it is neither XML (<?xml …, <plist …) nor binary (bplist00), nor DER CMS SignedData", where)
 	}
-	if err := checkPlist(content); err != nil {
+	if err := plistguard.Check(content); err != nil {
 		return nil, nil, badRequest("%s is refused: %v", where, err)
 	}
 	defer func() {

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"github.com/mockmdm/mockmdm/internal/plistguard"
+
 	"bytes"
 	"encoding/json"
 	"testing"
@@ -117,7 +119,7 @@ func TestPlistToJSONValues(t *testing.T) {
 	if _, err := plistToJSON(deep); err == nil {
 		t.Error("200-deep plist decoded")
 	}
-	many := wrap("<array>" + string(bytes.Repeat([]byte("<true/>"), maxPlistElements+1)) + "</array>")
+	many := wrap("<array>" + string(bytes.Repeat([]byte("<true/>"), plistguard.MaxElements+1)) + "</array>")
 	if _, err := plistToJSON(many); err == nil {
 		t.Error("plist with too many elements decoded")
 	}

@@ -69,7 +69,7 @@ func TestHostileInputs(t *testing.T) {
 		{"raw_plist without Command", req{method: "POST", path: "/v1/commands", body: rawPlist(`<plist version="1.0"><dict><key>CommandUUID</key><string>X</string></dict></plist>`)}, 400, "Command"},
 		{"raw_plist without RequestType", req{method: "POST", path: "/v1/commands", body: rawPlist(`<plist version="1.0"><dict><key>Command</key><dict/></dict></plist>`)}, 400, "RequestType"},
 		{"raw_plist binary", req{method: "POST", path: "/v1/commands", body: rawPlist("bplist00\u0001\u0002")}, 400, "binary"},
-		{"raw_plist nested 500 deep", req{method: "POST", path: "/v1/commands", body: rawPlist(deep)}, 400, "nests"},
+		{"raw_plist nested 500 deep", req{method: "POST", path: "/v1/commands", body: rawPlist(deep)}, 400, "nested more than"},
 		{"raw_plist UUID differs from command_uuid", req{method: "POST", path: "/v1/commands", body: `{"enrollment_ids":` + one + `,"command_uuid":"A","raw_plist":"<plist version=\"1.0\"><dict><key>CommandUUID</key><string>B</string><key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict></dict></plist>"}`}, 400, "differs"},
 		{"command_uuid with a slash", req{method: "POST", path: "/v1/commands", body: `{"enrollment_ids":` + one + `,"command_uuid":"../x","command":` + devInfo + `}`}, 400, "command_uuid"},
 		{"unknown enrollment", req{method: "POST", path: "/v1/commands", body: typed(`["`+idEnrolled+`","GHOST-1","GHOST-2"]`, devInfo)}, 404, `"GHOST-1", "GHOST-2"`},

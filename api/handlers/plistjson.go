@@ -4,23 +4,15 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"time"
 	"unicode/utf8"
 
 	"github.com/micromdm/plist"
-)
 
-// Bounds on a plist this package decodes for display. The plist decoder's
-// cost grows with nesting (stack) and element count (memory), and it trusts
-// the length fields of a binary plist, so input is checked first.
-const (
-	maxPlistDepth    = 100
-	maxPlistElements = 200_000
+	"github.com/mockmdm/mockmdm/internal/plistguard"
 )
 
 var errBinaryPlist = errors.New("a binary property list: only XML property lists are read")
@@ -34,37 +26,14 @@ func looksLikePlist(b []byte) bool {
 	return bytes.HasPrefix(t, []byte("<?xml")) || bytes.HasPrefix(t, []byte("<!DOCTYPE plist")) || bytes.HasPrefix(t, []byte("<plist"))
 }
 
-// checkXMLPlist refuses an XML plist nested too deep or with too many
-// elements before it reaches the decoder, and refuses binary plists: the
-// decoder trusts their length fields and self-references, so a few hostile
-// bytes can exhaust memory or the stack. Real devices send XML.
+// checkXMLPlist refuses binary plists (real devices send XML, and the API
+// shows only XML) and any plist whose shape would make the decoder crash or
+// allocate without bound (internal/plistguard).
 func checkXMLPlist(b []byte) error {
 	if isBinaryPlist(b) {
 		return errBinaryPlist
 	}
-	d := xml.NewDecoder(bytes.NewReader(b))
-	depth, elements := 0, 0
-	for {
-		tok, err := d.RawToken()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("not a well-formed XML property list: %w", err)
-		}
-		switch tok.(type) {
-		case xml.StartElement:
-			// <plist> and the value inside it are one level each.
-			if depth++; depth > maxPlistDepth+1 {
-				return fmt.Errorf("the property list nests containers more than %d deep", maxPlistDepth)
-			}
-			if elements++; elements > maxPlistElements {
-				return fmt.Errorf("the property list has more than %d elements", maxPlistElements)
-			}
-		case xml.EndElement:
-			depth--
-		}
-	}
+	return plistguard.Check(b)
 }
 
 // decodePlist decodes a checked XML plist into plain Go values.

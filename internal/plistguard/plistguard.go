@@ -1,4 +1,6 @@
-package profiles
+// Package plistguard refuses property lists that would make the plist
+// decoder crash, hang or allocate without bound, before it sees them.
+package plistguard
 
 import (
 	"bytes"
@@ -20,15 +22,15 @@ import (
 // input first, without decoding values, and refuses those shapes, so that
 // the decoder only ever sees input whose cost is bounded.
 //
-// The walk is kept apart from the rest of the package (no package state) so
-// that it can move to a shared internal package for other plist readers.
+// Every reader of untrusted plist bytes calls Check first (mdm's decoders,
+// the profile parser, the API's result viewer).
 
 const (
-	// maxPlistDepth bounds container nesting. Profiles nest about six deep.
-	maxPlistDepth = 100
-	// maxPlistElements bounds the elements of an XML plist (a dictionary
+	// MaxDepth bounds container nesting. Profiles nest about six deep.
+	MaxDepth = 100
+	// MaxElements bounds the elements of an XML plist (a dictionary
 	// entry is two: key and value). Large real profiles have a few thousand.
-	maxPlistElements = 100_000
+	MaxElements = 100_000
 	// maxPlistExpansion bounds the estimated decoding cost of a binary
 	// plist: bplistNodeCost per object plus the bytes of its strings and
 	// data, counted once per reference, since the decoder decodes a shared
@@ -41,11 +43,11 @@ const (
 	maxBinaryObjects = 4 << 20
 )
 
-var errPlistTooDeep = fmt.Errorf("containers are nested more than %d deep", maxPlistDepth)
+var errPlistTooDeep = fmt.Errorf("containers are nested more than %d deep", MaxDepth)
 
-// checkPlist returns an error when data is a property list the decoder must
+// Check returns an error when data is a property list the decoder must
 // not be given. Syntax errors the decoder reports itself are left to it.
-func checkPlist(data []byte) error {
+func Check(data []byte) error {
 	if bytes.HasPrefix(data, []byte("bplist0")) {
 		return checkBinaryPlist(data)
 	}
@@ -66,11 +68,11 @@ func checkXMLShape(data []byte) error {
 		switch tok.(type) {
 		case xml.StartElement:
 			// <plist> and the value inside it count as one level each.
-			if depth++; depth > maxPlistDepth+1 {
+			if depth++; depth > MaxDepth+1 {
 				return errPlistTooDeep
 			}
-			if elements++; elements > maxPlistElements {
-				return fmt.Errorf("the XML property list has more than %d elements", maxPlistElements)
+			if elements++; elements > MaxElements {
+				return fmt.Errorf("the XML property list has more than %d elements", MaxElements)
 			}
 		case xml.EndElement:
 			depth--
@@ -145,18 +147,18 @@ func readUint(b []byte) uint64 {
 }
 
 // walk checks object i, reached at nesting depth, and what it references,
-// and returns its decoded cost. Recursion is bounded by maxPlistDepth.
+// and returns its decoded cost. Recursion is bounded by MaxDepth.
 func (bp *bplist) walk(i uint64, depth int) (uint32, error) {
 	switch bp.state[i] {
 	case 1:
 		return 0, fmt.Errorf("binary property list: object %d contains itself", i)
 	case 2:
-		if depth-1+int(bp.height[i]) > maxPlistDepth {
+		if depth-1+int(bp.height[i]) > MaxDepth {
 			return 0, errPlistTooDeep
 		}
 		return bp.cost[i], nil
 	}
-	if depth > maxPlistDepth {
+	if depth > MaxDepth {
 		return 0, errPlistTooDeep
 	}
 	bp.state[i] = 1
