@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -23,60 +25,81 @@ type Route struct {
 
 // routes builds the route table. It is the only place gorilla/mux appears:
 // handlers read path values with r.PathValue, which withPathValues fills.
+// mux matches paths only; the methods of each path are dispatched here, so
+// a wrong method always gets a 405 that names the allowed ones.
 func (s *Server) routes() http.Handler {
+	key := func(h http.Handler) http.Handler { return s.api.RequireKey(s.pki.APIKey, h) }
+	health := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	table := []struct {
+		method, path string
+		h            http.Handler
+	}{
+		// Device-facing and public endpoints.
+		{http.MethodGet, "/", http.HandlerFunc(s.serveIndex)},
+		{http.MethodGet, "/healthz", health},
+		{http.MethodGet, PathEnroll, http.HandlerFunc(s.serveEnroll)},
+		{http.MethodGet, PathCA, http.HandlerFunc(s.serveCA)},
+		{http.MethodGet, PathCAPEM, http.HandlerFunc(s.serveCAPEM)},
+		{http.MethodGet, PathSCEP, s.scep},
+		{http.MethodPost, PathSCEP, s.scep},
+		{http.MethodPut, PathCheckin, s.checkin.Checkin()},
+		{http.MethodPost, PathCheckin, s.checkin.Checkin()},
+		{http.MethodPut, PathMDM, s.checkin.Connect()},
+		{http.MethodPost, PathMDM, s.checkin.Connect()},
+		// REST API: every route needs the API key.
+		{http.MethodGet, "/v1/info", key(s.api.Info())},
+		{http.MethodGet, "/v1/enrollments", key(s.api.ListEnrollments())},
+		{http.MethodGet, "/v1/enrollments/{id}", key(s.api.GetEnrollment())},
+		{http.MethodGet, "/v1/enrollments/{id}/queue", key(s.api.EnrollmentQueue())},
+		{http.MethodGet, "/v1/enrollments/{id}/transcript", key(s.api.Transcript())},
+		{http.MethodGet, "/v1/transcript", key(s.api.AllTranscript())},
+		{http.MethodPost, "/v1/commands", key(s.api.EnqueueCommand())},
+		{http.MethodGet, "/v1/commands/{uuid}", key(s.api.GetCommand())},
+		{http.MethodPost, "/v1/scep/challenges", key(s.api.MintChallenge())},
+		{http.MethodPost, "/v1/reset", key(s.api.Reset())},
+	}
+
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		httperr.WriteText(w, httperr.New(http.StatusNotFound, "no such endpoint: %s %s (see docs/openapi.yaml for the routes)", req.Method, req.URL.Path))
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		httperr.WriteText(w, httperr.New(http.StatusMethodNotAllowed, "%s is not allowed on %s (see docs/openapi.yaml)", req.Method, req.URL.Path))
-	})
-
-	// Device-facing and public endpoints.
-	r.Methods(http.MethodGet).Path("/").HandlerFunc(s.serveIndex)
-	r.Methods(http.MethodGet).Path("/healthz").HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	r.Methods(http.MethodGet).Path(PathEnroll).HandlerFunc(s.serveEnroll)
-	r.Methods(http.MethodGet).Path(PathCA).HandlerFunc(s.serveCA)
-	r.Methods(http.MethodGet).Path(PathCAPEM).HandlerFunc(s.serveCAPEM)
-	r.Methods(http.MethodGet, http.MethodPost).Path(PathSCEP).Handler(s.scep)
-	r.Methods(http.MethodPut, http.MethodPost).Path(PathCheckin).Handler(s.checkin.Checkin())
-	r.Methods(http.MethodPut, http.MethodPost).Path(PathMDM).Handler(s.checkin.Connect())
-
-	// REST API: every route needs the API key.
-	v1 := r.PathPrefix("/v1").Subrouter()
-	key := func(h http.Handler) http.Handler { return s.api.RequireKey(s.pki.APIKey, withPathValues(h)) }
-	v1.Methods(http.MethodGet).Path("/info").Handler(key(s.api.Info()))
-	v1.Methods(http.MethodGet).Path("/enrollments").Handler(key(s.api.ListEnrollments()))
-	v1.Methods(http.MethodGet).Path("/enrollments/{id}").Handler(key(s.api.GetEnrollment()))
-	v1.Methods(http.MethodGet).Path("/enrollments/{id}/queue").Handler(key(s.api.EnrollmentQueue()))
-	v1.Methods(http.MethodGet).Path("/enrollments/{id}/transcript").Handler(key(s.api.Transcript()))
-	v1.Methods(http.MethodGet).Path("/transcript").Handler(key(s.api.AllTranscript()))
-	v1.Methods(http.MethodPost).Path("/commands").Handler(key(s.api.EnqueueCommand()))
-	v1.Methods(http.MethodGet).Path("/commands/{uuid}").Handler(key(s.api.GetCommand()))
-	v1.Methods(http.MethodPost).Path("/scep/challenges").Handler(key(s.api.MintChallenge()))
-	v1.Methods(http.MethodPost).Path("/reset").Handler(key(s.api.Reset()))
-	v1.NotFoundHandler = r.NotFoundHandler
-	v1.MethodNotAllowedHandler = r.MethodNotAllowedHandler
-
+	byPath := map[string]map[string]http.Handler{}
+	var order []string
 	s.routeList = nil
-	_ = r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
-		path, err := route.GetPathTemplate()
-		if err != nil {
-			return nil
+	for _, rt := range table {
+		if byPath[rt.path] == nil {
+			byPath[rt.path] = map[string]http.Handler{}
+			order = append(order, rt.path)
 		}
-		methods, err := route.GetMethods()
-		if err != nil {
-			return nil
-		}
-		for _, m := range methods {
-			s.routeList = append(s.routeList, Route{Method: m, Path: path, Public: !isAPIPath(path)})
-		}
-		return nil
-	})
+		byPath[rt.path][rt.method] = rt.h
+		s.routeList = append(s.routeList, Route{Method: rt.method, Path: rt.path, Public: !isAPIPath(rt.path)})
+	}
+	for _, path := range order {
+		r.Path(path).Handler(withPathValues(byMethod(byPath[path])))
+	}
 	return r
+}
+
+// byMethod dispatches on the request method, answering any other with 405
+// and the Allow header.
+func byMethod(handlers map[string]http.Handler) http.Handler {
+	allowed := make([]string, 0, len(handlers))
+	for m := range handlers {
+		allowed = append(allowed, m)
+	}
+	slices.Sort(allowed)
+	allow := strings.Join(allowed, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := handlers[r.Method]; ok {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Allow", allow)
+		httperr.WriteText(w, httperr.New(http.StatusMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow))
+	})
 }
 
 func isAPIPath(p string) bool { return len(p) >= 4 && p[:4] == "/v1/" }

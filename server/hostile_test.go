@@ -1,0 +1,110 @@
+package server
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mockmdm/mockmdm/certs"
+)
+
+func testIdentity(t *testing.T, ca *certs.CA, validity time.Duration) (*x509.Certificate, *rsa.PrivateKey) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "hostile"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := x509.ParseCertificateRequest(der)
+	cert, err := ca.IssueIdentity(csr, validity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// TestHostileInputsFullStack sends bad input to every public endpoint family
+// through the whole route table: each must get a 4xx whose body says what is
+// wrong — never a 5xx, a panic or a hang.
+func TestHostileInputsFullStack(t *testing.T) {
+	clock := time.Now()
+	s := newTestServer(t, WithClock(func() time.Time { return clock }))
+	key := s.PKI().APIKey
+	good, goodKey := testIdentity(t, s.PKI().CA, 24*time.Hour)
+	expired, expiredKey := testIdentity(t, s.PKI().CA, time.Minute)
+	stranger, err := certs.NewCA("stranger", 1024, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, forgedKey := testIdentity(t, stranger, time.Hour)
+	sign := func(body []byte, c *x509.Certificate, k *rsa.PrivateKey) string {
+		sig, err := certs.SignMdmSignatureWithoutAttributes(body, c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	}
+	plistOf := func(kv string) []byte {
+		return []byte(`<?xml version="1.0"?><plist version="1.0"><dict>` + kv + `</dict></plist>`)
+	}
+	auth := plistOf(`<key>MessageType</key><string>Authenticate</string><key>UDID</key><string>hostile-1</string><key>Topic</key><string>` + s.PKI().Topic + `</string>`)
+	idle := plistOf(`<key>UDID</key><string>nobody</string><key>Status</key><string>Idle</string>`)
+	const ckin = "application/x-apple-aspen-mdm-checkin"
+
+	type tc struct {
+		name, method, path, key string
+		body                    []byte
+		headers                 []string
+		advance                 time.Duration
+		status                  int
+		reason                  string
+	}
+	tests := []tc{
+		{name: "unknown path", method: "GET", path: "/nope", status: 404, reason: "no such endpoint"},
+		{name: "wrong method on /enroll", method: "POST", path: "/enroll", status: 405, reason: "not allowed"},
+		{name: "bad unsigned value", method: "GET", path: "/enroll?unsigned=maybe", status: 400, reason: "use true or false"},
+		{name: "API without key", method: "GET", path: "/v1/enrollments", status: 401, reason: "key"},
+		{name: "API with wrong key", method: "GET", path: "/v1/enrollments", key: "wrong", status: 401, reason: "not accepted"},
+		{name: "API bad JSON", method: "POST", path: "/v1/commands", key: key, body: []byte("{"), headers: []string{"Content-Type", "application/json"}, status: 400, reason: "JSON"},
+		{name: "API unknown enrollment", method: "POST", path: "/v1/commands", key: key, body: []byte(`{"enrollment_ids":["ghost"],"command":{"RequestType":"SecurityInfo"}}`), headers: []string{"Content-Type", "application/json"}, status: 404, reason: "ghost"},
+		{name: "API unknown command", method: "GET", path: "/v1/commands/nope", key: key, status: 404, reason: "nope"},
+		{name: "SCEP unknown operation", method: "GET", path: "/scep?operation=Nope", status: 400, reason: "operation"},
+		{name: "SCEP garbage PKIOperation", method: "POST", path: "/scep?operation=PKIOperation", body: []byte("garbage"), status: 400, reason: ""},
+		{name: "checkin malformed plist", method: "PUT", path: "/checkin", body: []byte("<plist><dict>"), headers: []string{"Content-Type", ckin}, status: 400, reason: "property list"},
+		{name: "checkin wrong content type", method: "PUT", path: "/checkin", body: auth, headers: []string{"Content-Type", "application/json"}, status: 415, reason: ckin},
+		{name: "checkin oversized", method: "PUT", path: "/checkin", body: bytes.Repeat([]byte("x"), 9<<20), headers: []string{"Content-Type", ckin}, status: 413, reason: "limit"},
+		{name: "checkin unknown MessageType", method: "PUT", path: "/checkin", body: plistOf(`<key>MessageType</key><string>Nope</string><key>UDID</key><string>x</string>`), headers: []string{"Content-Type", ckin}, status: 400, reason: "unknown check-in MessageType"},
+		{name: "checkin missing signature", method: "PUT", path: "/checkin", body: auth, headers: []string{"Content-Type", ckin}, status: 400, reason: "no device identity"},
+		{name: "checkin forged signature", method: "PUT", path: "/checkin", body: auth, headers: []string{"Content-Type", ckin, "Mdm-Signature", sign(auth, forged, forgedKey)}, status: 400, reason: "test CA"},
+		{name: "checkin signature of other body", method: "PUT", path: "/checkin", body: auth, headers: []string{"Content-Type", ckin, "Mdm-Signature", sign([]byte("x"), good, goodKey)}, status: 400, reason: "Mdm-Signature"},
+		{name: "checkin expired identity", method: "PUT", path: "/checkin", body: auth, headers: []string{"Content-Type", ckin, "Mdm-Signature", sign(auth, expired, expiredKey)}, advance: 2 * time.Hour, status: 400, reason: "expired"},
+		{name: "connect unknown enrollment", method: "PUT", path: "/mdm", body: idle, headers: []string{"Mdm-Signature", sign(idle, good, goodKey)}, status: 403, reason: "unknown enrollment"},
+		{name: "connect bad status", method: "PUT", path: "/mdm", body: plistOf(`<key>UDID</key><string>x</string><key>Status</key><string>Nope</string>`), status: 400, reason: "Status"},
+		{name: "check-in routed on /mdm by content type", method: "PUT", path: "/mdm", body: []byte("x"), headers: []string{"Content-Type", ckin}, status: 400, reason: "property list"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock = time.Now().Add(tt.advance)
+			rec := do(t, s, tt.method, tt.path, tt.key, tt.body, tt.headers...)
+			if rec.Code != tt.status {
+				t.Fatalf("status %d, want %d; body %q", rec.Code, tt.status, rec.Body.String())
+			}
+			if rec.Code >= 500 || rec.Code < 400 {
+				t.Fatalf("not a 4xx: %d", rec.Code)
+			}
+			if body := rec.Body.String(); strings.TrimSpace(body) == "" || !strings.Contains(body, tt.reason) {
+				t.Errorf("body %q does not say %q", body, tt.reason)
+			}
+		})
+	}
+	_ = http.StatusOK
+}
