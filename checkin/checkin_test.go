@@ -52,7 +52,7 @@ func testCAs(t testing.TB) (*certs.CA, *certs.CA) {
 }
 
 type fixture struct {
-	st  *memory.Store
+	st  store.Store
 	svc *Service
 	h   *Handler
 	now time.Time
@@ -60,8 +60,14 @@ type fixture struct {
 
 func newFixture(t testing.TB, opts ...Option) *fixture {
 	t.Helper()
+	return newFixtureOn(t, memory.New(), opts...)
+}
+
+// newFixtureOn builds the service and handler over st.
+func newFixtureOn(t testing.TB, st store.Store, opts ...Option) *fixture {
+	t.Helper()
 	ca, _ := testCAs(t)
-	f := &fixture{st: memory.New(), now: time.Now()}
+	f := &fixture{st: st, now: time.Now()}
 	clock := func() time.Time { return f.now }
 	f.svc = New(f.st, append([]Option{WithClock(clock)}, opts...)...)
 	f.h = NewHandler(f.svc, certs.NewVerifier([]*x509.Certificate{ca.Cert}), f.st, WithHandlerClock(clock), WithMaxBody(64<<10))
@@ -110,13 +116,18 @@ func encode(t testing.TB, v any) []byte {
 
 func (f *fixture) send(t testing.TB, h http.Handler, ct string, body []byte, d *device) *httptest.ResponseRecorder {
 	t.Helper()
+	sig := ""
+	if d != nil && d.cert != nil {
+		sig = mustSign(t, body, d)
+	}
+	return sendSigned(h, ct, body, sig)
+}
+
+// sendSigned PUTs body with an Mdm-Signature header (none when sig is empty).
+func sendSigned(h http.Handler, ct string, body []byte, sig string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(http.MethodPut, "/mdm", bytes.NewReader(body))
 	req.Header.Set("Content-Type", ct)
-	if d != nil && d.cert != nil {
-		sig, err := certs.SignMdmSignature(body, d.cert, d.key)
-		if err != nil {
-			t.Fatal(err)
-		}
+	if sig != "" {
 		req.Header.Set("Mdm-Signature", sig)
 	}
 	rec := httptest.NewRecorder()
