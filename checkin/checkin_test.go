@@ -480,3 +480,32 @@ func mustSign(t testing.TB, body []byte, d *device) string {
 	}
 	return sig
 }
+
+// TestUserEnrollmentKeptApart enrolls a User Enrollment (EnrollmentID, no
+// UDID) next to a device enrollment and checks their records and queues
+// stay apart.
+func TestUserEnrollmentKeptApart(t *testing.T) {
+	f := newFixture(t)
+	dev := newDevice(t, "same-id-0001")
+	f.enroll(t, dev)
+	ue := newDevice(t, "unused")
+	ue.ids = mdm.Enrollment{EnrollmentID: "ue-enrollment-0001"}
+	ue.cert, ue.key = identity(t, testCA, "ue", time.Hour)
+	if rec := f.checkin(t, ue, map[string]any{"MessageType": "Authenticate", "Topic": topic}); rec.Code != 200 {
+		t.Fatalf("UE Authenticate: %d %s", rec.Code, rec.Body)
+	}
+	if rec := f.checkin(t, ue, map[string]any{"MessageType": "TokenUpdate", "Topic": topic, "Token": []byte("t"), "PushMagic": "m"}); rec.Code != 200 {
+		t.Fatalf("UE TokenUpdate: %d %s", rec.Code, rec.Body)
+	}
+	e, err := f.st.GetEnrollment(context.Background(), "ue-enrollment-0001")
+	if err != nil || e.Type != string(mdm.UserEnrollmentDevice) || e.UDID != "" || e.EnrollmentID != "ue-enrollment-0001" || !e.Enrolled {
+		t.Fatalf("UE record: %+v %v", e, err)
+	}
+	f.enqueue(t, "UE1", "ProfileList", "ue-enrollment-0001")
+	if c := f.connect(t, dev, "Idle", ""); c != nil {
+		t.Fatalf("the device enrollment got the UE's command: %+v", c)
+	}
+	if c := f.connect(t, ue, "Idle", ""); c == nil || c.CommandUUID != "UE1" {
+		t.Fatalf("UE command: %+v", c)
+	}
+}

@@ -9,7 +9,7 @@ import (
 
 func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
+	b, err := os.ReadFile("../testdata/captures/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
