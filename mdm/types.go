@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/micromdm/plist"
+
+	"github.com/mockmdm/mockmdm/mdm/schema"
 )
 
 // typeMismatch finds the top-level key whose plist type does not fit the
@@ -29,7 +31,7 @@ func typeMismatch(raw []byte, v any) *ParseError {
 		if !ok || found != nil {
 			return
 		}
-		if want, got := plistTypeOf(ft), plistTypeOfValue(val); want != "" && want != got {
+		if want, got := plistTypeOf(ft), schema.PlistType(val); want != "" && want != got {
 			found = &ParseError{Field: name, Reason: "must be " + want + ", got " + got}
 		}
 	})
@@ -81,30 +83,7 @@ func plistTypeOf(t reflect.Type) string {
 		}
 		return "<array>"
 	case reflect.Map, reflect.Struct:
-		return "<dict>"
+		return "<dictionary>"
 	}
 	return ""
-}
-
-// plistTypeOfValue names the plist type of a value decoded into any.
-func plistTypeOfValue(v any) string {
-	switch v.(type) {
-	case string:
-		return "<string>"
-	case bool:
-		return "<boolean>"
-	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
-		return "<integer>"
-	case float32, float64:
-		return "<real>"
-	case []byte:
-		return "<data>"
-	case time.Time:
-		return "<date>"
-	case []any:
-		return "<array>"
-	case map[string]any:
-		return "<dict>"
-	}
-	return reflect.TypeOf(v).String()
 }

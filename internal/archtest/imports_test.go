@@ -26,7 +26,7 @@ var allowed = map[string][]string{
 	"store/storetest":     {"store", "mdm", "internal/httperr"},
 	"profiles":            {"mdm", "mdm/schema", "certs", "internal/"},
 	"certs":               {"internal/httperr"},
-	"mdm":                 {"internal/plistguard"},
+	"mdm":                 {"mdm/schema", "internal/plistguard"},
 	"mdm/schema":          {},
 	"internal/httperr":    {},
 	"internal/plistguard": {},

@@ -189,7 +189,7 @@ func (v *validator) dict(keys []Key, dict map[string]any, path string, depth int
 
 // value checks one value; depth counts the containers around it.
 func (v *validator) value(k *Key, val any, path string, depth int, chain []*Key) {
-	got := plistType(val)
+	got := PlistType(val)
 	if !typeMatches(k.Type, got) {
 		v.add(path, RuleWrongType, "expected %s, got %s", k.Type, describe(got, val))
 		return
@@ -295,9 +295,10 @@ func (v *validator) valueSubkeys(k *Key, s, path string) {
 	v.add(path, RuleNotInRangeList, "%s is not one of %s", quoteShort(s), listShort(names))
 }
 
-// plistType names the plist type of a Go value, or "" for a value no plist
+// PlistType names the plist type of a Go value as Apple's schemas write it
+// ("<string>", "<dictionary>"…), or "" for a value no plist
 // holds.
-func plistType(v any) string {
+func PlistType(v any) string {
 	switch v.(type) {
 	case nil:
 		return ""

@@ -117,7 +117,7 @@ func (s *Store) GetEnrollment(ctx context.Context, id string) (*store.Enrollment
 	defer s.mu.RUnlock()
 	e, ok := s.enrollments[id]
 	if !ok {
-		return nil, enrollmentNotFound(id)
+		return nil, store.EnrollmentNotFound(id)
 	}
 	return cloneEnrollment(e), nil
 }
@@ -171,7 +171,7 @@ func (s *Store) TouchEnrollment(ctx context.Context, id string, at time.Time) er
 	defer s.mu.Unlock()
 	e, ok := s.enrollments[id]
 	if !ok {
-		return enrollmentNotFound(id)
+		return store.EnrollmentNotFound(id)
 	}
 	e.LastSeen = at.UTC()
 	return nil
@@ -185,7 +185,7 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs .
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := validateEnqueue(cmd, enrollmentIDs); err != nil {
+	if err := store.ValidateEnqueue(cmd, enrollmentIDs); err != nil {
 		return err
 	}
 	c := &command{cmd: *cmd, items: make(map[string]*item, len(enrollmentIDs))}
@@ -195,11 +195,11 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs .
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, dup := s.commands[cmd.UUID]; dup {
-		return duplicateCommand(cmd.UUID)
+		return store.DuplicateCommand(cmd.UUID)
 	}
 	for _, id := range enrollmentIDs {
 		if _, ok := s.enrollments[id]; !ok {
-			return unknownEnrollment(id)
+			return store.UnknownEnrollment(id)
 		}
 	}
 	for _, id := range enrollmentIDs {
@@ -237,18 +237,18 @@ func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := validateResultStatus(status); err != nil {
+	if err := store.ValidateResultStatus(status); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.commands[commandUUID]
 	if !ok {
-		return notQueued(id, commandUUID)
+		return store.NotQueued(id, commandUUID)
 	}
 	it, ok := c.items[id]
 	if !ok || store.IsFinal(it.status) {
-		return notQueued(id, commandUUID)
+		return store.NotQueued(id, commandUUID)
 	}
 	it.status = status
 	it.result = bytes.Clone(raw)
@@ -475,40 +475,4 @@ func createdAt(t time.Time) time.Time {
 		return time.Now().UTC()
 	}
 	return t.UTC()
-}
-
-func validateEnqueue(cmd *store.Command, ids []string) error {
-	switch {
-	case cmd == nil:
-		return httperr.New(http.StatusBadRequest, "no command to enqueue")
-	case cmd.UUID == "":
-		return httperr.New(http.StatusBadRequest, "the command has no CommandUUID")
-	case len(ids) == 0:
-		return httperr.New(http.StatusBadRequest, "command %s names no enrollment to send it to", cmd.UUID)
-	}
-	return nil
-}
-
-func validateResultStatus(status string) error {
-	switch status {
-	case store.CommandNotNow, store.CommandAcknowledged, store.CommandError, store.CommandCommandFormatError:
-		return nil
-	}
-	return httperr.New(http.StatusBadRequest, "result status %q is not one of NotNow, Acknowledged, Error, CommandFormatError", status)
-}
-
-func enrollmentNotFound(id string) error {
-	return httperr.Wrap(http.StatusNotFound, store.ErrNotFound, "enrollment %q", id)
-}
-
-func unknownEnrollment(id string) error {
-	return httperr.Wrap(http.StatusNotFound, store.ErrNotFound, "cannot enqueue for enrollment %q: no such enrollment", id)
-}
-
-func duplicateCommand(uuid string) error {
-	return httperr.New(http.StatusConflict, "command UUID %s is already used; every command needs a new UUID", uuid)
-}
-
-func notQueued(id, uuid string) error {
-	return httperr.Wrap(http.StatusNotFound, store.ErrNotFound, "command %s is not queued for %s", uuid, id)
 }

@@ -99,7 +99,7 @@ func (s *Store) PutEnrollment(ctx context.Context, e *store.Enrollment) error {
 func (s *Store) GetEnrollment(ctx context.Context, id string) (*store.Enrollment, error) {
 	e, err := scanEnrollment(s.getEnrollment.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, enrollmentNotFound(id)
+		return nil, store.EnrollmentNotFound(id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get enrollment %s: %w", id, err)
@@ -133,11 +133,11 @@ func (s *Store) ListEnrollments(ctx context.Context) ([]*store.Enrollment, error
 // (then the lowest ID), the same rule as the memory store.
 func (s *Store) EnrollmentByCertHash(ctx context.Context, hash string) (*store.Enrollment, error) {
 	if hash == "" {
-		return nil, certNotFound(hash)
+		return nil, store.CertNotFound(hash)
 	}
 	e, err := scanEnrollment(s.byCertHash.QueryRowContext(ctx, hash))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, certNotFound(hash)
+		return nil, store.CertNotFound(hash)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: enrollment by certificate: %w", err)
@@ -158,7 +158,7 @@ func (s *Store) TouchEnrollment(ctx context.Context, id string, at time.Time) er
 	if k, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: touch enrollment %s: %w", id, err)
 	} else if k == 0 {
-		return enrollmentNotFound(id)
+		return store.EnrollmentNotFound(id)
 	}
 	return nil
 }

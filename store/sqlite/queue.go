@@ -34,7 +34,7 @@ func scanItem(sc scanner) (*store.QueueItem, error) {
 // (404 otherwise); a UUID already used is a 409. A command without CreatedAt
 // is stamped with the current time.
 func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs ...string) error {
-	if err := validateEnqueue(cmd, enrollmentIDs); err != nil {
+	if err := store.ValidateEnqueue(cmd, enrollmentIDs); err != nil {
 		return err
 	}
 	created := cmd.CreatedAt
@@ -53,7 +53,7 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs .
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("sqlite: enqueue %s: %w", cmd.UUID, err)
 		} else if n == 0 {
-			return duplicateCommand(cmd.UUID)
+			return store.DuplicateCommand(cmd.UUID)
 		}
 		// The command's rowid is its place in every queue it joins.
 		seq, err := res.LastInsertId()
@@ -74,7 +74,7 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs .
 			if n, err := res.RowsAffected(); err != nil {
 				return fmt.Errorf("sqlite: enqueue %s for %s: %w", cmd.UUID, id, err)
 			} else if n == 0 {
-				return unknownEnrollment(id)
+				return store.UnknownEnrollment(id)
 			}
 		}
 		return nil
@@ -99,7 +99,7 @@ func (s *Store) NextCommand(ctx context.Context, id string, skipNotNow bool) (*s
 // ErrNotFound and changes nothing: the first final answer stands. It is one
 // UPDATE, and so one transaction.
 func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, raw []byte, at time.Time) error {
-	if err := validateResultStatus(status); err != nil {
+	if err := store.ValidateResultStatus(status); err != nil {
 		return err
 	}
 	n, err := nanos(at)
@@ -113,7 +113,7 @@ func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, 
 	if k, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: save result of %s for %s: %w", commandUUID, id, err)
 	} else if k == 0 {
-		return notQueued(id, commandUUID)
+		return store.NotQueued(id, commandUUID)
 	}
 	return nil
 }

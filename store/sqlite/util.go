@@ -49,48 +49,8 @@ func badRequest(format string, args ...any) error {
 	return httperr.New(http.StatusBadRequest, format, args...)
 }
 
-func enrollmentNotFound(id string) error {
-	return httperr.Wrap(http.StatusNotFound, store.ErrNotFound, "enrollment %q", id)
-}
-
-func certNotFound(hash string) error {
-	return httperr.Wrap(http.StatusNotFound, store.ErrNotFound, "no enrollment bound to certificate %s", hash)
-}
-
-func unknownEnrollment(id string) error {
-	return httperr.Wrap(http.StatusNotFound, store.ErrNotFound, "cannot enqueue for enrollment %q: no such enrollment", id)
-}
-
-func duplicateCommand(uuid string) error {
-	return httperr.New(http.StatusConflict, "command UUID %s is already used; every command needs a new UUID", uuid)
-}
-
-func notQueued(id, uuid string) error {
-	return httperr.Wrap(http.StatusNotFound, store.ErrNotFound, "command %s is not queued for %s", uuid, id)
-}
-
 func noCommand(id string) error {
 	return httperr.Wrap(http.StatusNotFound, store.ErrNotFound, "no command queued for %s", id)
-}
-
-func validateResultStatus(status string) error {
-	switch status {
-	case store.CommandNotNow, store.CommandAcknowledged, store.CommandError, store.CommandCommandFormatError:
-		return nil
-	}
-	return badRequest("result status %q is not one of NotNow, Acknowledged, Error, CommandFormatError", status)
-}
-
-func validateEnqueue(cmd *store.Command, ids []string) error {
-	switch {
-	case cmd == nil:
-		return badRequest("no command to enqueue")
-	case cmd.UUID == "":
-		return badRequest("the command has no CommandUUID")
-	case len(ids) == 0:
-		return badRequest("command %s names no enrollment to send it to", cmd.UUID)
-	}
-	return nil
 }
 
 func notFoundCommand(uuid string) error {
