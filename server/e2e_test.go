@@ -27,3 +27,26 @@ func TestEndToEndInProcess(t *testing.T) {
 	e := flowtest.EnrollDevice(t, ctx, doer, client, s.URL(PathEnroll), trust)
 	flowtest.DeviceInformationRoundTrip(t, ctx, client, e)
 }
+
+// TestIdentityLifetimeConfigurable enrolls through a server whose SCEP
+// issues ten-minute identities and checks the device got one.
+func TestIdentityLifetimeConfigurable(t *testing.T) {
+	s := newTestServer(t, WithIdentityValidity(10*time.Minute))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	doer := handlerDoer{s.Handler()}
+	client := api.NewClient("https://mockmdm.test", s.PKI().APIKey, api.WithHTTPClient(&http.Client{Transport: doer}))
+	trust := x509.NewCertPool()
+	trust.AddCert(s.PKI().CA.Cert)
+	e := flowtest.EnrollDevice(t, ctx, doer, client, s.URL(PathEnroll), trust)
+	ids := e.Device.Identities()
+	if len(ids) != 1 {
+		t.Fatalf("%d identities", len(ids))
+	}
+	if left := time.Until(ids[0].NotAfter); left <= 9*time.Minute || left > 10*time.Minute+time.Second {
+		t.Errorf("identity valid for another %s, want about 10m", left)
+	}
+	if _, err := New(s.Store(), sharedPKI(t), "https://x.test", WithIdentityValidity(time.Second)); err == nil {
+		t.Error("a one-second identity lifetime was accepted")
+	}
+}
