@@ -93,8 +93,18 @@ func LoadOrCreatePKI(dir string, hosts []string) (*PKI, error) {
 	}
 	p.PushCA = pushCA
 	p.PushCert, p.PushKey, err = loadOrCreateLeaf(path("push.pem"), path("push.key"), func() (*x509.Certificate, *rsa.PrivateKey, error) {
-		p.Created = append(p.Created, "mock push certificate")
-		return certs.NewMockPushCert(pushCA, certs.NewTopic(), 365*24*time.Hour)
+		// Renewal keeps the topic, as Apple's portal does on "Renew": a new
+		// topic would strand every device enrolled under the old one.
+		topic := certs.NewTopic()
+		if old, err := certs.ReadCertPEM(path("push.pem")); err == nil && len(old) > 0 {
+			if t, err := certs.TopicFromCert(old[0]); err == nil {
+				topic = t
+			}
+			p.Created = append(p.Created, "renewed mock push certificate (same topic)")
+		} else {
+			p.Created = append(p.Created, "mock push certificate")
+		}
+		return certs.NewMockPushCert(pushCA, topic, 365*24*time.Hour)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mock push certificate: %w", err)
