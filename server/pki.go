@@ -217,3 +217,27 @@ func loadOrCreateSecret(path string, created *[]string, what string) (string, er
 	*created = append(*created, what)
 	return s, nil
 }
+
+// NewPKI creates a PKI in memory, for harnesses that need no data
+// directory: same certificates as LoadOrCreatePKI, nothing written.
+func NewPKI(hosts []string) (*PKI, error) {
+	ca, err := certs.NewCA("mockmdm test CA", caKeyBits, caValidity)
+	if err != nil {
+		return nil, err
+	}
+	p := &PKI{CA: ca, APIKey: newSecret(), SCEPChallenge: newSecret()}
+	if p.TLS, err = ca.IssueServerCert(hosts, leafValidity); err != nil {
+		return nil, err
+	}
+	if p.SignerCert, p.SignerKey, err = ca.IssueSigner("mockmdm profile signing", leafValidity); err != nil {
+		return nil, err
+	}
+	if p.PushCA, err = certs.NewCA("mockmdm mock Apple push CA", caKeyBits, caValidity); err != nil {
+		return nil, err
+	}
+	if p.PushCert, p.PushKey, err = certs.NewMockPushCert(p.PushCA, certs.NewTopic(), 365*24*time.Hour); err != nil {
+		return nil, err
+	}
+	p.Topic, err = certs.TopicFromCert(p.PushCert)
+	return p, err
+}

@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"internal/plistguard": {},
 	"internal/schemagen":  {},
 	"internal/flowtest":   {"api", "device", "mdm"},
+	"server/mdmtest":      {"server", "api", "device", "store", "store/memory", "mdm"},
 	"internal/archtest":   {},
 }
 
