@@ -152,6 +152,9 @@ func (d *Device) dispatch(ctx context.Context, cmd *Command) (resp Response) {
 	if notNow {
 		return Response{Status: mdm.StatusNotNow}
 	}
+	if r, ok := d.behave(ctx, cmd.RequestType); !ok {
+		return r
+	}
 	if h == nil {
 		return unknownCommand()
 	}

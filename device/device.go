@@ -75,6 +75,7 @@ type Device struct {
 	st         state
 	transcript []Exchange
 	handlers   map[string]CommandHandler
+	beh        behaviours
 }
 
 // state is everything about a device that changes: what a persistence
@@ -92,6 +93,8 @@ type state struct {
 	locked  bool
 	// restarts and erasures count what the server made the device do.
 	restarts, erasures int
+	// apps are the apps the server installed, by bundle identifier.
+	apps map[string]*managedApp
 	// notNow maps a RequestType ("" = any) to how many more times the
 	// device answers NotNow.
 	notNow map[string]int
@@ -262,6 +265,8 @@ func (d *Device) EnrollmentID() string { return d.hw.EnrollmentID }
 
 // Hardware returns the device's fixed identifiers.
 func (d *Device) Hardware() Hardware {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	h := d.hw
 	h.PushToken = slices.Clone(h.PushToken)
 	return h
@@ -271,7 +276,11 @@ func (d *Device) Hardware() Hardware {
 func (d *Device) Model() Model { return d.model }
 
 // Name is the device name (DeviceInformation DeviceName).
-func (d *Device) Name() string { return d.name }
+func (d *Device) Name() string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.name
+}
 
 // OS returns the OS version and build.
 func (d *Device) OS() (version, build string) { return d.osVersion, d.build }

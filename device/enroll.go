@@ -48,8 +48,15 @@ func (d *Device) tokenUpdateMessage(topic string, ue bool) ([]byte, error) {
 	m.MessageType = mdm.MessageTokenUpdate
 	m.Enrollment = d.ids(ue)
 	m.Topic = topic
+	d.mu.RLock()
 	m.Token = d.hw.PushToken
+	d.mu.RUnlock()
 	m.PushMagic = d.hw.PushMagic
+	// iOS devices send an UnlockToken (for ClearPasscode) on device
+	// enrollments; Apple's schema forbids it under User Enrollment.
+	if !ue && !d.model.IsMac() {
+		m.UnlockToken = d.unlockToken()
+	}
 	return encodePlist(m)
 }
 

@@ -12,7 +12,7 @@ import (
 
 // builtinHandlers is the registry a new device starts with.
 func builtinHandlers() map[string]CommandHandler {
-	return map[string]CommandHandler{
+	h := map[string]CommandHandler{
 		"DeviceInformation":        handleDeviceInformation,
 		"SecurityInfo":             handleSecurityInfo,
 		"ProfileList":              handleProfileList,
@@ -23,6 +23,10 @@ func builtinHandlers() map[string]CommandHandler {
 		"EraseDevice":              handleEraseDevice,
 		"RestartDevice":            handleRestartDevice,
 	}
+	for rt, f := range moreHandlers {
+		h[rt] = f
+	}
+	return h
 }
 
 // handleDeviceInformation answers every requested query the device knows,

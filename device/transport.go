@@ -78,6 +78,10 @@ type recorder struct{ d *Device }
 func (r recorder) Do(req *http.Request) (*http.Response, error) {
 	d := r.d
 	ctx := req.Context()
+	if d.isOffline() {
+		step, _ := ctx.Value(stepKey{}).(string)
+		return nil, offlineError(step, req.URL.String())
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d.requestTimeout)

@@ -26,6 +26,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/micromdm/plist"
+
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/device"
 	"github.com/mockmdm/mockmdm/server"
@@ -211,8 +213,8 @@ func (s *Server) Enroll(dev *device.Device) string {
 
 // Enqueue queues a command for the enrollments and returns its UUID. The
 // command is a typed mdm request (e.g. &mdm.DeviceInformation{…}), a map
-// with Apple's keys including RequestType, or a raw plist ([]byte or
-// string starting with "<?xml").
+// of the Command dictionary with Apple's keys including RequestType (any
+// command), or a whole command plist ([]byte or string).
 func (s *Server) Enqueue(command any, ids ...string) string {
 	s.t.Helper()
 	req := api.EnqueueRequest{EnrollmentIDs: ids}
@@ -221,6 +223,13 @@ func (s *Server) Enqueue(command any, ids ...string) string {
 		req.RawPlist = string(c)
 	case string:
 		req.RawPlist = c
+	case map[string]any:
+		// Any RequestType: sent as a raw plist, so <data> and every key pass as given.
+		raw, err := plist.Marshal(map[string]any{"Command": c})
+		if err != nil {
+			s.t.Fatalf("mdmtest: command %v does not encode as a plist: %v", c, err)
+		}
+		req.RawPlist = string(raw)
 	default:
 		b, err := json.Marshal(c)
 		if err != nil {
