@@ -148,3 +148,15 @@ func (d *Device) Unenroll(ctx context.Context) error {
 	d.log.Info("unenrolled", "profile", e.profileID)
 	return nil
 }
+
+// UnenrollSilently drops the enrollment, and the profiles the server
+// installed, without telling the server: a device whose MDM profile
+// vanishes without CheckOut (wiped offline, restored from a backup). The
+// server still believes it is enrolled.
+func (d *Device) UnenrollSilently() {
+	d.op.Lock()
+	defer d.op.Unlock()
+	d.mu.Lock()
+	d.st.dropEnrollment()
+	d.mu.Unlock()
+}

@@ -38,6 +38,7 @@ type saved struct {
 	Profiles   []savedProfile   `json:"profiles,omitempty"`
 	Enrollment *savedEnrollment `json:"enrollment,omitempty"`
 	Apps       []savedApp       `json:"apps,omitempty"`
+	Transcript []Exchange       `json:"transcript,omitempty"`
 	Restarts   int              `json:"restarts,omitempty"`
 	Erasures   int              `json:"erasures,omitempty"`
 }
@@ -123,6 +124,7 @@ func (d *Device) Save(path string) error {
 	for _, a := range d.st.apps {
 		s.Apps = append(s.Apps, savedApp{ID: a.id, StoreID: a.storeID, Manifest: a.manifest, Flags: a.flags, Installed: a.installed})
 	}
+	s.Transcript = append([]Exchange(nil), d.transcript...)
 	d.mu.RUnlock()
 
 	b, err := json.MarshalIndent(s, "", "  ")
@@ -262,6 +264,10 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 	d.mu.Lock()
 	d.hw = s.Hardware
 	d.st = st
+	d.transcript = s.Transcript
+	if n := len(d.transcript) - d.transcriptLimit; d.transcriptLimit > 0 && n > 0 {
+		d.transcript = d.transcript[n:]
+	}
 	d.mu.Unlock()
 	return d, nil
 }

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/pem"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mockmdm/mockmdm/server"
+	"github.com/mockmdm/mockmdm/store"
+	"github.com/mockmdm/mockmdm/store/memory"
+)
+
+// TestDeviceCommands drives "mockmdm device" as a person would: create,
+// enroll, connect (answering a queued command), list profiles, read the
+// transcript, remove — the device kept in a file between commands.
+func TestDeviceCommands(t *testing.T) {
+	pki, err := server.NewPKI([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := memory.New()
+	ts := httptest.NewUnstartedServer(nil)
+	srv, err := server.New(st, pki, "https://"+ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = srv.Handler()
+	ts.TLS = srv.TLSConfig()
+	ts.StartTLS()
+	defer ts.Close()
+
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pki.CA.Cert.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "ipad.json")
+	dev := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(context.Background(), append([]string{"device"}, args...), envOf(), &out, io.Discard); err != nil {
+			t.Fatalf("mockmdm device %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		}
+		return out.String()
+	}
+
+	if out := dev("create", "-file", file, "-seed", "7", "-model", "iPad"); !strings.Contains(out, "enrolled:   no") {
+		t.Fatalf("create: %s", out)
+	}
+	out := dev("enroll", "-file", file, "-url", srv.URL(server.PathEnroll), "-ca", ca)
+	if !strings.Contains(out, "verified, signed by mockmdm profile signing") || !strings.Contains(out, "enrolled in "+srv.URL(server.PathMDM)) {
+		t.Fatalf("enroll: %s", out)
+	}
+	list, err := st.ListEnrollments(context.Background())
+	if err != nil || len(list) != 1 {
+		t.Fatalf("server enrollments: %v %v", list, err)
+	}
+	cmd := []byte(`<?xml version="1.0"?><plist version="1.0"><dict><key>CommandUUID</key><string>CLI-1</string><key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict></dict></plist>`)
+	if err := st.Enqueue(context.Background(), &store.Command{UUID: "CLI-1", RequestType: "ProfileList", Raw: cmd}, list[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if out := dev("connect", "-file", file, "-ca", ca); !strings.Contains(out, "CLI-1 ProfileList → Acknowledged") {
+		t.Fatalf("connect: %s", out)
+	}
+	if out := dev("profiles", "-file", file); !strings.Contains(out, "mockmdm enrollment") {
+		t.Fatalf("profiles: %s", out)
+	}
+	if out := dev("transcript", "-file", file); !strings.Contains(out, "Authenticate") || !strings.Contains(out, "connect") {
+		t.Fatalf("transcript: %s", out)
+	}
+	if out := dev("remove", "-file", file, "-ca", ca); !strings.Contains(out, "unenrolled") {
+		t.Fatalf("remove: %s", out)
+	}
+	e, _ := st.GetEnrollment(context.Background(), list[0].ID)
+	if !e.CheckedOut {
+		t.Error("remove did not send CheckOut")
+	}
+	if out := dev("show", "-file", file); !strings.Contains(out, "enrolled:   no") {
+		t.Fatalf("show after remove: %s", out)
+	}
+
+	// Mistakes are usage errors or typed errors naming the file.
+	for _, args := range [][]string{
+		{"create", "-file", file}, // exists
+		{"create", "-file", file + "2", "-model", "Toaster"},
+		{"enroll", "-file", file}, // neither -url nor -profile
+		{"frobnicate"},
+		{"show", "-file", filepath.Join(dir, "missing.json")},
+	} {
+		if err := run(context.Background(), append([]string{"device"}, args...), envOf(), io.Discard, io.Discard); err == nil {
+			t.Errorf("device %v: no error", args)
+		}
+	}
+}
