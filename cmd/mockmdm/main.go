@@ -45,6 +45,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		switch args[0] {
 		case "serve":
 			return serve(ctx, args[1:], getenv, stdout, stderr)
+		case "fleet":
+			return fleetCmd(ctx, args[1:], getenv, stdout, stderr)
 		case "device":
 			return deviceCmd(ctx, args[1:], getenv, stdout, stderr)
 		case "version":
@@ -62,6 +64,7 @@ const topUsage = `mockmdm — a mock Apple MDM server for testing
 
 Usage:
   mockmdm [serve] [flags]   serve (the default; "mockmdm serve -h" lists the flags)
+  mockmdm fleet -url URL -n N   N virtual devices enroll and connect; throughput and latency
   mockmdm device …          a virtual device kept in a file ("mockmdm device -h")
   mockmdm version           print the version
 

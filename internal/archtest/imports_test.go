@@ -14,7 +14,7 @@ const module = "github.com/mockmdm/mockmdm/"
 // may import directly (a trailing "/" allows a whole subtree). Arrows point
 // inward only; docs/architecture.md explains the layers.
 var allowed = map[string][]string{
-	"cmd/mockmdm":         {"server", "api", "device", "device/", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "internal/"},
+	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "internal/"},
 	"server":              {"api", "api/handlers", "web", "checkin", "enroll", "ade", "push", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "internal/"},
 	"api":                 {"mdm"},
 	"api/handlers":        {"api", "checkin", "certs", "profiles", "store", "mdm", "mdm/schema", "internal/"},
@@ -34,6 +34,7 @@ var allowed = map[string][]string{
 	"internal/flowtest":   {"api", "device", "mdm"},
 	"server/mdmtest":      {"server", "api", "device", "store", "store/memory", "mdm"},
 	"internal/archtest":   {},
+	"device/fleet":        {"device"},
 }
 
 // TestImportRules holds the dependency rule over the non-test imports of
