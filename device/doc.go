@@ -18,16 +18,27 @@
 //
 // Commands are answered by handlers kept in a registry keyed by RequestType
 // (see Handle); the built-in ones cover DeviceInformation, SecurityInfo,
-// ProfileList, InstallProfile, RemoveProfile, InstalledApplicationList,
-// DeviceLock, EraseDevice and RestartDevice, and everything else gets
-// Apple's "Unknown command" error. Before a handler runs, the device applies
+// ProfileList, InstallProfile, RemoveProfile, CertificateList,
+// InstalledApplicationList, ManagedApplicationList, InstallApplication,
+// RemoveApplication, DeviceLock, EraseDevice (the device really resets),
+// RestartDevice, ShutDownDevice, ClearPasscode (checked against the
+// UnlockToken it sent in TokenUpdate), Settings, AvailableOSUpdates,
+// DeviceConfigured and DeclarativeManagement, and everything else gets
+// Apple's "Unknown command" error (MCMDMErrorDomain 12021). Before a handler runs, the device applies
 // the rules Apple's command schema states for its OS: the command must exist
 // on that OS version, be allowed under User Enrollment, be allowed on an
 // unsupervised device, and be covered by the profile's AccessRights.
 // Results are pruned by the same schema, so a key that iOS never sends is
 // never sent.
 //
+// A tester sets behaviours per device: NotNow a number of times
+// (SetNotNow), while "locked" (SetLocked), a delay before answering
+// (DelayAck), a forced error chain (FailWith), no network (SetOffline), a
+// new push token (RotatePushToken), and a silent unenroll
+// (UnenrollSilently).
+//
 // All mutable state of a device (keychain, installed profiles, enrollment,
-// behaviours) lives in one struct guarded by one lock, which is the seam a
-// later persistence layer and fleets attach to.
+// managed apps) lives in one struct guarded by one lock; Save and Load
+// keep it in a file, so a QA script can come back to the same device, and
+// package device/fleet runs thousands of devices at once.
 package device
