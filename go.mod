@@ -11,6 +11,7 @@ require (
 	go.mozilla.org/pkcs7 v0.10.0
 	gopkg.in/yaml.v3 v3.0.1
 	modernc.org/sqlite v1.61.1
+	software.sslmate.com/src/go-pkcs12 v0.7.4
 )
 
 require (
