@@ -74,6 +74,9 @@ func (d *Device) DelayAck(requestType string, delay time.Duration) {
 func (d *Device) SetOffline(offline bool) {
 	d.mu.Lock()
 	d.beh.offline = offline
+	if offline {
+		d.dropPushStreamLocked()
+	}
 	d.mu.Unlock()
 }
 
@@ -100,6 +103,7 @@ func (d *Device) RotatePushToken(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	d.hw.PushToken = token
+	d.dropPushStreamLocked() // APNs knows the device by its new token now
 	d.mu.Unlock()
 	body, err := d.tokenUpdateMessage(e.mdm.Topic, e.userEnrollment)
 	if err != nil {

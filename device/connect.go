@@ -99,6 +99,7 @@ func (d *Device) Connect(ctx context.Context) (*ConnectResult, error) {
 		if r.status == http.StatusUnauthorized || unrecognizedDevice(r) {
 			d.mu.Lock()
 			d.st.dropEnrollment()
+			d.dropPushStreamLocked()
 			d.mu.Unlock()
 			res.Unenrolled = true
 			d.log.Info("the server unenrolled the device", "status", r.status)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mockmdm/mockmdm/profiles"
+	"github.com/mockmdm/mockmdm/push/mockapns"
 )
 
 // Doer sends an HTTP request. It is the device's only way out: an
@@ -76,6 +77,10 @@ type Device struct {
 	transcript []Exchange
 	handlers   map[string]CommandHandler
 	beh        behaviours
+	// pushStream is the APNs subscription ListenForPushes holds, closed
+	// (pushDropped set) when the token, enrollment or network changes.
+	pushStream  *mockapns.Stream
+	pushDropped bool
 }
 
 // state is everything about a device that changes: what a persistence

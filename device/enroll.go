@@ -144,6 +144,7 @@ func (d *Device) Unenroll(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	d.st.dropEnrollment()
+	d.dropPushStreamLocked()
 	d.mu.Unlock()
 	d.log.Info("unenrolled", "profile", e.profileID)
 	return nil
@@ -158,5 +159,6 @@ func (d *Device) UnenrollSilently() {
 	defer d.op.Unlock()
 	d.mu.Lock()
 	d.st.dropEnrollment()
+	d.dropPushStreamLocked()
 	d.mu.Unlock()
 }

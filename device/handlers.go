@@ -380,6 +380,7 @@ func (d *Device) erase() {
 	defer d.mu.Unlock()
 	notNow := d.st.notNow
 	d.st = state{notNow: notNow, erasures: d.st.erasures + 1, restarts: d.st.restarts}
+	d.dropPushStreamLocked()
 	d.log.Info("device erased")
 }
 

@@ -62,3 +62,45 @@ func TestFleetGroupsErrorsAndStops(t *testing.T) {
 		t.Fatalf("cancelled run: %+v after %s", rep, time.Since(start))
 	}
 }
+
+// TestFleetListensAndWakesOnPush: every device of a fleet holds a stream at
+// the mock APNs; one push per device wakes each, with no direct connect.
+func TestFleetListensAndWakesOnPush(t *testing.T) {
+	srv := mdmtest.NewServer(t)
+	f := fleet.New(srv.Doer(), 15, fleet.WithDeviceOptions(device.WithTrust(srv.Trust()), device.WithKeySize(1024)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if rep := f.Enroll(ctx, srv.EnrollURL(), 4); rep.OK != 15 {
+		t.Fatalf("enroll: %+v", rep)
+	}
+	l := f.Listen(ctx, "http://mockmdm.test/apns", srv.APNsDialOptions())
+	defer l.Stop()
+	if !l.WaitFor(ctx, func() bool { return l.Subscribed() == 15 }) {
+		t.Fatalf("%d of 15 subscribed", l.Subscribed())
+	}
+	var ids []string
+	for _, d := range f.Devices() {
+		ids = append(ids, d.UDID())
+	}
+	uuid := srv.Enqueue(&mdm.SecurityInfo{}, ids...)
+	st := srv.WaitResult(uuid, 20*time.Second)
+	for _, r := range st.Results {
+		if r.Status != "Acknowledged" {
+			t.Fatalf("%s: %s", r.EnrollmentID, r.Status)
+		}
+	}
+	if !l.WaitFor(ctx, func() bool { return l.Woken() == 15 }) {
+		t.Fatalf("%d of 15 woke", l.Woken())
+	}
+	rep := l.Report(time.Second)
+	if rep.OK != 15 || rep.Failed != 0 || rep.Steps["wake"].Count != 15 {
+		t.Fatalf("push report %+v", rep)
+	}
+	if got := srv.Server().MockAPNs().Stats().Connected; got != 15 {
+		t.Fatalf("mock APNs holds %d streams, want 15", got)
+	}
+	l.Stop()
+	if !l.WaitFor(ctx, func() bool { return srv.Server().MockAPNs().Stats().Connected == 0 }) {
+		t.Fatalf("after Stop the mock still holds %d streams", srv.Server().MockAPNs().Stats().Connected)
+	}
+}

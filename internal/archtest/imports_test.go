@@ -14,27 +14,29 @@ const module = "github.com/mockmdm/mockmdm/"
 // may import directly (a trailing "/" allows a whole subtree). Arrows point
 // inward only; docs/architecture.md explains the layers.
 var allowed = map[string][]string{
-	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "internal/"},
-	"server":              {"api", "api/handlers", "web", "checkin", "enroll", "ade", "push", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "internal/"},
+	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "push", "push/mockapns", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "internal/"},
+	"server":              {"api", "api/handlers", "web", "checkin", "enroll", "ade", "push", "push/", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "internal/"},
 	"api":                 {"mdm"},
 	"api/handlers":        {"api", "checkin", "certs", "profiles", "store", "mdm", "mdm/schema", "internal/"},
 	"checkin":             {"mdm", "mdm/schema", "certs", "store", "internal/"},
-	"device":              {"mdm", "mdm/schema", "profiles", "certs", "internal/plistguard", "internal/httperr"},
+	"device":              {"mdm", "mdm/schema", "profiles", "certs", "push/mockapns", "internal/plistguard", "internal/httperr"},
+	"push":                {"mdm", "certs"},
+	"push/mockapns":       {"push", "certs"},
 	"store":               {"mdm", "internal/httperr"},
 	"store/memory":        {"store", "mdm", "internal/httperr"},
 	"store/sqlite":        {"store", "mdm", "internal/httperr"},
 	"store/storetest":     {"store", "mdm", "internal/httperr"},
 	"profiles":            {"mdm", "mdm/schema", "certs", "internal/"},
-	"certs":               {"internal/httperr"},
+	"certs":               {"internal/httperr", "internal/plistguard"},
 	"mdm":                 {"mdm/schema", "internal/plistguard"},
 	"mdm/schema":          {},
 	"internal/httperr":    {},
 	"internal/plistguard": {},
 	"internal/schemagen":  {},
-	"internal/flowtest":   {"api", "device", "mdm"},
-	"server/mdmtest":      {"server", "api", "device", "store", "store/memory", "mdm"},
+	"internal/flowtest":   {"api", "device", "push/mockapns", "mdm"},
+	"server/mdmtest":      {"server", "api", "device", "push/mockapns", "store", "store/memory", "mdm"},
 	"internal/archtest":   {},
-	"device/fleet":        {"device"},
+	"device/fleet":        {"device", "push/mockapns"},
 }
 
 // TestImportRules holds the dependency rule over the non-test imports of
