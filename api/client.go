@@ -183,6 +183,48 @@ func (c *Client) Reset(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/reset", nil, nil, &out)
 }
 
+// Push wakes enrollments through APNs now.
+func (c *Client) Push(ctx context.Context, ids ...string) ([]PushResult, error) {
+	var out PushResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/push", nil, PushRequest{EnrollmentIDs: ids}, &out); err != nil {
+		return nil, err
+	}
+	return out.Results, nil
+}
+
+// PushCertificate returns the push certificate's status.
+func (c *Client) PushCertificate(ctx context.Context) (*PushCertStatus, error) {
+	var out PushCertStatus
+	if err := c.do(ctx, http.MethodGet, "/v1/push/certificate", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UploadPushCertificate replaces the push certificate after checking it.
+func (c *Client) UploadPushCertificate(ctx context.Context, up PushCertUpload) (*PushCertStatus, error) {
+	var out PushCertStatus
+	if err := c.do(ctx, http.MethodPut, "/v1/push/certificate", nil, up, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// APNsStats returns what the mock APNs did.
+func (c *Client) APNsStats(ctx context.Context) (*APNsStats, error) {
+	var out APNsStats
+	if err := c.do(ctx, http.MethodGet, "/v1/apns", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// InjectAPNsFault makes the mock APNs refuse pushes.
+func (c *Client) InjectAPNsFault(ctx context.Context, f APNsFault) error {
+	var out APNsFault
+	return c.do(ctx, http.MethodPost, "/v1/apns/faults", nil, f, &out)
+}
+
 // do sends one request and decodes a 2xx JSON answer into out, or turns
 // any other answer into an *Error.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {

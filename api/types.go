@@ -19,6 +19,8 @@ type ServerInfo struct {
 	ServerURL     string `json:"server_url,omitempty"`
 	CheckInURL    string `json:"checkin_url,omitempty"`
 	Topic         string `json:"topic"`
+	// APNsURL is the base URL of the mock APNs on this server.
+	APNsURL string `json:"apns_url,omitempty"`
 }
 
 // Enrollment states.
@@ -101,6 +103,10 @@ type EnqueueRequest struct {
 	RawPlist string `json:"raw_plist,omitempty"`
 	// CommandUUID chooses the command's UUID; the server makes one if empty.
 	CommandUUID string `json:"command_uuid,omitempty"`
+	// Push wakes the enrollments through APNs once the command is queued
+	// (default true); false only queues it, for a test that wakes the
+	// device itself.
+	Push *bool `json:"push,omitempty"`
 }
 
 // EnqueueResponse is the answer to POST /v1/commands.
@@ -108,6 +114,132 @@ type EnqueueResponse struct {
 	CommandUUID   string   `json:"command_uuid"`
 	RequestType   string   `json:"request_type"`
 	EnrollmentIDs []string `json:"enrollment_ids"`
+	// Push is what APNs answered for each enrollment (absent when the
+	// request said "push": false). A failed push does not undo the
+	// enqueue: the command waits for the device's next connect.
+	Push []PushResult `json:"push,omitempty"`
+}
+
+// PushRequest is the body of POST /v1/push.
+type PushRequest struct {
+	EnrollmentIDs []string `json:"enrollment_ids"`
+}
+
+// PushResult is what happened to one enrollment's push.
+type PushResult struct {
+	EnrollmentID string `json:"enrollment_id"`
+	// Pushed is true when APNs accepted the push (200).
+	Pushed bool `json:"pushed"`
+	// APNsStatus is APNs's HTTP status (0: no answer, or not sent).
+	APNsStatus int    `json:"apns_status,omitempty"`
+	APNsID     string `json:"apns_id,omitempty"`
+	// Reason is APNs's reason code (BadDeviceToken, Unregistered…).
+	Reason string `json:"reason,omitempty"`
+	// Error says what went wrong and what to do, when Pushed is false.
+	Error string `json:"error,omitempty"`
+}
+
+// PushResponse is the answer to POST /v1/push.
+type PushResponse struct {
+	Results []PushResult `json:"results"`
+}
+
+// Push certificate states.
+const (
+	PushCertValid        = "valid"
+	PushCertExpiringSoon = "expiring_soon"
+	PushCertExpired      = "expired"
+)
+
+// PushCertStatus describes the push certificate the server pushes with.
+type PushCertStatus struct {
+	Topic     string    `json:"topic"`
+	Subject   string    `json:"subject"`
+	Issuer    string    `json:"issuer"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	// DaysLeft is whole days until NotAfter (negative once expired).
+	DaysLeft int `json:"days_left"`
+	// State is valid, expiring_soon (under 30 days) or expired.
+	State string `json:"state"`
+	// Source is "mock" (made by mockmdm) or "uploaded".
+	Source string `json:"source"`
+	// PushURL is where pushes go: the in-process mock APNs, Apple, or a URL.
+	PushURL string `json:"push_url"`
+	// Warnings say what needs attention: expiry, enrollments under
+	// another topic (they never receive pushes from this certificate).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// PushCertUpload is the body of PUT /v1/push/certificate: a certificate
+// and key as PEM, or a PKCS#12 file (base64 in JSON), with the password
+// that decrypts the PKCS#12 or an encrypted PEM key.
+type PushCertUpload struct {
+	CertificatePEM string `json:"certificate_pem,omitempty"`
+	KeyPEM         string `json:"key_pem,omitempty"`
+	PKCS12         []byte `json:"pkcs12,omitempty"`
+	Password       string `json:"password,omitempty"`
+	// Force accepts a certificate whose topic differs from the one devices
+	// enrolled under (they will never receive its pushes: they must enroll
+	// again); without it such an upload is refused.
+	Force bool `json:"force,omitempty"`
+}
+
+// PortalRequest is the body of POST /v1/push/portal/certificates: what an
+// admin uploads to Apple's Push Certificates Portal.
+type PortalRequest struct {
+	// Request is the MDM-vendor-signed push certificate request: the
+	// base64 plist with PushCertRequestCSR, PushCertCertificateChain and
+	// PushCertSignature.
+	Request string `json:"request"`
+	// RenewTopic renews the certificate of this topic (the new certificate
+	// keeps it); empty creates a certificate with a new topic.
+	RenewTopic string `json:"renew_topic,omitempty"`
+}
+
+// PortalResponse is the certificate the portal issued.
+type PortalResponse struct {
+	CertificatePEM string    `json:"certificate_pem"`
+	Topic          string    `json:"topic"`
+	Renewed        bool      `json:"renewed"`
+	NotAfter       time.Time `json:"not_after"`
+}
+
+// VendorCertRequest is the body of POST /v1/push/portal/vendor-certificate.
+type VendorCertRequest struct {
+	Name string `json:"name"`
+}
+
+// VendorCertResponse is a mock MDM vendor (CSR signing) certificate and
+// its key, issued by the mock Apple push CA, for signing push requests.
+type VendorCertResponse struct {
+	CertificatePEM string `json:"certificate_pem"`
+	KeyPEM         string `json:"key_pem"`
+}
+
+// APNsStats is what the in-process mock APNs did.
+type APNsStats struct {
+	Registered   int              `json:"registered"`
+	Connected    int              `json:"connected"`
+	Pending      int              `json:"pending"`
+	Accepted     int64            `json:"accepted"`
+	Delivered    int64            `json:"delivered"`
+	Acknowledged int64            `json:"acknowledged"`
+	Coalesced    int64            `json:"coalesced"`
+	Expired      int64            `json:"expired"`
+	Dropped      int64            `json:"dropped"`
+	Refused      map[string]int64 `json:"refused"`
+}
+
+// APNsFault is the body of POST /v1/apns/faults: make pushes to one
+// enrollment (or one token) answer Reason for Times pushes (0: until
+// cleared), or, with Ratio, that share of all pushes.
+type APNsFault struct {
+	EnrollmentID string  `json:"enrollment_id,omitempty"`
+	Token        string  `json:"token,omitempty"`
+	Reason       string  `json:"reason"`
+	Times        int     `json:"times,omitempty"`
+	Ratio        float64 `json:"ratio,omitempty"`
 }
 
 // ErrorChainItem is one element of a device's ErrorChain, with Apple's key names.

@@ -2,12 +2,9 @@ package server
 
 import (
 	"context"
-	"crypto/x509"
-	"net/http"
 	"testing"
 	"time"
 
-	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/internal/flowtest"
 )
 
@@ -19,12 +16,7 @@ func TestEndToEndInProcess(t *testing.T) {
 	s := newTestServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	doer := handlerDoer{s.Handler()}
-	client := api.NewClient("https://mockmdm.test", s.PKI().APIKey, api.WithHTTPClient(&http.Client{Transport: doer}))
-	trust := x509.NewCertPool()
-	trust.AddCert(s.PKI().CA.Cert)
-
-	e := flowtest.EnrollDevice(t, ctx, doer, client, s.URL(PathEnroll), trust)
+	e, client := enrollInProcess(t, ctx, s)
 	flowtest.DeviceInformationRoundTrip(t, ctx, client, e)
 }
 
@@ -34,11 +26,7 @@ func TestIdentityLifetimeConfigurable(t *testing.T) {
 	s := newTestServer(t, WithIdentityValidity(10*time.Minute))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	doer := handlerDoer{s.Handler()}
-	client := api.NewClient("https://mockmdm.test", s.PKI().APIKey, api.WithHTTPClient(&http.Client{Transport: doer}))
-	trust := x509.NewCertPool()
-	trust.AddCert(s.PKI().CA.Cert)
-	e := flowtest.EnrollDevice(t, ctx, doer, client, s.URL(PathEnroll), trust)
+	e, _ := enrollInProcess(t, ctx, s)
 	ids := e.Device.Identities()
 	if len(ids) != 1 {
 		t.Fatalf("%d identities", len(ids))

@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mockmdm/mockmdm/api"
+	"github.com/mockmdm/mockmdm/internal/flowtest"
 	"github.com/mockmdm/mockmdm/store/memory"
 )
 
@@ -84,3 +88,14 @@ func (d handlerDoer) Do(req *http.Request) (*http.Response, error) {
 }
 
 func (d handlerDoer) RoundTrip(req *http.Request) (*http.Response, error) { return d.Do(req) }
+
+// enrollInProcess enrolls a virtual device into s through its handler, with
+// no socket, and returns it with an API client that reaches s the same way.
+func enrollInProcess(t *testing.T, ctx context.Context, s *Server) (flowtest.EnrollResult, *api.Client) {
+	t.Helper()
+	doer := handlerDoer{s.Handler()}
+	client := api.NewClient("https://mockmdm.test", s.PKI().APIKey, api.WithHTTPClient(&http.Client{Transport: doer}))
+	trust := x509.NewCertPool()
+	trust.AddCert(s.PKI().CA.Cert)
+	return flowtest.EnrollDevice(t, ctx, doer, client, s.URL(PathEnroll), trust), client
+}

@@ -57,6 +57,8 @@ func TestEveryEndpointAuthenticatedOrPublic(t *testing.T) {
 		"GET /": true, "GET /healthz": true, "GET /enroll": true, "GET /ca": true, "GET /ca.pem": true,
 		"GET /scep": true, "POST /scep": true, // SCEP: guarded by its challenge
 		"PUT /checkin": true, "POST /checkin": true, "PUT /mdm": true, "POST /mdm": true, // devices: guarded by their identity
+		"POST /apns/3/device/{token}": true, // mock APNs: guarded by the provider's push certificate
+		"GET /apns/mock/v1/stream":    true, // mock APNs device stream: a device names its token
 	}
 	s := newTestServer(t)
 	for _, r := range s.Routes() {

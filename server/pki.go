@@ -32,10 +32,15 @@ type PKI struct {
 	SignerKey  *rsa.PrivateKey
 	// PushCA stands in for Apple's push certificate issuer.
 	PushCA *certs.CA
-	// PushCert is the mock APNs push certificate; its topic goes in the profile.
-	PushCert *x509.Certificate
-	PushKey  *rsa.PrivateKey
-	Topic    string
+	// PushCert is the APNs push certificate (the mock one, or one uploaded);
+	// its topic goes in the profile. PushChain holds the certificates that
+	// came with an uploaded one (its issuers), for the TLS handshake.
+	PushCert  *x509.Certificate
+	PushKey   *rsa.PrivateKey
+	PushChain []*x509.Certificate
+	Topic     string
+	// Dir is the data directory ("" for a PKI made in memory).
+	Dir string
 	// APIKey protects the REST API.
 	APIKey string
 	// SCEPChallenge is the static SCEP challenge put in the enrollment profile.
@@ -92,22 +97,29 @@ func LoadOrCreatePKI(dir string, hosts []string) (*PKI, error) {
 		p.Created = append(p.Created, "mock push CA")
 	}
 	p.PushCA = pushCA
-	p.PushCert, p.PushKey, err = loadOrCreateLeaf(path("push.pem"), path("push.key"), func() (*x509.Certificate, *rsa.PrivateKey, error) {
-		// Renewal keeps the topic, as Apple's portal does on "Renew": a new
-		// topic would strand every device enrolled under the old one.
-		topic := certs.NewTopic()
-		if old, err := certs.ReadCertPEM(path("push.pem")); err == nil && len(old) > 0 {
-			if t, err := certs.TopicFromCert(old[0]); err == nil {
-				topic = t
+	p.Dir = dir
+	if uploaded, chain, key, ok := loadUploadedPush(path("push.pem"), path("push.key"), pushCA); ok {
+		// An uploaded certificate (Apple's, or another issuer's) is the
+		// operator's: never replace it, even near expiry — status warns.
+		p.PushCert, p.PushChain, p.PushKey = uploaded, chain, key
+	} else {
+		p.PushCert, p.PushKey, err = loadOrCreateLeaf(path("push.pem"), path("push.key"), func() (*x509.Certificate, *rsa.PrivateKey, error) {
+			// Renewal keeps the topic, as Apple's portal does on "Renew": a new
+			// topic would strand every device enrolled under the old one.
+			topic := certs.NewTopic()
+			if old, err := certs.ReadCertPEM(path("push.pem")); err == nil && len(old) > 0 {
+				if t, err := certs.TopicFromCert(old[0]); err == nil {
+					topic = t
+				}
+				p.Created = append(p.Created, "renewed mock push certificate (same topic)")
+			} else {
+				p.Created = append(p.Created, "mock push certificate")
 			}
-			p.Created = append(p.Created, "renewed mock push certificate (same topic)")
-		} else {
-			p.Created = append(p.Created, "mock push certificate")
+			return certs.NewMockPushCert(pushCA, topic, 365*24*time.Hour)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("mock push certificate: %w", err)
 		}
-		return certs.NewMockPushCert(pushCA, topic, 365*24*time.Hour)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("mock push certificate: %w", err)
 	}
 	if p.Topic, err = certs.TopicFromCert(p.PushCert); err != nil {
 		return nil, fmt.Errorf("mock push certificate %s: %w", path("push.pem"), err)
@@ -120,6 +132,20 @@ func LoadOrCreatePKI(dir string, hosts []string) (*PKI, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// loadUploadedPush returns the push certificate in certPath when it was
+// not issued by the mock push CA (so it was uploaded), with its chain and key.
+func loadUploadedPush(certPath, keyPath string, mockCA *certs.CA) (*x509.Certificate, []*x509.Certificate, *rsa.PrivateKey, bool) {
+	cs, err := certs.ReadCertPEM(certPath)
+	if err != nil || len(cs) == 0 || cs[0].CheckSignatureFrom(mockCA.Cert) == nil {
+		return nil, nil, nil, false
+	}
+	key, err := certs.ReadKeyPEM(keyPath)
+	if err != nil {
+		return nil, nil, nil, false
+	}
+	return cs[0], cs[1:], key, true
 }
 
 func loadOrCreateLeaf(certPath, keyPath string, create func() (*x509.Certificate, *rsa.PrivateKey, error)) (*x509.Certificate, *rsa.PrivateKey, error) {

@@ -33,6 +33,7 @@ func (s *Server) routes() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	apns := http.StripPrefix(PathAPNs, s.push.mock.Handler())
 	table := []struct {
 		method, path string
 		h            http.Handler
@@ -60,6 +61,18 @@ func (s *Server) routes() http.Handler {
 		{http.MethodGet, "/v1/commands/{uuid}", key(s.api.GetCommand())},
 		{http.MethodPost, "/v1/scep/challenges", key(s.api.MintChallenge())},
 		{http.MethodPost, "/v1/reset", key(s.api.Reset())},
+		{http.MethodPost, "/v1/push", key(s.api.Push())},
+		{http.MethodGet, "/v1/push/certificate", key(s.api.PushCertificate())},
+		{http.MethodPut, "/v1/push/certificate", key(s.api.UploadPushCertificate())},
+		{http.MethodPost, "/v1/push/portal/certificates", key(s.api.PortalIssue())},
+		{http.MethodPost, "/v1/push/portal/vendor-certificate", key(s.api.PortalVendorCert())},
+		{http.MethodGet, "/v1/apns", key(s.api.APNsStats())},
+		{http.MethodPost, "/v1/apns/faults", key(s.api.InjectAPNsFault())},
+		{http.MethodDelete, "/v1/apns/faults", key(s.api.ClearAPNsFaults())},
+		// The mock APNs: providers authenticate by their push certificate,
+		// devices by their token; both are deliberately public.
+		{http.MethodPost, PathAPNs + "/3/device/{token}", apns},
+		{http.MethodGet, PathAPNs + "/mock/v1/stream", apns},
 	}
 
 	r := mux.NewRouter()
@@ -152,7 +165,7 @@ Then Settings → Profile Downloaded → Install.</li>
 func (s *Server) serveIndex(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = indexPage.Execute(w, map[string]string{
-		"CA": s.URL(PathCA), "Enroll": s.URL(PathEnroll), "Topic": s.pki.Topic,
+		"CA": s.URL(PathCA), "Enroll": s.URL(PathEnroll), "Topic": s.push.Topic(),
 	})
 }
 

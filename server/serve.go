@@ -48,11 +48,21 @@ func (s *Server) httpServer(tlsConfig *tls.Config) *http.Server {
 // until ctx is done, then shuts down gracefully, letting requests in flight
 // finish for up to grace. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, httpsLn, httpLn net.Listener, grace time.Duration) error {
+	return s.ServeWithAPNs(ctx, httpsLn, httpLn, nil, grace)
+}
+
+// ServeWithAPNs is Serve, plus the mock APNs alone on apnsLn (if not nil)
+// over TLS with HTTP/2, at Apple's paths (/3/device/<token>) — for a
+// provider that cannot add a path prefix to its APNs URL. At shutdown the
+// mock APNs closes its device streams, which the HTTP servers no longer
+// track once upgraded.
+func (s *Server) ServeWithAPNs(ctx context.Context, httpsLn, httpLn, apnsLn net.Listener, grace time.Duration) error {
 	if httpsLn == nil && httpLn == nil {
 		return errors.New("nothing to serve: give an HTTPS or an HTTP listener")
 	}
+	defer s.Close()
 	var servers []*http.Server
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	var wg sync.WaitGroup
 	start := func(srv *http.Server, ln net.Listener) {
 		servers = append(servers, srv)
@@ -70,6 +80,12 @@ func (s *Server) Serve(ctx context.Context, httpsLn, httpLn net.Listener, grace 
 	}
 	if httpLn != nil {
 		start(s.httpServer(nil), httpLn)
+	}
+	if apnsLn != nil {
+		cfg := s.TLSConfig()
+		srv := s.httpServer(cfg)
+		srv.Handler = s.push.mock.Handler()
+		start(srv, tls.NewListener(apnsLn, cfg))
 	}
 
 	var serveErr error

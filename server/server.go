@@ -21,6 +21,7 @@ import (
 	"github.com/mockmdm/mockmdm/checkin"
 	"github.com/mockmdm/mockmdm/internal/httperr"
 	"github.com/mockmdm/mockmdm/profiles"
+	"github.com/mockmdm/mockmdm/push/mockapns"
 	"github.com/mockmdm/mockmdm/store"
 )
 
@@ -54,6 +55,8 @@ type Server struct {
 	api      *handlers.API
 	scep     http.Handler
 	handler  http.Handler
+	pushCfg  pushConfig
+	push     *pushService
 
 	routeList []Route
 }
@@ -95,6 +98,7 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		pki: pki, store: st, publicURL: u, now: time.Now, version: "dev",
 		identityValidity: 365 * 24 * time.Hour, skew: time.Hour,
 		userAuth: checkin.UserAuthDecline, oneTimeTTL: time.Hour,
+		pushCfg: pushConfig{expiration: -1}, // omit apns-expiration, as NanoMDM does
 	}
 	for _, o := range opts {
 		o(s)
@@ -121,17 +125,24 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 	if err != nil {
 		return nil, fmt.Errorf("SCEP service: %w", err)
 	}
+	if s.push, err = newPushService(st, pki, s.pushCfg, s.log, s.now); err != nil {
+		return nil, fmt.Errorf("push: %w", err)
+	}
 	s.api = handlers.New(st, hub,
 		handlers.WithLogger(s.log),
 		handlers.WithClock(s.now),
-		handlers.WithInfo(api.ServerInfo{
-			Version:       s.version,
-			EnrollmentURL: s.URL(PathEnroll),
-			CAURL:         s.URL(PathCA),
-			SCEPURL:       s.URL(PathSCEP),
-			ServerURL:     s.URL(PathMDM),
-			CheckInURL:    s.URL(PathCheckin),
-			Topic:         pki.Topic,
+		handlers.WithPush(s.push, s.push, s.push),
+		handlers.WithInfoFunc(func() api.ServerInfo {
+			return api.ServerInfo{
+				Version:       s.version,
+				EnrollmentURL: s.URL(PathEnroll),
+				CAURL:         s.URL(PathCA),
+				SCEPURL:       s.URL(PathSCEP),
+				ServerURL:     s.URL(PathMDM),
+				CheckInURL:    s.URL(PathCheckin),
+				Topic:         s.push.Topic(),
+				APNsURL:       s.URL(PathAPNs),
+			}
 		}))
 	s.handler = s.routes()
 	return s, nil
@@ -150,6 +161,16 @@ func (s *Server) PKI() *PKI { return s.pki }
 // Store is the server's store.
 func (s *Server) Store() store.Store { return s.store }
 
+// MockAPNs is the in-process mock APNs (served under PathAPNs).
+func (s *Server) MockAPNs() *mockapns.Server { return s.push.mock }
+
+// Topic is the push topic enrollment profiles carry now.
+func (s *Server) Topic() string { return s.push.Topic() }
+
+// Close releases what the server holds beyond its listeners: the mock
+// APNs's device streams and the push provider's connections.
+func (s *Server) Close() { s.push.close() }
+
 // Service is the MDM service, for harnesses.
 func (s *Server) Service() *checkin.Service { return s.svc }
 
@@ -167,7 +188,7 @@ func (s *Server) EnrollmentProfile(unsigned bool, challenge string) ([]byte, err
 		Description:         "Enrolls this device in the mockmdm test MDM server at " + s.publicURL.String() + ". For testing only.",
 		ServerURL:           s.URL(PathMDM),
 		CheckInURL:          s.URL(PathCheckin),
-		Topic:               s.pki.Topic,
+		Topic:               s.push.Topic(),
 		SignMessage:         true,
 		AccessRights:        8191,
 		CheckOutWhenRemoved: true,
@@ -179,7 +200,7 @@ func (s *Server) EnrollmentProfile(unsigned bool, challenge string) ([]byte, err
 		SCEPSubject:         [][][]string{{{"O", "mockmdm"}}, {{"CN", "mockmdm device identity"}}},
 		SCEPKeysize:         2048,
 		SCEPKeyUsage:        5,
-		UUIDSeed:            s.pki.Topic + s.publicURL.String(),
+		UUIDSeed:            s.push.Topic() + s.publicURL.String(),
 		AllowInsecureURLs:   s.publicURL.Scheme == "http",
 	})
 	if err != nil {

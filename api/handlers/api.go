@@ -50,6 +50,10 @@ type API struct {
 	newUUID   func() string
 	info      api.ServerInfo
 	onEnqueue func(ctx context.Context, cmd *store.Command, ids []string)
+	pusher    Pusher
+	pushCerts PushCerts
+	apns      APNsAdmin
+	infoFunc  func() api.ServerInfo
 	// pollEvery is how often a long-poll re-reads the store even without a
 	// hub signal, since another process sharing the store may have saved
 	// the answer.
@@ -92,6 +96,10 @@ func WithNewUUID(f func() string) Option {
 
 // WithInfo sets what GET /v1/info answers.
 func WithInfo(info api.ServerInfo) Option { return func(a *API) { a.info = info } }
+
+// WithInfoFunc sets what GET /v1/info answers, read at each request (the
+// push topic changes when a push certificate is uploaded).
+func WithInfoFunc(f func() api.ServerInfo) Option { return func(a *API) { a.infoFunc = f } }
 
 // WithOnEnqueue sets a hook called after a command is durably queued, with
 // the IDs it was queued for (used to push a wake-up). It runs in the
@@ -171,7 +179,11 @@ func presentedKey(r *http.Request) (string, bool) {
 // Info serves GET /v1/info.
 func (a *API) Info() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.writeJSON(w, r, http.StatusOK, a.info)
+		info := a.info
+		if a.infoFunc != nil {
+			info = a.infoFunc()
+		}
+		a.writeJSON(w, r, http.StatusOK, info)
 	})
 }
 
@@ -182,6 +194,9 @@ func (a *API) Reset() http.Handler {
 		if err := a.store.Reset(r.Context()); err != nil {
 			a.writeError(w, r, err)
 			return
+		}
+		if a.apns != nil {
+			a.apns.ResetAPNs(r.Context())
 		}
 		a.log.InfoContext(r.Context(), "state reset through the API")
 		a.writeJSON(w, r, http.StatusOK, api.ResetResponse{Reset: true})

@@ -70,11 +70,13 @@ func (a *API) EnqueueCommand() http.Handler {
 		if a.onEnqueue != nil {
 			a.onEnqueue(ctx, rec, ids)
 		}
+		pushed := a.pushAfterEnqueue(ctx, &req, ids)
 		w.Header().Set("Location", "/v1/commands/"+rec.UUID)
 		a.writeJSON(w, r, http.StatusCreated, api.EnqueueResponse{
 			CommandUUID:   rec.UUID,
 			RequestType:   rec.RequestType,
 			EnrollmentIDs: ids,
+			Push:          pushed,
 		})
 	})
 }

@@ -61,16 +61,7 @@ func deviceCmd(ctx context.Context, args []string, getenv func(string) string, s
 		silent     = fs.Bool("silent", false, "forget the enrollment without sending CheckOut (remove)")
 		del        = fs.Bool("delete", false, "also delete the device file (remove)")
 	)
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q (see mockmdm device -h)", fs.Arg(0))}
-	}
-	if err := applyEnv(fs, getenv); err != nil {
+	if err := parseFlags(fs, args[1:], getenv, "mockmdm device -h"); err != nil {
 		return err
 	}
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/internal/flowtest"
+	"github.com/mockmdm/mockmdm/push/mockapns"
 )
 
 var binPath string
@@ -133,6 +135,9 @@ func TestEndToEndOverSockets(t *testing.T) {
 	defer cancel()
 	e := flowtest.EnrollDevice(t, ctx, hc, client, p.url("enrollment URL"), trust)
 	flowtest.DeviceInformationRoundTrip(t, ctx, client, e)
+	// Queue a command and let the push wake the device: the mock APNs is
+	// mounted on the same listener at /apns.
+	flowtest.PushWakesDevice(t, ctx, client, e, p.url("mock APNs"), mockapns.DialOptions{TLS: &tls.Config{RootCAs: trust}})
 
 	// SIGTERM shuts down gracefully with exit status 0.
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -195,5 +200,50 @@ func TestKill9KeepsAcceptedCommands(t *testing.T) {
 	status, err = client2.GetCommand(ctx, queued.CommandUUID, 5*time.Second)
 	if err != nil || !status.Done || status.Results[0].Status != "Acknowledged" {
 		t.Fatalf("answer after restart: %+v %v", status, err)
+	}
+}
+
+// TestPushOverHTTP2ToItsOwnMockAPNs runs the binary with the mock APNs on
+// its own port and the provider pointed at it by URL, so every push is a
+// real HTTP/2 request over TLS with the push certificate as client
+// certificate; a virtual device subscribed there wakes and answers.
+func TestPushOverHTTP2ToItsOwnMockAPNs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apnsAddr := ln.Addr().String()
+	ln.Close()
+	dataDir := t.TempDir()
+	p := startBinary(t, dataDir, "-apns-listen", apnsAddr, "-push-url", "https://"+apnsAddr, "-push-expiration", "1h")
+	if p.url("mock APNs port") != apnsAddr {
+		t.Fatalf("banner says the mock APNs port is %q, want %s", p.url("mock APNs port"), apnsAddr)
+	}
+	hc, client, trust := clients(t, dataDir, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e := flowtest.EnrollDevice(t, ctx, hc, client, p.url("enrollment URL"), trust)
+	flowtest.PushWakesDevice(t, ctx, client, e, "https://"+apnsAddr, mockapns.DialOptions{TLS: &tls.Config{RootCAs: trust}})
+	st, err := client.PushCertificate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PushURL != "https://"+apnsAddr || st.State != "valid" {
+		t.Fatalf("push certificate status %+v", st)
+	}
+	// mockmdm status reads the same through the API, with the data directory's key.
+	base, _, _ := strings.Cut(p.url("API"), " ")
+	out, err := exec.Command(binPath, "status", "-url", strings.TrimSuffix(base, "/v1"), "-data", dataDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mockmdm status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"topic:             " + st.Topic, "days left", "state:             valid", "pushes go to:      https://" + apnsAddr} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("mockmdm status does not say %q:\n%s", want, out)
+		}
+	}
+	out, err = exec.Command(binPath, "status", "-url", strings.TrimSuffix(base, "/v1"), "-api-key", "wrong", "-data", dataDir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "401") && !strings.Contains(strings.ToLower(string(out)), "api key") {
+		t.Errorf("mockmdm status with a wrong key: %v\n%s", err, out)
 	}
 }

@@ -35,18 +35,14 @@ func fleetCmd(ctx context.Context, args []string, getenv func(string) string, st
 		asJSON      = fs.Bool("json", false, "print the reports as JSON")
 		progress    = fs.Bool("progress", false, "draw a progress bar on stderr")
 		mem         = fs.Bool("mem", false, "report the fleet's memory per enrolled device")
+		listen      = fs.Bool("listen", false, "after enrolling, keep every device subscribed at the server's mock APNs (<url>/apns)")
+		apnsURL     = fs.String("apns-url", "", "mock APNs base URL for -listen (default: <url>/apns)")
+		pushRounds  = fs.Int("push-rounds", 0, "with -listen: push every device this many times through the API and wait for each to wake and connect")
+		apiKey      = fs.String("api-key", "", "API key for -push-rounds (default: <data>/api-key)")
+		hold        = fs.Duration("hold", 0, "with -listen: keep the streams open this long before stopping (to measure the server)")
 	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if err := applyEnv(fs, getenv); err != nil {
+	if err := parseFlags(fs, args, getenv, "mockmdm fleet -h"); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	switch {
 	case *enrollURL == "" && *url == "":
@@ -97,6 +93,16 @@ func fleetCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if *cycles > 0 && ctx.Err() == nil {
 		reports = append(reports, f.Connect(ctx, *cycles, *concurrency))
+	}
+	if *listen && ctx.Err() == nil {
+		rep, err := listenPhase(ctx, f, listenConfig{
+			base: *url, apnsURL: *apnsURL, trust: trust, rounds: *pushRounds,
+			apiKey: *apiKey, dataDir: *dataDir, hold: *hold, stderr: stderr, httpClient: client,
+		})
+		if err != nil {
+			return err
+		}
+		reports = append(reports, rep...)
 	}
 	if *asJSON {
 		fmt.Fprint(stdout, "[")

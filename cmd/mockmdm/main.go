@@ -27,6 +27,22 @@ func main() {
 	}
 }
 
+// parseFlags parses args into fs, refuses stray arguments (naming the
+// help to read) and fills unset flags from MOCKMDM_* variables. -h gives
+// flag.ErrHelp; any other mistake is a usageError.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, help string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q (see %s)", fs.Arg(0), help)}
+	}
+	return applyEnv(fs, getenv)
+}
+
 // usageError is a mistake on the command line (exit status 2).
 type usageError struct{ error }
 
@@ -49,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fleetCmd(ctx, args[1:], getenv, stdout, stderr)
 		case "device":
 			return deviceCmd(ctx, args[1:], getenv, stdout, stderr)
+		case "status":
+			return statusCmd(ctx, args[1:], getenv, stdout, stderr)
 		case "version":
 			fmt.Fprintln(stdout, "mockmdm", version)
 			return nil
@@ -66,6 +84,7 @@ Usage:
   mockmdm [serve] [flags]   serve (the default; "mockmdm serve -h" lists the flags)
   mockmdm fleet -url URL -n N   N virtual devices enroll and connect; throughput and latency
   mockmdm device …          a virtual device kept in a file ("mockmdm device -h")
+  mockmdm status [-url URL] [-data DIR]   a running server's push certificate: topic, expiry, warnings
   mockmdm version           print the version
 
 Every flag can also be set with an environment variable MOCKMDM_<FLAG>,

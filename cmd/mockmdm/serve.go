@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/checkin"
+	"github.com/mockmdm/mockmdm/push/mockapns"
 	"github.com/mockmdm/mockmdm/server"
 	"github.com/mockmdm/mockmdm/store"
 	"github.com/mockmdm/mockmdm/store/memory"
@@ -36,6 +38,11 @@ type serveFlags struct {
 	logFormat        string
 	showVersion      bool
 	grace            time.Duration
+	pushURL          string
+	pushExpiration   time.Duration
+	pushIssuer       string
+	apnsListen       string
+	apnsNoExpiration string
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -54,6 +61,11 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
 	fs.DurationVar(&f.grace, "shutdown-grace", 10*time.Second, "how long requests in flight may take to finish at shutdown")
+	fs.StringVar(&f.pushURL, "push-url", "mock", "where pushes go: mock (the mock APNs in this process), production or development (Apple), or an APNs base URL")
+	fs.DurationVar(&f.pushExpiration, "push-expiration", -1, "apns-expiration the provider sends: a duration from now, 0 (deliver once, never store), or negative (omit the header)")
+	fs.StringVar(&f.pushIssuer, "push-issuer", "", "PEM file of extra issuers an uploaded push certificate may chain to (Apple's push CA for a real certificate)")
+	fs.StringVar(&f.apnsListen, "apns-listen", "", "also serve the mock APNs alone on this address (TLS, HTTP/2, Apple's paths); it is always at <url>/apns")
+	fs.StringVar(&f.apnsNoExpiration, "apns-no-expiration", "store:720h", "what the mock APNs does with a push without apns-expiration: store:<duration> (keep it that long for an offline device) or once (deliver only to a connected device)")
 }
 
 // applyEnv sets every flag not given on the command line from MOCKMDM_<NAME>
@@ -86,16 +98,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs := flag.NewFlagSet("mockmdm serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q (see mockmdm -h)", fs.Arg(0))}
-	}
-	if err := applyEnv(fs, getenv); err != nil {
+	if err := parseFlags(fs, args, getenv, "mockmdm -h"); err != nil {
 		return err
 	}
 	if f.showVersion {
@@ -113,11 +116,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	default:
 		return usageError{fmt.Errorf("-user-authenticate %q: use decline or allow", f.userAuth)}
 	}
+	apnsPolicy, err := parseExpiryPolicy(f.apnsNoExpiration)
+	if err != nil {
+		return usageError{err}
+	}
 	if f.listen == "" && f.httpListen == "" {
 		return usageError{fmt.Errorf("nothing to listen on: set -listen (HTTPS) or -http-listen")}
 	}
 
-	var httpsLn, httpLn net.Listener
+	var httpsLn, httpLn, apnsLn net.Listener
 	if f.listen != "" {
 		if httpsLn, err = net.Listen("tcp", f.listen); err != nil {
 			return fmt.Errorf("HTTPS listener: %w", err)
@@ -129,6 +136,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return fmt.Errorf("HTTP listener: %w", err)
 		}
 		defer httpLn.Close()
+	}
+
+	if f.apnsListen != "" {
+		if apnsLn, err = net.Listen("tcp", f.apnsListen); err != nil {
+			return fmt.Errorf("mock APNs listener: %w", err)
+		}
+		defer apnsLn.Close()
 	}
 
 	publicURL := f.publicURL
@@ -168,12 +182,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer st.Close()
 
-	srv, err := server.New(st, pki, publicURL,
+	opts := []server.Option{
 		server.WithLogger(logger),
 		server.WithIdentityValidity(f.identityValidity),
 		server.WithSigningTimeSkew(f.signingSkew),
 		server.WithUserAuthenticate(policy),
-		server.WithVersion(version))
+		server.WithVersion(version),
+		server.WithPushTarget(f.pushURL, nil),
+		server.WithPushExpiration(f.pushExpiration),
+		server.WithAPNsExpiryPolicy(apnsPolicy),
+	}
+	if f.pushIssuer != "" {
+		issuers, err := certs.ReadCertPEM(f.pushIssuer)
+		if err != nil || len(issuers) == 0 {
+			return usageError{fmt.Errorf("-push-issuer %s: not a PEM file of certificates (%v)", f.pushIssuer, err)}
+		}
+		opts = append(opts, server.WithPushIssuers(issuers...))
+	}
+	srv, err := server.New(st, pki, publicURL, opts...)
 	if err != nil {
 		return usageError{err}
 	}
@@ -194,13 +220,31 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fmt.Fprintf(stdout, "  CA download:    %s\n", srv.URL(server.PathCA))
 	fmt.Fprintf(stdout, "  API:            %s (header \"Authorization: Bearer <key>\")\n", srv.URL("/v1"))
 	fmt.Fprintf(stdout, "  API key:        %s\n", pki.APIKey)
-	fmt.Fprintf(stdout, "  push topic:     %s\n", pki.Topic)
+	fmt.Fprintf(stdout, "  push topic:     %s\n", srv.Topic())
+	fmt.Fprintf(stdout, "  mock APNs:      %s\n", srv.URL(server.PathAPNs))
+	if apnsLn != nil {
+		fmt.Fprintf(stdout, "  mock APNs port: %s\n", apnsLn.Addr())
+	}
 	fmt.Fprintln(stdout, "ready")
 	logger.Info("serving", "url", publicURL, "store", f.storeKind)
 
-	err = srv.Serve(ctx, httpsLn, httpLn, f.grace)
+	err = srv.ServeWithAPNs(ctx, httpsLn, httpLn, apnsLn, f.grace)
 	logger.Info("stopped")
 	return err
+}
+
+// parseExpiryPolicy reads -apns-no-expiration: "once" or "store:<duration>".
+func parseExpiryPolicy(v string) (mockapns.ExpiryPolicy, error) {
+	if v == "once" {
+		return mockapns.ExpiryPolicy{Store: false}, nil
+	}
+	if d, ok := strings.CutPrefix(v, "store:"); ok {
+		dur, err := time.ParseDuration(d)
+		if err == nil && dur > 0 {
+			return mockapns.ExpiryPolicy{Store: true, StoreFor: dur}, nil
+		}
+	}
+	return mockapns.ExpiryPolicy{}, fmt.Errorf("-apns-no-expiration %q: use once, or store:<duration> such as store:720h", v)
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

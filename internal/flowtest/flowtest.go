@@ -12,6 +12,7 @@ import (
 
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/device"
+	"github.com/mockmdm/mockmdm/push/mockapns"
 )
 
 // EnrollResult is what EnrollDevice leaves behind for further steps.
@@ -92,4 +93,52 @@ func DeviceInformationRoundTrip(t testing.TB, ctx context.Context, client *api.C
 	if err != nil || len(tr) < 4 {
 		t.Fatalf("transcript: %d entries, %v", len(tr), err)
 	}
+}
+
+// PushWakesDevice keeps the device subscribed at the mock APNs (apnsURL,
+// reached as o says), queues a command through the API — which pushes —
+// and checks that the device woke, connected and answered on its own: the
+// test never calls Connect.
+func PushWakesDevice(t testing.TB, ctx context.Context, client *api.Client, e EnrollResult, apnsURL string, o mockapns.DialOptions) {
+	t.Helper()
+	lctx, cancel := context.WithCancel(ctx)
+	ready := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- e.Device.ListenForPushes(lctx, apnsURL, o, device.WithRetry(100*time.Millisecond), device.OnSubscribed(func() {
+			select {
+			case ready <- struct{}{}:
+			default:
+			}
+		}))
+	}()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-ready:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the device did not subscribe at the mock APNs %s; its transcript: %+v", apnsURL, lastExchange(e.Device))
+	}
+	cmd, _ := json.Marshal(map[string]any{"RequestType": "SecurityInfo"})
+	queued, err := client.Enqueue(ctx, api.EnqueueRequest{EnrollmentIDs: []string{e.EnrollmentID}, Command: cmd})
+	if err != nil {
+		t.Fatalf("enqueue: %v", err)
+	}
+	if len(queued.Push) != 1 || !queued.Push[0].Pushed {
+		t.Fatalf("the enqueue did not push: %+v", queued.Push)
+	}
+	status, err := client.GetCommand(ctx, queued.CommandUUID, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !status.Done || status.Results[0].Status != "Acknowledged" {
+		t.Fatalf("after the push: %+v (device transcript ends %+v)", status, lastExchange(e.Device))
+	}
+}
+
+func lastExchange(d *device.Device) device.Exchange {
+	tr := d.Transcript()
+	if len(tr) == 0 {
+		return device.Exchange{}
+	}
+	return tr[len(tr)-1]
 }

@@ -16,6 +16,7 @@ package mdmtest
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/device"
+	"github.com/mockmdm/mockmdm/push/mockapns"
 	"github.com/mockmdm/mockmdm/server"
 	"github.com/mockmdm/mockmdm/store"
 	"github.com/mockmdm/mockmdm/store/memory"
@@ -147,8 +149,52 @@ func NewServer(t TB, opts ...Option) *Server {
 		t.Cleanup(tr.CloseIdleConnections)
 		s.doer = s.http
 	}
+	t.Cleanup(s.srv.Close)
 	s.client = api.NewClient(s.url, p.APIKey, api.WithHTTPClient(s.http))
 	return s
+}
+
+// APNsURL is the base URL of the server's mock APNs.
+func (s *Server) APNsURL() string { return s.srv.URL(server.PathAPNs) }
+
+// APNsDialOptions is how a device reaches the mock APNs: through a pipe
+// in-process, or over TLS trusting the test CA.
+func (s *Server) APNsDialOptions() mockapns.DialOptions {
+	if s.url == inProcessURL {
+		return mockapns.DialOptions{Conn: s.srv.MockAPNs().DialInProcess}
+	}
+	return mockapns.DialOptions{TLS: &tls.Config{RootCAs: s.trust, MinVersion: tls.VersionTLS12}}
+}
+
+// ListenForPushes keeps dev subscribed at the mock APNs, so that a command
+// queued through the API (which pushes) wakes it and it connects on its
+// own, as a real device does. It returns once dev is subscribed; the
+// listener stops when the test ends.
+func (s *Server) ListenForPushes(dev *device.Device, opts ...device.ListenOption) {
+	s.t.Helper()
+	url := s.APNsURL()
+	if s.url == inProcessURL {
+		url = "http://mockmdm.test" + server.PathAPNs // the pipe carries no TLS
+	}
+	ready := make(chan struct{}, 1)
+	opts = append([]device.ListenOption{device.WithRetry(50 * time.Millisecond), device.OnSubscribed(func() {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	})}, opts...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = dev.ListenForPushes(ctx, url, s.APNsDialOptions(), opts...)
+	}()
+	s.t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		s.t.Fatalf("mdmtest: device %s did not subscribe to the mock APNs within 10s (is it enrolled?)", dev.SerialNumber())
+	}
 }
 
 // handlerTransport serves requests by calling the handler in-process.
