@@ -2,6 +2,7 @@ package mockapns
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -155,6 +156,10 @@ func (s *Stream) Next() (Push, error) {
 		}
 		if err != nil {
 			return Push{}, err
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			line = line[:0] // a heartbeat
+			continue
 		}
 		break
 	}

@@ -24,17 +24,13 @@
 package mockapns
 
 import (
-	"bufio"
-	"context"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -115,6 +111,7 @@ type Server struct {
 	now      func() time.Time
 	policy   ExpiryPolicy
 	writeTO  time.Duration
+	beat     time.Duration
 	newID    func() string
 
 	mu       sync.Mutex
@@ -125,6 +122,8 @@ type Server struct {
 	rng      *rand.Rand
 	closed   bool
 	refused  map[string]int64
+	// stopBeat stops the heartbeat goroutine, started with the first stream.
+	stopBeat chan struct{}
 
 	accepted, delivered, acked, coalesced, expired, dropped atomic.Int64
 
@@ -184,6 +183,17 @@ func WithWriteTimeout(d time.Duration) Option {
 	return func(s *Server) { s.writeTO = d }
 }
 
+// WithHeartbeat sets how often the mock checks every device stream: it
+// reads what the device wrote (acknowledgements, or the end of the
+// stream) and writes an empty line, so a vanished device is noticed
+// (default 30s).
+func WithHeartbeat(d time.Duration) Option {
+	if d <= 0 {
+		panic("mockapns: WithHeartbeat needs a positive duration")
+	}
+	return func(s *Server) { s.beat = d }
+}
+
 // New returns a mock APNs that accepts provider certificates issued by one
 // of issuers (with the clientAuth usage and a com.apple.mgmt. topic). It
 // panics without an issuer.
@@ -196,6 +206,7 @@ func New(issuers []*x509.Certificate, opts ...Option) *Server {
 		now:      time.Now,
 		policy:   DefaultExpiryPolicy,
 		writeTO:  5 * time.Second,
+		beat:     30 * time.Second,
 		newID:    uuid.NewString,
 		tokens:   map[string]*token{},
 		faults:   map[string]*fault{},
@@ -305,8 +316,10 @@ func (s *Server) ClearErrors() {
 	s.ratio, s.ratioWhy = 0, ""
 }
 
-// Pending returns the notification held for the token, if any.
+// Pending returns the notification held for the token, if any. It first
+// reads what the token's device wrote (its acknowledgements).
 func (s *Server) Pending(tok []byte) (Notification, bool) {
+	s.checkStream(push.TokenHex(tok))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.tokens[push.TokenHex(tok)]
@@ -316,16 +329,20 @@ func (s *Server) Pending(tok []byte) (Notification, bool) {
 	return *t.pending, true
 }
 
-// Connected reports whether a device stream holds the token.
+// Connected reports whether a device stream holds the token (checking that
+// the device has not closed it).
 func (s *Server) Connected(tok []byte) bool {
+	s.checkStream(push.TokenHex(tok))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.tokens[push.TokenHex(tok)]
 	return t != nil && t.sub != nil
 }
 
-// Stats returns the counters.
+// Stats returns the counters, after checking every stream (so Connected
+// and Pending are current).
 func (s *Server) Stats() Stats {
+	s.sweep(false)
 	s.mu.Lock()
 	st := Stats{Registered: len(s.tokens), Refused: make(map[string]int64, len(s.refused))}
 	for _, t := range s.tokens {
@@ -359,11 +376,17 @@ func (s *Server) Reset() {
 	s.ratio, s.ratioWhy = 0, ""
 }
 
-// Close closes every device stream and waits for their goroutines. Later
-// streams are refused; pushes are still answered.
+// Close closes every device stream and waits for the mock's goroutines
+// (the heartbeat, in-process pipes). Later streams are refused; pushes are
+// still answered.
 func (s *Server) Close() {
 	s.mu.Lock()
-	s.closed = true
+	if !s.closed {
+		s.closed = true
+		if s.stopBeat != nil {
+			close(s.stopBeat)
+		}
+	}
 	for _, t := range s.tokens {
 		if t.sub != nil {
 			t.sub.close()
@@ -634,323 +657,4 @@ func (s *Server) expiredLocked(t *token) bool {
 	t.pending = nil
 	s.expired.Add(1)
 	return true
-}
-
-// ---- device side ----
-
-// subscriber is one device stream. It holds no buffers of its own beyond
-// a small ack reader: memory per connected device is what a fleet of
-// thousands pays.
-type subscriber struct {
-	conn    net.Conn
-	writeMu sync.Mutex
-	once    sync.Once
-}
-
-func (sub *subscriber) close() { sub.once.Do(func() { _ = sub.conn.Close() }) }
-
-// frame is what a device reads: one notification per line.
-type frame struct {
-	ID      string          `json:"id"`
-	Topic   string          `json:"topic"`
-	Payload json.RawMessage `json:"payload"`
-}
-
-// ackFrame is what a device writes back for each notification it got.
-type ackFrame struct {
-	Ack string `json:"ack"`
-}
-
-// maxAckLine bounds a line from a device.
-const maxAckLine = 256
-
-func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
-	hj, ok := w.(http.Hijacker)
-	if !ok || r.ProtoMajor != 1 {
-		s.refuseStream(w, fmt.Errorf("the stream needs HTTP/1.1 (it is an Upgrade to %s); this connection is HTTP/%d", StreamProtocol, r.ProtoMajor))
-		return
-	}
-	hexTok, topic, err := checkSubscribe(r)
-	if err != nil {
-		s.refuseStream(w, err)
-		return
-	}
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		s.refuseStream(w, errShutdown)
-		return
-	}
-	conn, rw, err := hj.Hijack()
-	if err != nil {
-		return
-	}
-	if rw.Reader.Buffered() > 0 {
-		// The device must wait for 101 before it speaks.
-		_ = conn.Close()
-		return
-	}
-	_ = conn.SetDeadline(time.Time{})
-	s.conns.Add(1)
-	go func() {
-		defer s.conns.Done()
-		s.runStream(conn, hexTok, topic)
-	}()
-}
-
-var errShutdown = errors.New("the mock APNs is shutting down")
-
-// checkSubscribe validates a subscription request.
-func checkSubscribe(r *http.Request) (hexTok, topic string, err error) {
-	if r.Method != http.MethodGet {
-		return "", "", fmt.Errorf("%s is not allowed on %s: a device subscribes with GET and Upgrade: %s", r.Method, StreamPath, StreamProtocol)
-	}
-	if !headerHasToken(r.Header.Get("Connection"), "upgrade") || !strings.EqualFold(r.Header.Get("Upgrade"), StreamProtocol) {
-		return "", "", fmt.Errorf("%s is a stream: send Connection: Upgrade and Upgrade: %s", StreamPath, StreamProtocol)
-	}
-	q := r.URL.Query()
-	hexTok = strings.ToLower(q.Get("token"))
-	if _, err := parseToken(hexTok); err != nil {
-		return "", "", err
-	}
-	topic = q.Get("topic")
-	if !strings.HasPrefix(topic, certs.TopicPrefix) || len(topic) == len(certs.TopicPrefix) || len(topic) > 256 {
-		return "", "", fmt.Errorf("topic %q must be the MDM push topic the device enrolled under (it starts with %s)", truncate(topic, 80), certs.TopicPrefix)
-	}
-	return hexTok, topic, nil
-}
-
-func headerHasToken(v, tok string) bool {
-	for _, p := range strings.Split(v, ",") {
-		if strings.EqualFold(strings.TrimSpace(p), tok) {
-			return true
-		}
-	}
-	return false
-}
-
-func (s *Server) refuseStream(w http.ResponseWriter, err error) {
-	status := http.StatusBadRequest
-	if errors.Is(err, errShutdown) {
-		status = http.StatusServiceUnavailable
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(status)
-	fmt.Fprintln(w, err.Error())
-}
-
-// DialInProcess returns the device end of a stream served by s with no
-// network: the mock serves the other end of a pipe as it serves a TCP
-// connection to StreamPath. Dial uses it through DialOptions.Conn.
-func (s *Server) DialInProcess(ctx context.Context) (net.Conn, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	closed := s.closed
-	if !closed {
-		s.conns.Add(1)
-	}
-	s.mu.Unlock()
-	if closed {
-		return nil, errShutdown
-	}
-	device, mine := net.Pipe()
-	bc := newBufferedConn(mine)
-	s.conns.Add(1)
-	go func() {
-		defer s.conns.Done()
-		bc.pump()
-	}()
-	go func() {
-		defer s.conns.Done()
-		s.serveRawUpgrade(bc)
-	}()
-	return device, nil
-}
-
-// bufferedConn gives the mock's end of an in-process pipe the buffering a
-// TCP socket has: a net.Pipe write blocks until the device reads, which
-// would hold the provider's request until the device's next read. Writes
-// queue (up to maxQueued bytes) and one goroutine feeds them to the pipe.
-type bufferedConn struct {
-	net.Conn
-	mu     sync.Mutex
-	cond   *sync.Cond
-	queue  []byte
-	closed bool
-}
-
-const maxQueued = 1 << 20
-
-func newBufferedConn(c net.Conn) *bufferedConn {
-	b := &bufferedConn{Conn: c}
-	b.cond = sync.NewCond(&b.mu)
-	return b
-}
-
-func (b *bufferedConn) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return 0, net.ErrClosed
-	}
-	if len(b.queue)+len(p) > maxQueued {
-		return 0, errors.New("in-process stream: the device is not reading")
-	}
-	b.queue = append(b.queue, p...)
-	b.cond.Signal()
-	return len(p), nil
-}
-
-func (b *bufferedConn) Close() error {
-	b.mu.Lock()
-	b.closed = true
-	b.cond.Signal()
-	b.mu.Unlock()
-	return b.Conn.Close()
-}
-
-// pump feeds queued bytes to the pipe until the connection closes.
-func (b *bufferedConn) pump() {
-	for {
-		b.mu.Lock()
-		for len(b.queue) == 0 && !b.closed {
-			b.cond.Wait()
-		}
-		if b.closed {
-			b.mu.Unlock()
-			return
-		}
-		out := b.queue
-		b.queue = nil
-		b.mu.Unlock()
-		if _, err := b.Conn.Write(out); err != nil {
-			_ = b.Close()
-			return
-		}
-	}
-}
-
-// serveRawUpgrade reads the Upgrade request from a raw connection and
-// serves the stream, as the HTTP handler does after hijacking.
-func (s *Server) serveRawUpgrade(conn net.Conn) {
-	_ = conn.SetReadDeadline(s.now().Add(10 * time.Second))
-	br := bufio.NewReaderSize(conn, 1024)
-	req, err := http.ReadRequest(br)
-	if err != nil {
-		_ = conn.Close()
-		return
-	}
-	req.Body.Close()
-	// The device names the mock by its base URL, which may carry the prefix
-	// the mock is mounted under (a server's /apns).
-	if !strings.HasSuffix(req.URL.Path, StreamPath) {
-		writeRawStatus(conn, http.StatusNotFound, fmt.Sprintf("no such path %q: devices stream from %s", req.URL.Path, StreamPath))
-		return
-	}
-	hexTok, topic, err := checkSubscribe(req)
-	if err != nil {
-		writeRawStatus(conn, http.StatusBadRequest, err.Error())
-		return
-	}
-	_ = conn.SetReadDeadline(time.Time{})
-	s.runStream(conn, hexTok, topic)
-}
-
-func writeRawStatus(conn net.Conn, status int, msg string) {
-	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s\n",
-		status, http.StatusText(status), len(msg)+1, msg)
-	_ = conn.Close()
-}
-
-const switchingProtocols = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + StreamProtocol + "\r\n\r\n"
-
-// runStream registers the device, answers 101, sends what is pending, then
-// reads acknowledgements until the device goes away. Pushes are written to
-// the connection by the goroutine that accepted them (deliver).
-func (s *Server) runStream(conn net.Conn, hexTok, topic string) {
-	sub := &subscriber{conn: conn}
-	defer sub.close()
-	// Hold the write lock until 101 is out: the token is registered first
-	// (so a push right after the device sees 101 finds it), and a push that
-	// races in waits behind the 101 instead of writing before it.
-	sub.writeMu.Lock()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		sub.writeMu.Unlock()
-		return
-	}
-	t := s.registerLocked(hexTok, topic)
-	if t.sub != nil {
-		t.sub.close() // the device reconnected: the old stream is dead
-	}
-	t.sub = sub
-	s.expiredLocked(t)
-	pending := t.pending
-	s.mu.Unlock()
-	_ = conn.SetWriteDeadline(time.Now().Add(s.writeTO))
-	_, err := io.WriteString(conn, switchingProtocols)
-	_ = conn.SetWriteDeadline(time.Time{})
-	sub.writeMu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		if t.sub == sub {
-			t.sub = nil
-			if t.pending != nil && t.pending.Once {
-				// Delivered once (or never), not acknowledged: APNs does not keep it.
-				t.pending = nil
-				s.dropped.Add(1)
-			}
-		}
-		s.mu.Unlock()
-		s.log.Debug("device stream closed", "token", hexTok)
-	}()
-	if err != nil {
-		return
-	}
-	s.log.Debug("device stream connected", "token", hexTok, "topic", topic)
-	if pending != nil {
-		s.deliver(t, sub, pending)
-	}
-	br := bufio.NewReaderSize(conn, maxAckLine)
-	for {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			return // EOF, reset, or a line over maxAckLine: the device is gone or broken
-		}
-		var a ackFrame
-		if json.Unmarshal(line, &a) != nil || a.Ack == "" {
-			return
-		}
-		s.mu.Lock()
-		if t.sub == sub && t.pending != nil && t.pending.ID == a.Ack {
-			t.pending = nil
-			s.acked.Add(1)
-		}
-		s.mu.Unlock()
-	}
-}
-
-// deliver writes n to the device stream. A failed write closes the stream;
-// n stays pending (unless Once) until the device comes back.
-func (s *Server) deliver(t *token, sub *subscriber, n *Notification) {
-	b, err := json.Marshal(frame{ID: n.ID, Topic: n.Topic, Payload: n.Payload})
-	if err != nil {
-		return
-	}
-	b = append(b, '\n')
-	sub.writeMu.Lock()
-	_ = sub.conn.SetWriteDeadline(time.Now().Add(s.writeTO))
-	_, err = sub.conn.Write(b)
-	sub.writeMu.Unlock()
-	if err != nil {
-		s.log.Info("device stream write failed; the push stays pending", "token", t.hex, "err", err)
-		sub.close()
-		return
-	}
-	s.delivered.Add(1)
 }

@@ -649,3 +649,35 @@ func BenchmarkStreamMemory(b *testing.B) {
 		ts.Close()
 	}
 }
+
+// TestHeartbeatFindsVanishedDevices: with no goroutine per stream, the
+// heartbeat is what notices a device that went away without a word; a
+// device skips the heartbeat lines, and its acks are read in passing.
+func TestHeartbeatFindsVanishedDevices(t *testing.T) {
+	f := testFixture(t)
+	m := New([]*x509.Certificate{f.pushCA.Cert}, WithHeartbeat(20*time.Millisecond))
+	ts := listen(t, m)
+	c := providerClient(t, &f.cert)
+	live, gone := newToken(), newToken()
+	s := dial(t, ts.URL, live, f.topic)
+	g := dial(t, ts.URL, gone, f.topic)
+	waitFor(t, "both subscribed", func() bool { return m.Stats().Connected == 2 })
+	time.Sleep(100 * time.Millisecond) // a few heartbeats go out
+	a := doPush(t, c, ts.URL, push.TokenHex(live), nil, push.EncodeMDMPayload("after-heartbeats"))
+	if p := next(t, s); p.ID != a.id || p.PushMagic() != "after-heartbeats" {
+		t.Fatalf("got %+v", p)
+	}
+	_ = s.Ack(a.id)
+	g.conn.Close()
+	// Only the heartbeat (not Stats, not Connected) may notice: read the map.
+	waitFor(t, "the heartbeat to drop the vanished device", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.tokens[push.TokenHex(gone)].sub == nil
+	})
+	waitFor(t, "the ack to be read", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.tokens[push.TokenHex(live)].pending == nil
+	})
+}
