@@ -210,10 +210,15 @@ func (c *Client) UploadPushCertificate(ctx context.Context, up PushCertUpload) (
 	return &out, nil
 }
 
-// APNsStats returns what the mock APNs did.
-func (c *Client) APNsStats(ctx context.Context) (*APNsStats, error) {
+// APNsStats returns what the mock APNs did; withRuntime adds the server
+// process's live memory (after a garbage collection).
+func (c *Client) APNsStats(ctx context.Context, withRuntime bool) (*APNsStats, error) {
 	var out APNsStats
-	if err := c.do(ctx, http.MethodGet, "/v1/apns", nil, nil, &out); err != nil {
+	var q url.Values
+	if withRuntime {
+		q = url.Values{"runtime": {"true"}}
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/apns", q, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

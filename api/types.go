@@ -229,6 +229,16 @@ type APNsStats struct {
 	Expired      int64            `json:"expired"`
 	Dropped      int64            `json:"dropped"`
 	Refused      map[string]int64 `json:"refused"`
+	// Runtime is the server process's memory, with ?runtime=true (it runs
+	// a garbage collection first, so the figures are live memory).
+	Runtime *RuntimeStats `json:"runtime,omitempty"`
+}
+
+// RuntimeStats is the Go runtime's view of the server process.
+type RuntimeStats struct {
+	Goroutines      int    `json:"goroutines"`
+	HeapInuseBytes  uint64 `json:"heap_inuse_bytes"`
+	StackInuseBytes uint64 `json:"stack_inuse_bytes"`
 }
 
 // APNsFault is the body of POST /v1/apns/faults: make pushes to one

@@ -76,3 +76,31 @@ func TestEveryEndpointAuthenticatedOrPublic(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryRouteInOperationsGuide: each path the server serves has a
+// heading in docs/operations-guide.md with a curl example under it.
+func TestEveryRouteInOperationsGuide(t *testing.T) {
+	raw, err := os.ReadFile("../docs/operations-guide.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var headings []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "### ") {
+			headings = append(headings, line)
+		}
+	}
+	s := newTestServer(t)
+	for _, r := range s.Routes() {
+		found := false
+		for _, h := range headings {
+			if strings.Contains(h, r.Method+" "+r.Path) || strings.HasSuffix(h, " "+r.Path) || strings.Contains(h, " "+r.Path+",") {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("docs/operations-guide.md has no heading for %s %s", r.Method, r.Path)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"runtime"
 
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/internal/httperr"
@@ -180,7 +181,16 @@ func (a *API) APNsStats() http.Handler {
 			a.writeError(w, r, notConfigured("the mock APNs"))
 			return
 		}
-		a.writeJSON(w, r, http.StatusOK, a.apns.APNsStats(r.Context()))
+		withRuntime, err := boolQuery(r, "runtime")
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		st := a.apns.APNsStats(r.Context())
+		if withRuntime {
+			st.Runtime = runtimeStats()
+		}
+		a.writeJSON(w, r, http.StatusOK, st)
 	})
 }
 
@@ -214,6 +224,27 @@ func (a *API) ClearAPNsFaults() http.Handler {
 		a.apns.ClearAPNsFaults(r.Context())
 		w.WriteHeader(http.StatusNoContent)
 	})
+}
+
+// runtimeStats collects garbage, then reads live memory: what a test
+// divides by connections to get memory per device stream.
+func runtimeStats() *api.RuntimeStats {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return &api.RuntimeStats{Goroutines: runtime.NumGoroutine(), HeapInuseBytes: m.HeapInuse, StackInuseBytes: m.StackInuse}
+}
+
+// boolQuery reads an optional true/false query parameter.
+func boolQuery(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	switch v {
+	case "", "false", "0":
+		return false, nil
+	case "true", "1":
+		return true, nil
+	}
+	return false, httperr.New(http.StatusBadRequest, "query parameter %s=%q: use true or false", name, v)
 }
 
 // pushAfterEnqueue pushes the enrollments a command was queued for. The

@@ -48,6 +48,11 @@ func listenPhase(ctx context.Context, f *fleet.Fleet, c listenConfig) ([]*fleet.
 			ids = append(ids, d.UDID())
 		}
 	}
+	client := c.apiClient()
+	var before *api.APNsStats
+	if client != nil {
+		before, _ = client.APNsStats(ctx, true)
+	}
 	start := time.Now()
 	l := f.Listen(ctx, c.apnsURL, mockapns.DialOptions{TLS: &tls.Config{RootCAs: c.trust, MinVersion: tls.VersionTLS12}})
 	defer l.Stop()
@@ -56,20 +61,21 @@ func listenPhase(ctx context.Context, f *fleet.Fleet, c listenConfig) ([]*fleet.
 	}
 	subscribed := time.Since(start)
 	fmt.Fprintf(c.stderr, "listen: %d devices subscribed at %s in %s (%.0f/s)\n", enrolled, c.apnsURL, subscribed.Round(time.Millisecond), float64(enrolled)/subscribed.Seconds())
+	if before != nil && before.Runtime != nil {
+		if after, err := client.APNsStats(ctx, true); err == nil && after.Runtime != nil {
+			streams := after.Connected - before.Connected
+			grown := int64(after.Runtime.HeapInuseBytes+after.Runtime.StackInuseBytes) - int64(before.Runtime.HeapInuseBytes+before.Runtime.StackInuseBytes)
+			per := func(a, b uint64) float64 { return float64(int64(a)-int64(b)) / float64(max(1, streams)) }
+			fmt.Fprintf(c.stderr, "listen: server holds %d streams; its live memory grew %.1f MiB: %.0f bytes per stream after GC (heap %.0f, stacks %.0f), %d goroutines\n",
+				after.Connected, float64(grown)/(1<<20), float64(grown)/float64(max(1, streams)),
+				per(after.Runtime.HeapInuseBytes, before.Runtime.HeapInuseBytes), per(after.Runtime.StackInuseBytes, before.Runtime.StackInuseBytes), after.Runtime.Goroutines)
+		}
+	}
 	var reports []*fleet.Report
 	if c.rounds > 0 {
-		key := c.apiKey
-		if key == "" && c.dataDir != "" {
-			b, err := os.ReadFile(filepath.Join(c.dataDir, "api-key"))
-			if err != nil {
-				return nil, usageError{fmt.Errorf("-push-rounds needs the API key: give -api-key or -data (%v)", err)}
-			}
-			key = strings.TrimSpace(string(b))
+		if client == nil {
+			return nil, usageError{errors.New("-push-rounds needs -url and the API key (-api-key, or -data with an api-key file)")}
 		}
-		if key == "" || c.base == "" {
-			return nil, usageError{errors.New("-push-rounds needs -url and the API key (-api-key or -data)")}
-		}
-		client := api.NewClient(strings.TrimRight(c.base, "/")+"/v1", key, api.WithHTTPClient(c.httpClient))
 		pushStart := time.Now()
 		for r := 0; r < c.rounds; r++ {
 			want := l.Woken() + enrolled
@@ -101,4 +107,19 @@ func listenPhase(ctx context.Context, f *fleet.Fleet, c listenConfig) ([]*fleet.
 		}
 	}
 	return reports, nil
+}
+
+// apiClient is the server's API with the key from -api-key or the data
+// directory, or nil when there is no key or no -url.
+func (c listenConfig) apiClient() *api.Client {
+	key := c.apiKey
+	if key == "" && c.dataDir != "" {
+		if b, err := os.ReadFile(filepath.Join(c.dataDir, "api-key")); err == nil {
+			key = strings.TrimSpace(string(b))
+		}
+	}
+	if key == "" || c.base == "" {
+		return nil
+	}
+	return api.NewClient(strings.TrimRight(c.base, "/")+"/v1", key, api.WithHTTPClient(c.httpClient))
 }
