@@ -57,6 +57,7 @@ type Service struct {
 	now      func() time.Time
 	userAuth UserAuthenticatePolicy
 	results  *ResultHub
+	onChange func(ctx context.Context, e *store.Enrollment)
 }
 
 // Option configures a Service.
@@ -76,6 +77,13 @@ func WithUserAuthenticate(p UserAuthenticatePolicy) Option {
 // WithResultHub makes the service announce final command results on h, so
 // API callers can wait for an answer instead of polling.
 func WithResultHub(h *ResultHub) Option { return func(s *Service) { s.results = h } }
+
+// WithOnPushChange calls f after a TokenUpdate or CheckOut is stored, with
+// the enrollment as it now stands: the moment a device's APNs registration
+// (token, topic) starts, changes or ends. f runs in the request.
+func WithOnPushChange(f func(ctx context.Context, e *store.Enrollment)) Option {
+	return func(s *Service) { s.onChange = f }
+}
 
 // New returns a Service over st.
 func New(st Store, opts ...Option) *Service {
@@ -215,7 +223,17 @@ func (s *Service) TokenUpdate(ctx context.Context, r *Request, m *mdm.TokenUpdat
 		e.UserLongName = m.UserLongName
 	}
 	e.LastSeen = now
-	return s.store.PutEnrollment(ctx, e)
+	if err := s.store.PutEnrollment(ctx, e); err != nil {
+		return err
+	}
+	s.pushChanged(ctx, e)
+	return nil
+}
+
+func (s *Service) pushChanged(ctx context.Context, e *store.Enrollment) {
+	if s.onChange != nil {
+		s.onChange(ctx, e)
+	}
 }
 
 // CheckOut marks the enrollment removed.
@@ -227,7 +245,11 @@ func (s *Service) CheckOut(ctx context.Context, r *Request, m *mdm.CheckOut) err
 	dev.CheckedOut = true
 	dev.Enrolled = false
 	dev.LastSeen = s.now().UTC()
-	return s.store.PutEnrollment(ctx, dev)
+	if err := s.store.PutEnrollment(ctx, dev); err != nil {
+		return err
+	}
+	s.pushChanged(ctx, dev)
+	return nil
 }
 
 // SetBootstrapToken escrows (or, when empty, deletes) the bootstrap token.

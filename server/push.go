@@ -432,6 +432,21 @@ func (p *pushService) ClearAPNsFaults(context.Context) { p.mock.ClearErrors() }
 // ResetAPNs implements handlers.APNsAdmin.
 func (p *pushService) ResetAPNs(context.Context) { p.mock.Reset() }
 
+// registration mirrors what APNs knows: a device has its token for a topic
+// before it sends TokenUpdate, and loses it when it removes its MDM
+// profile (CheckOut) — after which APNs answers 410 Unregistered. So the
+// mock holds pushes for a device that enrolled but is not listening yet.
+func (p *pushService) registration(_ context.Context, e *store.Enrollment) {
+	if len(e.PushToken) != push.TokenLen || e.Topic == "" {
+		return
+	}
+	if e.CheckedOut {
+		_ = p.mock.Unregister(e.PushToken)
+		return
+	}
+	p.mock.Register(e.PushToken, e.Topic)
+}
+
 // close stops the provider and the mock's device streams.
 func (p *pushService) close() {
 	p.mock.Close()

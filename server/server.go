@@ -110,9 +110,13 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		return nil, fmt.Errorf("identity validity %s is too short: at least one minute", s.identityValidity)
 	}
 
+	if s.push, err = newPushService(st, pki, s.pushCfg, s.log, s.now); err != nil {
+		return nil, fmt.Errorf("push: %w", err)
+	}
 	hub := checkin.NewResultHub()
 	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now),
-		checkin.WithUserAuthenticate(s.userAuth), checkin.WithResultHub(hub))
+		checkin.WithUserAuthenticate(s.userAuth), checkin.WithResultHub(hub),
+		checkin.WithOnPushChange(s.push.registration))
 	s.verifier = certs.NewVerifier([]*x509.Certificate{pki.CA.Cert})
 	s.checkin = checkin.NewHandler(s.svc, s.verifier, st,
 		checkin.WithHandlerLogger(s.log), checkin.WithHandlerClock(s.now), checkin.WithSigningTimeSkew(s.skew))
@@ -124,9 +128,6 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		certs.WithSCEPClock(s.now))
 	if err != nil {
 		return nil, fmt.Errorf("SCEP service: %w", err)
-	}
-	if s.push, err = newPushService(st, pki, s.pushCfg, s.log, s.now); err != nil {
-		return nil, fmt.Errorf("push: %w", err)
 	}
 	s.api = handlers.New(st, hub,
 		handlers.WithLogger(s.log),

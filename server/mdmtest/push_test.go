@@ -2,6 +2,7 @@ package mdmtest
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,4 +130,43 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestPushHeldUntilTheDeviceListens: APNs knows a token from the device's
+// TokenUpdate on, so a push to an enrolled device that is not listening
+// yet is held and reaches it when it subscribes; after CheckOut the token
+// is unregistered and a push answers 410 Unregistered.
+func TestPushHeldUntilTheDeviceListens(t *testing.T) {
+	srv := NewServer(t)
+	dev := srv.NewDevice()
+	id := srv.Enroll(dev)
+	ctx := context.Background()
+	resp, err := srv.Client().Enqueue(ctx, api.EnqueueRequest{EnrollmentIDs: []string{id}, Command: []byte(`{"RequestType":"ProfileList"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.Push[0].Pushed {
+		t.Fatalf("push to an enrolled device that is not listening: %+v", resp.Push[0])
+	}
+	srv.ListenForPushes(dev)
+	if st := srv.WaitResult(resp.CommandUUID, 10*time.Second); st.Results[0].Status != "Acknowledged" {
+		t.Fatalf("%+v", st.Results[0])
+	}
+
+	other := srv.NewDevice()
+	oid := srv.Enroll(other)
+	if err := other.Unenroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := srv.Client().Push(ctx, oid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Pushed || !strings.Contains(res[0].Error, "checked out") {
+		t.Fatalf("push to a checked-out enrollment: %+v", res[0])
+	}
+	// The mock itself says Unregistered for that token, with a timestamp.
+	if err := srv.Server().MockAPNs().Unregister(other.Hardware().PushToken); err != nil {
+		t.Fatalf("the checked-out token is not known to the mock: %v", err)
+	}
 }
