@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/device"
+	"github.com/mockmdm/mockmdm/push/mockapns"
 )
 
 const deviceUsage = `mockmdm device — a virtual device for a person at a terminal
@@ -28,6 +30,7 @@ Usage:
   mockmdm device create     [-file F] [-seed N] [-model iPad|iPhone|Mac] [-name NAME] [-supervised]
   mockmdm device enroll     [-file F] (-url URL | -profile FILE) [-ca ca.pem | -data DIR] [-allow-http]
   mockmdm device connect    [-file F] [-ca ca.pem | -data DIR]
+  mockmdm device listen     [-file F] [-ca ca.pem | -data DIR] [-apns-url URL] [-for DURATION]
   mockmdm device show       [-file F]
   mockmdm device profiles   [-file F]
   mockmdm device transcript [-file F] [-json]
@@ -58,6 +61,8 @@ func deviceCmd(ctx context.Context, args []string, getenv func(string) string, s
 		dataDir    = fs.String("data", "", "mockmdm data directory whose ca.pem to trust")
 		allowHTTP  = fs.Bool("allow-http", false, "accept http:// MDM URLs, as a plain-HTTP harness serves (enroll)")
 		asJSON     = fs.Bool("json", false, "JSON output (transcript)")
+		apnsURL    = fs.String("apns-url", "", "mock APNs base URL (listen; default: the enrolled server's /apns)")
+		listenFor  = fs.Duration("for", 0, "stop listening after this long (listen; default: until Ctrl-C)")
 		silent     = fs.Bool("silent", false, "forget the enrollment without sending CheckOut (remove)")
 		del        = fs.Bool("delete", false, "also delete the device file (remove)")
 	)
@@ -92,7 +97,7 @@ func deviceCmd(ctx context.Context, args []string, getenv func(string) string, s
 	}
 
 	switch sub {
-	case "enroll", "connect", "show", "profiles", "transcript", "remove":
+	case "enroll", "connect", "listen", "show", "profiles", "transcript", "remove":
 	default:
 		return usageError{fmt.Errorf("unknown device command %q (see mockmdm device -h)", sub)}
 	}
@@ -147,6 +152,8 @@ func deviceCmd(ctx context.Context, args []string, getenv func(string) string, s
 			fmt.Fprintf(stdout, "%s %s → %s\n", c.CommandUUID, c.RequestType, c.Status)
 		}
 		fmt.Fprintf(stdout, "%d command(s) answered\n", len(r.Commands))
+	case "listen":
+		return listenCmd(ctx, d, client, *apnsURL, *listenFor, save, stdout)
 	case "profiles":
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "IDENTIFIER\tNAME\tPAYLOADS\tMANAGED\tVERIFIED")
@@ -225,4 +232,52 @@ func printDevice(w io.Writer, d *device.Device, file string) {
 		fmt.Fprintln(w, "  enrolled:   no")
 	}
 	fmt.Fprintf(w, "  profiles:   %d installed\n", len(d.InstalledProfiles()))
+}
+
+// listenCmd holds the device's stream at the mock APNs and connects on each
+// push, as an idle device in a drawer does, printing what it answered and
+// saving the device after each session.
+func listenCmd(ctx context.Context, d *device.Device, client *http.Client, apnsURL string, limit time.Duration, save func() error, stdout io.Writer) error {
+	e := d.Enrollment()
+	if e == nil {
+		return device.ErrNotEnrolled
+	}
+	if apnsURL == "" {
+		u, err := url.Parse(e.ServerURL)
+		if err != nil {
+			return fmt.Errorf("the enrolled ServerURL %q: %w", e.ServerURL, err)
+		}
+		apnsURL = u.Scheme + "://" + u.Host + "/apns"
+	}
+	if limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
+	var tlsConfig *tls.Config
+	if t, ok := client.Transport.(*http.Transport); ok {
+		tlsConfig = t.TLSClientConfig
+	}
+	err := d.ListenForPushes(ctx, apnsURL, mockapns.DialOptions{TLS: tlsConfig},
+		device.OnSubscribed(func() { fmt.Fprintf(stdout, "subscribed at %s for topic %s\n", apnsURL, e.Topic) }),
+		device.OnPush(func(ev device.PushEvent) {
+			switch {
+			case ev.Ignored != "":
+				fmt.Fprintf(stdout, "push %s: %s\n", ev.Push.ID, ev.Ignored)
+			case ev.Err != nil:
+				fmt.Fprintf(stdout, "push %s: connect failed: %v\n", ev.Push.ID, ev.Err)
+			default:
+				fmt.Fprintf(stdout, "push %s: connected, %d command(s) answered in %s\n", ev.Push.ID, len(ev.Connect.Commands), ev.Latency.Round(time.Millisecond))
+				for _, c := range ev.Connect.Commands {
+					fmt.Fprintf(stdout, "  %s %s → %s\n", c.CommandUUID, c.RequestType, c.Status)
+				}
+			}
+			if err := save(); err != nil {
+				fmt.Fprintf(stdout, "saving the device: %v\n", err)
+			}
+		}))
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return save()
+	}
+	return err
 }

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/pem"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mockmdm/mockmdm/server"
 	"github.com/mockmdm/mockmdm/store"
@@ -67,6 +69,37 @@ func TestDeviceCommands(t *testing.T) {
 	}
 	if out := dev("connect", "-file", file, "-ca", ca); !strings.Contains(out, "CLI-1 ProfileList → Acknowledged") {
 		t.Fatalf("connect: %s", out)
+	}
+	// listen: the device holds a stream at the server's mock APNs and answers
+	// a pushed command on its own.
+	listened := make(chan string, 1)
+	go func() {
+		var out bytes.Buffer
+		err := run(context.Background(), []string{"device", "listen", "-file", file, "-ca", ca, "-for", "5s"}, envOf(), &out, io.Discard)
+		if err != nil {
+			out.WriteString("error: " + err.Error())
+		}
+		listened <- out.String()
+	}()
+	for deadline := time.Now().Add(5 * time.Second); srv.MockAPNs().Stats().Connected == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("device listen did not subscribe")
+		}
+	}
+	cmd2 := bytes.ReplaceAll(cmd, []byte("CLI-1"), []byte("CLI-2"))
+	if err := st.Enqueue(context.Background(), &store.Command{UUID: "CLI-2", RequestType: "ProfileList", Raw: cmd2}, list[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL("/v1/push"), strings.NewReader(`{"enrollment_ids":["`+list[0].ID+`"]}`))
+	req.Header.Set("Authorization", "Bearer "+pki.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := ts.Client().Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("push: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if out := <-listened; !strings.Contains(out, "subscribed at") || !strings.Contains(out, "CLI-2 ProfileList → Acknowledged") {
+		t.Fatalf("listen: %s", out)
 	}
 	if out := dev("profiles", "-file", file); !strings.Contains(out, "mockmdm enrollment") {
 		t.Fatalf("profiles: %s", out)
