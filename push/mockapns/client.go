@@ -100,6 +100,13 @@ func Dial(ctx context.Context, baseURL string, token []byte, topic string, o Dia
 			cfg.ServerName = u.Hostname()
 		}
 		cfg.NextProtos = []string{"http/1.1"} // an Upgrade needs HTTP/1.1
+		if cfg.CurvePreferences == nil {
+			// Classical key exchange: a hybrid post-quantum key share makes
+			// the handshake kilobytes larger, and TLS keeps buffers that size
+			// for the life of the connection — on both ends, for every one of
+			// a fleet's thousands of idle streams, which carry only wake-ups.
+			cfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
+		}
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = conn.Close()
