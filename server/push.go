@@ -322,12 +322,13 @@ func (p *pushService) UploadPushCert(ctx context.Context, up *api.PushCertUpload
 	if err := p.use(cred.Cert, cred.Key, cred.Chain, source); err != nil {
 		return api.PushCertStatus{}, httperr.Wrap(http.StatusBadRequest, err, "the push certificate cannot be used")
 	}
-	if err := p.pki.savePush(cred.Cert, cred.Key, cred.Chain); err != nil {
-		return api.PushCertStatus{}, err
-	}
 	p.mu.Lock()
+	err = p.pki.savePush(cred.Cert, cred.Key, cred.Chain)
 	p.portalTopics[cred.Topic] = true
 	p.mu.Unlock()
+	if err != nil {
+		return api.PushCertStatus{}, err
+	}
 	return p.PushCertStatus(ctx)
 }
 
@@ -462,6 +463,9 @@ func (p *pushService) close() {
 // keeps it in memory only.
 func (p *PKI) savePush(cert *x509.Certificate, key *rsa.PrivateKey, chain []*x509.Certificate) error {
 	p.PushCert, p.PushKey, p.PushChain = cert, key, chain
+	if topic, err := certs.TopicFromCert(cert); err == nil {
+		p.Topic = topic
+	}
 	if p.Dir == "" {
 		return nil
 	}
