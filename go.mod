@@ -9,6 +9,7 @@ require (
 	github.com/micromdm/scep/v2 v2.3.0
 	github.com/smallstep/scep v0.0.0-20241223071629-a37a330173bc
 	go.mozilla.org/pkcs7 v0.10.0
+	golang.org/x/sys v0.49.0
 	gopkg.in/yaml.v3 v3.0.1
 	modernc.org/sqlite v1.61.1
 	software.sslmate.com/src/go-pkcs12 v0.7.4
@@ -27,7 +28,6 @@ require (
 	github.com/smallstep/pkcs7 v0.1.1 // indirect
 	golang.org/x/crypto v0.32.0 // indirect
 	golang.org/x/net v0.25.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 	modernc.org/libc v1.79.0 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect

@@ -61,14 +61,18 @@ const (
 // LoadOrCreatePKI opens (creating what is missing) the PKI in dir. hosts are
 // the DNS names and IP addresses the TLS certificate must cover; when they
 // change, or the certificate nears expiry, it is issued again.
-func LoadOrCreatePKI(dir string, hosts []string) (*PKI, error) {
+func LoadOrCreatePKI(dir string, hosts []string, opts ...PKIOption) (*PKI, error) {
+	cfg := pkiConfig{caKeyBits: caKeyBits}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory %s: %w", dir, err)
 	}
 	p := &PKI{}
 	path := func(name string) string { return filepath.Join(dir, name) }
 
-	ca, created, err := certs.LoadOrCreateCA(path("ca.pem"), path("ca.key"), "mockmdm test CA", caKeyBits, caValidity)
+	ca, created, err := certs.LoadOrCreateCA(path("ca.pem"), path("ca.key"), "mockmdm test CA", cfg.caKeyBits, caValidity)
 	if err != nil {
 		return nil, fmt.Errorf("test CA: %w", err)
 	}
@@ -147,6 +151,17 @@ func loadUploadedPush(certPath, keyPath string, mockCA *certs.CA) (*x509.Certifi
 	}
 	return cs[0], cs[1:], key, true
 }
+
+// PKIOption configures LoadOrCreatePKI.
+type PKIOption func(*pkiConfig)
+
+type pkiConfig struct{ caKeyBits int }
+
+// WithCAKeyBits sets the RSA size of a test CA created now (2048 by
+// default; an existing CA keeps its own). Device identities chain to it,
+// so it is what a server verifies on every request without a cache — the
+// figure a benchmark varies.
+func WithCAKeyBits(bits int) PKIOption { return func(c *pkiConfig) { c.caKeyBits = bits } }
 
 func loadOrCreateLeaf(certPath, keyPath string, create func() (*x509.Certificate, *rsa.PrivateKey, error)) (*x509.Certificate, *rsa.PrivateKey, error) {
 	cs, cerr := certs.ReadCertPEM(certPath)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -245,5 +247,38 @@ func TestPushOverHTTP2ToItsOwnMockAPNs(t *testing.T) {
 	out, err = exec.Command(binPath, "status", "-url", strings.TrimSuffix(base, "/v1"), "-api-key", "wrong", "-data", dataDir).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "401") && !strings.Contains(strings.ToLower(string(out)), "api key") {
 		t.Errorf("mockmdm status with a wrong key: %v\n%s", err, out)
+	}
+}
+
+// TestBenchReportsServerCPU runs mockmdm bench small: it starts its own
+// server (pinned where it can be), runs the three workloads and reports
+// the server's CPU per request from the server process's accounting.
+func TestBenchReportsServerCPU(t *testing.T) {
+	if binPath == "" {
+		t.Fatal("the mockmdm binary did not build")
+	}
+	out, err := exec.Command(binPath, "bench", "-n", "4", "-connects", "5", "-cycles", "2", "-key-size", "1024", "-json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mockmdm bench: %v\n%s", err, out)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("bench JSON: %v\n%s", err, out)
+	}
+	if len(rep.Phases) != 3 || rep.ServerPID == 0 || rep.PeakRSSKiB <= 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	want := map[string]int{"enroll": 4, "signed Idle connect": 20, "command cycle": 8}
+	for _, p := range rep.Phases {
+		if p.Ops != want[p.Phase] || p.Failed != 0 || p.Requests == 0 {
+			t.Errorf("phase %+v, want %d ops", p, want[p.Phase])
+		}
+		if runtime.GOOS == "linux" && p.ServerCPU < 0 {
+			t.Errorf("phase %s: no server CPU figure on Linux", p.Phase)
+		}
+	}
+	// A bench against a running server needs its data directory.
+	if out, err := exec.Command(binPath, "bench", "-url", "https://127.0.0.1:1").CombinedOutput(); err == nil || !strings.Contains(string(out), "-data") {
+		t.Fatalf("bench -url without -data: %v %s", err, out)
 	}
 }

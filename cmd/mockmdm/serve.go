@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,8 @@ type serveFlags struct {
 	pushIssuer       string
 	apnsListen       string
 	apnsNoExpiration string
+	caKeySize        int
+	cpuProfile       string
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -65,6 +68,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.pushExpiration, "push-expiration", -1, "apns-expiration the provider sends: a duration from now, 0 (deliver once, never store), or negative (omit the header)")
 	fs.StringVar(&f.pushIssuer, "push-issuer", "", "PEM file of extra issuers an uploaded push certificate may chain to (Apple's push CA for a real certificate)")
 	fs.StringVar(&f.apnsListen, "apns-listen", "", "also serve the mock APNs alone on this address (TLS, HTTP/2, Apple's paths); it is always at <url>/apns")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
+	fs.IntVar(&f.caKeySize, "ca-key-size", 2048, "RSA size of the test CA when it is created (2048, 3072 or 4096; an existing CA keeps its own)")
 	fs.StringVar(&f.apnsNoExpiration, "apns-no-expiration", "store:720h", "what the mock APNs does with a push without apns-expiration: store:<duration> (keep it that long for an offline device) or once (deliver only to a connected device)")
 }
 
@@ -104,6 +109,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if f.showVersion {
 		fmt.Fprintln(stdout, "mockmdm", version)
 		return nil
+	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return usageError{fmt.Errorf("-cpuprofile: %w", err)}
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
 	}
 	logger, err := newLogger(stderr, f.logLevel, f.logFormat)
 	if err != nil {
@@ -157,7 +173,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		hosts = append(hosts, h)
 	}
 
-	pki, err := server.LoadOrCreatePKI(f.dataDir, hosts)
+	if f.caKeySize != 2048 && f.caKeySize != 3072 && f.caKeySize != 4096 {
+		return usageError{fmt.Errorf("-ca-key-size %d: use 2048, 3072 or 4096", f.caKeySize)}
+	}
+	pki, err := server.LoadOrCreatePKI(f.dataDir, hosts, server.WithCAKeyBits(f.caKeySize))
 	if err != nil {
 		return err
 	}

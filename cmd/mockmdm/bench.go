@@ -1,0 +1,341 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/mockmdm/mockmdm/api"
+	"github.com/mockmdm/mockmdm/device"
+	"github.com/mockmdm/mockmdm/device/fleet"
+)
+
+// benchPhase is one workload's outcome, with the server's CPU.
+type benchPhase struct {
+	Phase    string        `json:"phase"`
+	Ops      int           `json:"ops"`
+	Failed   int           `json:"failed"`
+	Requests int           `json:"requests"`
+	Elapsed  time.Duration `json:"elapsed_ns"`
+	// PerSecond is requests per second.
+	PerSecond float64       `json:"requests_per_second"`
+	P50       time.Duration `json:"p50_ns"`
+	P95       time.Duration `json:"p95_ns"`
+	P99       time.Duration `json:"p99_ns"`
+	// ServerCPU is the server process's user+system time in the phase; -1
+	// when the server's process is not known.
+	ServerCPU time.Duration `json:"server_cpu_ns"`
+	// CPUPerOp and CPUPerRequest divide it.
+	CPUPerOp      time.Duration `json:"server_cpu_per_op_ns"`
+	CPUPerRequest time.Duration `json:"server_cpu_per_request_ns"`
+}
+
+// benchReport is what mockmdm bench prints.
+type benchReport struct {
+	Devices     int          `json:"devices"`
+	Store       string       `json:"store,omitempty"`
+	CAKeySize   int          `json:"ca_key_size,omitempty"`
+	Pinned      bool         `json:"pinned"`
+	Phases      []benchPhase `json:"phases"`
+	PeakRSSKiB  int64        `json:"server_peak_rss_kib"`
+	ServerPID   int          `json:"server_pid"`
+	GoroutinesA int          `json:"server_goroutines_before,omitempty"`
+	GoroutinesB int          `json:"server_goroutines_after,omitempty"`
+}
+
+// benchCmd is "mockmdm bench": a fixed workload against a server this
+// command starts (or one given by -url and -server-pid), reporting
+// throughput, latency and the server's own CPU time per request.
+func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mockmdm bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		url         = fs.String("url", "", "bench a running server at this base URL (default: start one)")
+		serverPID   = fs.Int("server-pid", 0, "with -url: the server's process ID, to read its CPU time and RSS")
+		dataDir     = fs.String("data", "", "with -url: the server's data directory (API key, CA)")
+		storeKind   = fs.String("store", "memory", "store of the server this command starts: memory or sqlite")
+		caKeySize   = fs.Int("ca-key-size", 2048, "RSA size of the started server's test CA (2048, 3072 or 4096)")
+		n           = fs.Int("n", 100, "devices")
+		connects    = fs.Int("connects", 20, "signed Idle connects per device (empty queue: one request each)")
+		cycles      = fs.Int("cycles", 10, "command cycles per device (Idle → command, Acknowledged → empty: two requests)")
+		concurrency = fs.Int("concurrency", 8, "devices working at once")
+		keySize     = fs.Int("key-size", 2048, "RSA size of the device identities")
+		pin         = fs.Bool("pin", true, "pin the started server to CPU 0 and this process to CPU 1 (Linux, two or more CPUs)")
+		asJSON      = fs.Bool("json", false, "print the report as JSON")
+		profile     = fs.String("server-cpuprofile", "", "the started server writes a CPU profile of the run to this file")
+	)
+	if err := parseFlags(fs, args, getenv, "mockmdm bench -h"); err != nil {
+		return err
+	}
+	switch {
+	case *n < 1 || *n > 100_000:
+		return usageError{fmt.Errorf("-n %d: from 1 to 100,000", *n)}
+	case *connects < 0 || *cycles < 0:
+		return usageError{errors.New("-connects and -cycles must be 0 or more")}
+	case *concurrency < 1 || *concurrency > 1000:
+		return usageError{fmt.Errorf("-concurrency %d: from 1 to 1,000", *concurrency)}
+	case *keySize != 1024 && *keySize != 2048 && *keySize != 4096:
+		return usageError{fmt.Errorf("-key-size %d: 1024, 2048 or 4096", *keySize)}
+	case *storeKind != "memory" && *storeKind != "sqlite":
+		return usageError{fmt.Errorf("-store %q: memory or sqlite", *storeKind)}
+	case *url != "" && *dataDir == "":
+		return usageError{errors.New("-url needs -data, the server's data directory (for its API key and CA)")}
+	}
+
+	rep := &benchReport{Devices: *n}
+	base, pid := *url, *serverPID
+	if base == "" {
+		dir, err := os.MkdirTemp("", "mockmdm-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		srv, err := startBenchServer(ctx, dir, *storeKind, *caKeySize, *pin, *profile)
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		base, pid, *dataDir = srv.url, srv.cmd.Process.Pid, dir
+		rep.Store, rep.CAKeySize = *storeKind, *caKeySize
+		if *pin {
+			rep.Pinned = pinSelf(1) == nil && srv.pinned
+		}
+	}
+	rep.ServerPID = pid
+	trust, client, err := deviceClient("", *dataDir)
+	if err != nil {
+		return err
+	}
+	if t, ok := client.Transport.(*http.Transport); ok {
+		t.MaxIdleConnsPerHost = *concurrency
+	}
+	key, err := os.ReadFile(filepath.Join(*dataDir, "api-key"))
+	if err != nil {
+		return fmt.Errorf("the server's API key: %w", err)
+	}
+	apic := api.NewClient(strings.TrimRight(base, "/")+"/v1", strings.TrimSpace(string(key)), api.WithHTTPClient(client))
+
+	cpu := func() time.Duration {
+		if pid == 0 {
+			return -1
+		}
+		d, err := processCPU(pid)
+		if err != nil {
+			return -1
+		}
+		return d
+	}
+	phase := func(name string, requestsPerOp int, run func() *fleet.Report) benchPhase {
+		before := cpu()
+		r := run()
+		after := cpu()
+		return summarisePhase(name, requestsPerOp, r, before, after)
+	}
+	if st, err := apic.APNsStats(ctx, true); err == nil && st.Runtime != nil {
+		rep.GoroutinesA = st.Runtime.Goroutines
+	}
+
+	f := fleet.New(client, *n, fleet.WithDeviceOptions(device.WithTrust(trust), device.WithKeySize(*keySize), device.WithRequestTimeout(time.Minute)))
+	// profile download, GetCACaps, GetCACert, PKIOperation, Authenticate, TokenUpdate
+	rep.Phases = append(rep.Phases, phase("enroll", 6, func() *fleet.Report { return f.Enroll(ctx, strings.TrimRight(base, "/")+"/enroll", *concurrency) }))
+	if *connects > 0 {
+		rep.Phases = append(rep.Phases, phase("signed Idle connect", 1, func() *fleet.Report { return f.Connect(ctx, *connects, *concurrency) }))
+	}
+	if *cycles > 0 {
+		var ids []string
+		for _, d := range f.Devices() {
+			if d.IsEnrolled() {
+				ids = append(ids, d.UDID())
+			}
+		}
+		var total *fleet.Report
+		var cpuSum time.Duration
+		for range *cycles {
+			noPush := false
+			if _, err := apic.Enqueue(ctx, api.EnqueueRequest{EnrollmentIDs: ids, Command: json.RawMessage(`{"RequestType":"SecurityInfo"}`), Push: &noPush}); err != nil {
+				return fmt.Errorf("enqueue for the command cycles: %w", err)
+			}
+			before := cpu()
+			r := f.Connect(ctx, 1, *concurrency)
+			cpuSum += cpu() - before
+			total = mergeReports(total, r)
+		}
+		p := summarisePhase("command cycle", 2, total, 0, cpuSum)
+		if pid == 0 {
+			p.ServerCPU, p.CPUPerOp, p.CPUPerRequest = -1, -1, -1
+		}
+		rep.Phases = append(rep.Phases, p)
+	}
+	if st, err := apic.APNsStats(ctx, true); err == nil && st.Runtime != nil {
+		rep.GoroutinesB = st.Runtime.Goroutines
+	}
+	if pid != 0 {
+		rep.PeakRSSKiB, _ = processPeakRSS(pid)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.writeText(stdout)
+	return nil
+}
+
+func summarisePhase(name string, requestsPerOp int, r *fleet.Report, before, after time.Duration) benchPhase {
+	p := benchPhase{Phase: name, Ops: r.OK, Failed: r.Failed, Requests: r.OK * requestsPerOp, Elapsed: r.Elapsed, ServerCPU: -1, CPUPerOp: -1, CPUPerRequest: -1}
+	if r.Elapsed > 0 {
+		p.PerSecond = float64(p.Requests) / r.Elapsed.Seconds()
+	}
+	for k, l := range r.Steps {
+		if strings.HasSuffix(k, "(total)") {
+			p.P50, p.P95, p.P99 = l.P50, l.P95, l.P99
+		}
+	}
+	if before >= 0 && after >= 0 {
+		p.ServerCPU = after - before
+		if p.Ops > 0 {
+			p.CPUPerOp = p.ServerCPU / time.Duration(p.Ops)
+			p.CPUPerRequest = p.ServerCPU / time.Duration(p.Requests)
+		}
+	}
+	return p
+}
+
+// mergeReports adds b's operations to a (the latency percentiles of the
+// merged report are b's weighted by nothing: each cycle round is alike, so
+// the last round's percentiles stand for all).
+func mergeReports(a, b *fleet.Report) *fleet.Report {
+	if a == nil {
+		return b
+	}
+	a.OK += b.OK
+	a.Failed += b.Failed
+	a.Operations += b.Operations
+	a.Elapsed += b.Elapsed
+	a.Steps = b.Steps
+	return a
+}
+
+func (r *benchReport) writeText(w io.Writer) {
+	where := "a running server"
+	if r.Store != "" {
+		where = fmt.Sprintf("a server it started (%s store, %d-bit CA, pinned: %v)", r.Store, r.CAKeySize, r.Pinned)
+	}
+	fmt.Fprintf(w, "mockmdm bench: %d devices against %s\n", r.Devices, where)
+	fmt.Fprintf(w, "  %-20s %7s %8s %10s %9s %9s %9s %12s %12s\n", "phase", "ops", "requests", "req/s", "p50", "p95", "p99", "CPU/op", "CPU/request")
+	for _, p := range r.Phases {
+		fmt.Fprintf(w, "  %-20s %7d %8d %10.1f %9s %9s %9s %12s %12s\n", p.Phase, p.Ops, p.Requests, p.PerSecond,
+			ms(p.P50), ms(p.P95), ms(p.P99), cpuString(p.CPUPerOp), cpuString(p.CPUPerRequest))
+		if p.Failed > 0 {
+			fmt.Fprintf(w, "  %-20s %d failed\n", "", p.Failed)
+		}
+	}
+	if r.PeakRSSKiB > 0 {
+		fmt.Fprintf(w, "  server peak RSS: %.1f MiB; goroutines %d before, %d after\n", float64(r.PeakRSSKiB)/1024, r.GoroutinesA, r.GoroutinesB)
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/1e6) }
+
+func cpuString(d time.Duration) string {
+	if d < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1fµs", float64(d)/1e3)
+}
+
+// benchServer is a mockmdm serve this command started.
+type benchServer struct {
+	cmd    *exec.Cmd
+	url    string
+	pinned bool
+	done   chan struct{}
+}
+
+// startBenchServer runs this binary's serve on a loopback port with a
+// fresh data directory, pinned to CPU 0 when asked (and GOMAXPROCS=1 then,
+// so the runtime does not plan for a core it cannot use).
+func startBenchServer(ctx context.Context, dir, storeKind string, caKeySize int, pin bool, cpuProfile string) (*benchServer, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "serve", "-data", dir, "-store", storeKind, "-listen", "127.0.0.1:0",
+		"-hosts", "127.0.0.1", "-log-level", "error", "-ca-key-size", fmt.Sprint(caKeySize))
+	if cpuProfile != "" {
+		cmd.Args = append(cmd.Args, "-cpuprofile", cpuProfile)
+	}
+	cmd.Env = os.Environ()
+	pin = pin && runtime.NumCPU() >= 2
+	if pin {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+	}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &benchServer{cmd: cmd, done: make(chan struct{})}
+	if pin {
+		s.pinned = pinProcess(cmd.Process.Pid, 0) == nil
+	}
+	ready := make(chan string, 1)
+	go func() {
+		defer close(s.done)
+		sc := bufio.NewScanner(out)
+		addr := ""
+		for sc.Scan() {
+			l := strings.TrimSpace(sc.Text())
+			if a, found := strings.CutPrefix(l, "HTTPS:"); found {
+				addr = strings.TrimSpace(a)
+			}
+			if l == "ready" {
+				ready <- addr
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, out)
+		_ = cmd.Wait()
+	}()
+	select {
+	case addr := <-ready:
+		if addr == "" {
+			s.stop()
+			return nil, errors.New("the bench server printed no HTTPS address")
+		}
+		s.url = "https://" + addr
+		return s, nil
+	case <-s.done:
+		return nil, errors.New("the bench server exited before it was ready")
+	case <-time.After(2 * time.Minute):
+		s.stop()
+		return nil, errors.New("the bench server was not ready within 2 minutes")
+	case <-ctx.Done():
+		s.stop()
+		return nil, ctx.Err()
+	}
+}
+
+func (s *benchServer) stop() {
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
