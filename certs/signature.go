@@ -110,6 +110,14 @@ func verifyMdmSignature(header string, body []byte) (*SignedInfo, error) {
 	if rest, err := asn1.Unmarshal(der, &outer); err == nil && len(rest) > 0 {
 		return nil, newError(ErrSignatureNotCMS, nil, "the Mdm-Signature header has %d bytes after the CMS structure", len(rest))
 	}
+	if info, ok := fastVerify(der, body); ok {
+		return info, nil
+	}
+	return verifyGeneral(der, body)
+}
+
+// verifyGeneral verifies any CMS shape pkcs7 reads, and says why it refuses.
+func verifyGeneral(der, body []byte) (*SignedInfo, error) {
 	p7, err := pkcs7.Parse(der)
 	if err != nil {
 		return nil, newError(ErrSignatureNotCMS, err, "the Mdm-Signature header does not decode to a CMS (PKCS#7) SignedData")

@@ -1,0 +1,256 @@
+package certs
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/asn1"
+	"math/big"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// The Mdm-Signature hot path. Every device request carries one; parsing it
+// with pkcs7.Parse (a BER-to-DER pass, reflection-driven asn1, a fresh parse
+// of the signer certificate) cost more than the RSA verification itself.
+// fastVerify reads the one shape Apple devices send — strict DER, one
+// certificate, one SignerInfo naming it by issuer and serial, RSA PKCS#1
+// v1.5 over SHA-256 or SHA-1, with or without signed attributes — straight
+// from the bytes, and takes the certificate from a cache. It decides only
+// acceptance: anything else, and every failure, goes to the general path
+// (pkcs7), which gives the reasons. A differential fuzz target holds it to
+// never accept what the general path refuses.
+
+var (
+	oidSignedData    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+	oidData          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
+	oidSHA1          = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+	oidSHA256        = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
+	oidRSA           = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+	oidSHA1WithRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 5}
+	oidSHA256WithRSA = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}
+	oidMessageDigest = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 4}
+	oidSigningTime   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5}
+	oidContentType   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 3}
+)
+
+// signerCerts caches parsed signer certificates by their DER: a device
+// sends the same certificate on every request.
+var signerCerts = certCache{m: map[string]*x509.Certificate{}}
+
+const signerCertCacheSize = 20_000
+
+type certCache struct {
+	mu sync.RWMutex
+	m  map[string]*x509.Certificate
+}
+
+func (c *certCache) get(der []byte) (*x509.Certificate, error) {
+	c.mu.RLock()
+	cert := c.m[string(der)]
+	c.mu.RUnlock()
+	if cert != nil {
+		return cert, nil
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if len(c.m) >= signerCertCacheSize {
+		c.m = map[string]*x509.Certificate{} // crude but bounded: refill from traffic
+	}
+	c.m[string(der)] = cert
+	c.mu.Unlock()
+	return cert, nil
+}
+
+// fastVerify returns the signer of a detached Mdm-Signature over body when
+// der has the common shape and verifies; ok is false otherwise.
+func fastVerify(der, body []byte) (info *SignedInfo, ok bool) {
+	in := cryptobyte.String(der)
+	var ci, sd cryptobyte.String
+	var ctype asn1.ObjectIdentifier
+	if !in.ReadASN1(&ci, cbasn1.SEQUENCE) || !in.Empty() ||
+		!ci.ReadASN1ObjectIdentifier(&ctype) || !ctype.Equal(oidSignedData) ||
+		!ci.ReadASN1(&sd, cbasn1.Tag(0).ContextSpecific().Constructed()) || !ci.Empty() {
+		return nil, false
+	}
+	var signed, digestAlgs, encap, certSet, signerSet cryptobyte.String
+	var version int
+	if !sd.ReadASN1(&signed, cbasn1.SEQUENCE) || !sd.Empty() ||
+		!signed.ReadASN1Integer(&version) ||
+		!signed.ReadASN1(&digestAlgs, cbasn1.SET) ||
+		!signed.ReadASN1(&encap, cbasn1.SEQUENCE) {
+		return nil, false
+	}
+	var etype asn1.ObjectIdentifier
+	if !encap.ReadASN1ObjectIdentifier(&etype) || !etype.Equal(oidData) || !encap.Empty() {
+		return nil, false // content present (attached) or another type: general path
+	}
+	if !signed.ReadASN1(&certSet, cbasn1.Tag(0).ContextSpecific().Constructed()) {
+		return nil, false
+	}
+	var certDER cryptobyte.String
+	if !certSet.ReadASN1Element(&certDER, cbasn1.SEQUENCE) || !certSet.Empty() {
+		return nil, false // exactly one certificate
+	}
+	if !signed.ReadASN1(&signerSet, cbasn1.SET) || !signed.Empty() {
+		return nil, false // CRLs, or anything after the signers
+	}
+	var si cryptobyte.String
+	if !signerSet.ReadASN1(&si, cbasn1.SEQUENCE) || !signerSet.Empty() {
+		return nil, false // exactly one signer
+	}
+	var siVersion int
+	var sid, issuer cryptobyte.String
+	serial := new(big.Int)
+	if !si.ReadASN1Integer(&siVersion) ||
+		!si.ReadASN1(&sid, cbasn1.SEQUENCE) ||
+		!sid.ReadASN1Element(&issuer, cbasn1.SEQUENCE) ||
+		!sid.ReadASN1Integer(serial) || !sid.Empty() {
+		return nil, false
+	}
+	digestOID, ok := readAlgorithm(&si)
+	if !ok {
+		return nil, false
+	}
+	// The SignedData's digest algorithms: exactly the signer's.
+	setOID, ok := readAlgorithm(&digestAlgs)
+	if !ok || !digestAlgs.Empty() || !setOID.Equal(digestOID) {
+		return nil, false
+	}
+	var hash crypto.Hash
+	switch {
+	case digestOID.Equal(oidSHA256):
+		hash = crypto.SHA256
+	case digestOID.Equal(oidSHA1):
+		hash = crypto.SHA1
+	default:
+		return nil, false
+	}
+	var attrs cryptobyte.String
+	var hasAttrs bool
+	if !si.ReadOptionalASN1(&attrs, &hasAttrs, cbasn1.Tag(0).ContextSpecific().Constructed()) {
+		return nil, false
+	}
+	sigOID, ok := readAlgorithm(&si)
+	if !ok || !(sigOID.Equal(oidRSA) || hash == crypto.SHA256 && sigOID.Equal(oidSHA256WithRSA) || hash == crypto.SHA1 && sigOID.Equal(oidSHA1WithRSA)) {
+		return nil, false
+	}
+	var sig cryptobyte.String
+	if !si.ReadASN1(&sig, cbasn1.OCTET_STRING) || !si.Empty() {
+		return nil, false // unsigned attributes: general path
+	}
+
+	cert, err := signerCerts.get(certDER)
+	if err != nil {
+		return nil, false
+	}
+	// The SignerInfo must name this certificate.
+	if !bytes.Equal(issuer, cert.RawIssuer) || serial.Cmp(cert.SerialNumber) != 0 {
+		return nil, false
+	}
+	pub, isRSA := cert.PublicKey.(*rsa.PublicKey)
+	if !isRSA {
+		return nil, false
+	}
+	bodyDigest := digest(hash, body)
+	info = &SignedInfo{Signer: cert}
+	signedBytes := bodyDigest
+	if hasAttrs {
+		md, st, ok := readAttributes(attrs)
+		if !ok || !bytes.Equal(md, bodyDigest) {
+			return nil, false
+		}
+		if !st.IsZero() {
+			if st.After(cert.NotAfter) || st.Before(cert.NotBefore) {
+				return nil, false
+			}
+			info.SigningTime = st
+		}
+		// The signature covers the attributes re-tagged as a SET (RFC 5652 §5.4).
+		var b cryptobyte.Builder
+		b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(attrs) })
+		encoded, err := b.Bytes()
+		if err != nil {
+			return nil, false
+		}
+		signedBytes = digest(hash, encoded)
+	}
+	if rsa.VerifyPKCS1v15(pub, hash, signedBytes, sig) != nil {
+		return nil, false
+	}
+	return info, true
+}
+
+// readAlgorithm reads an AlgorithmIdentifier whose parameters are absent
+// or NULL.
+func readAlgorithm(s *cryptobyte.String) (asn1.ObjectIdentifier, bool) {
+	var alg cryptobyte.String
+	var oid asn1.ObjectIdentifier
+	if !s.ReadASN1(&alg, cbasn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&oid) {
+		return nil, false
+	}
+	if !alg.Empty() {
+		var null cryptobyte.String
+		if !alg.ReadASN1(&null, cbasn1.NULL) || len(null) != 0 || !alg.Empty() {
+			return nil, false
+		}
+	}
+	return oid, true
+}
+
+// readAttributes returns the messageDigest (required) and signingTime
+// (optional) of signed attributes, each allowed once with one value; other
+// attributes are allowed except a contentType that is not id-data.
+func readAttributes(attrs cryptobyte.String) (md []byte, st time.Time, ok bool) {
+	seenMD, seenST := false, false
+	for !attrs.Empty() {
+		var attr, values cryptobyte.String
+		var oid asn1.ObjectIdentifier
+		if !attrs.ReadASN1(&attr, cbasn1.SEQUENCE) || !attr.ReadASN1ObjectIdentifier(&oid) ||
+			!attr.ReadASN1(&values, cbasn1.SET) || !attr.Empty() {
+			return nil, time.Time{}, false
+		}
+		switch {
+		case oid.Equal(oidMessageDigest):
+			var v cryptobyte.String
+			if seenMD || !values.ReadASN1(&v, cbasn1.OCTET_STRING) || !values.Empty() {
+				return nil, time.Time{}, false
+			}
+			md, seenMD = v, true
+		case oid.Equal(oidSigningTime):
+			if seenST {
+				return nil, time.Time{}, false
+			}
+			seenST = true
+			var err error
+			switch {
+			case values.PeekASN1Tag(cbasn1.UTCTime):
+				if !values.ReadASN1UTCTime(&st) {
+					err = asn1.SyntaxError{Msg: "UTCTime"}
+				}
+			case values.PeekASN1Tag(cbasn1.GeneralizedTime):
+				if !values.ReadASN1GeneralizedTime(&st) {
+					err = asn1.SyntaxError{Msg: "GeneralizedTime"}
+				}
+			default:
+				err = asn1.SyntaxError{Msg: "signingTime"}
+			}
+			if err != nil || !values.Empty() {
+				return nil, time.Time{}, false
+			}
+		case oid.Equal(oidContentType):
+			var ct asn1.ObjectIdentifier
+			if !values.ReadASN1ObjectIdentifier(&ct) || !ct.Equal(oidData) || !values.Empty() {
+				return nil, time.Time{}, false
+			}
+		}
+	}
+	return md, st, seenMD
+}
