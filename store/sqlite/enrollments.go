@@ -151,14 +151,20 @@ func (s *Store) TouchEnrollment(ctx context.Context, id string, at time.Time) er
 	if err != nil {
 		return err
 	}
-	res, err := s.touchEnrollment.ExecContext(ctx, n, id)
-	if err != nil {
-		return fmt.Errorf("sqlite: touch enrollment %s: %w", id, err)
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	if k, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: touch enrollment %s: %w", id, err)
-	} else if k == 0 {
-		return store.EnrollmentNotFound(id)
-	}
-	return nil
+	// Every request touches its enrollment: group-committed with the others.
+	return s.groupWrite(func(tx *sql.Tx) error {
+		res, err := tx.Stmt(s.touchEnrollment).Exec(n, id)
+		if err != nil {
+			return fmt.Errorf("sqlite: touch enrollment %s: %w", id, err)
+		}
+		if k, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("sqlite: touch enrollment %s: %w", id, err)
+		} else if k == 0 {
+			return store.EnrollmentNotFound(id)
+		}
+		return nil
+	})
 }

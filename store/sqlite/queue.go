@@ -208,10 +208,14 @@ func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.Transcri
 		times[i] = n
 	}
 	seqs := make([]int64, len(entries))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		ins := tx.StmtContext(ctx, s.appendTranscript)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Each device request appends one entry: group-committed with the others.
+	err := s.groupWrite(func(tx *sql.Tx) error {
+		ins := tx.Stmt(s.appendTranscript)
 		for i, e := range entries {
-			res, err := ins.ExecContext(ctx, times[i], e.EnrollmentID, e.RequestID, e.Kind, e.MessageType,
+			res, err := ins.Exec(times[i], e.EnrollmentID, e.RequestID, e.Kind, e.MessageType,
 				e.CommandUUID, e.Method, e.Path, e.Status, e.Note, blob(e.Request), blob(e.Response))
 			if err != nil {
 				return fmt.Errorf("sqlite: append transcript: %w", err)

@@ -73,6 +73,12 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// Group commit (groupcommit.go).
+	ops        chan *writeOp
+	opsMu      sync.RWMutex
+	opsClosed  bool
+	writerDone chan struct{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -141,6 +147,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.startGroupCommit()
 	return s, nil
 }
 
@@ -281,6 +288,9 @@ func (s *Store) prepare(ctx context.Context) error {
 // Close closes the statements and both pools. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.ops != nil {
+			s.stopGroupCommit()
+		}
 		var errs []error
 		for _, st := range []*sql.Stmt{s.getEnrollment, s.byCertHash, s.touchEnrollment, s.nextCommand,
 			s.saveResult, s.appendTranscript, s.insertCommand, s.insertQueueItem} {

@@ -1,0 +1,112 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Group commit. Every device request writes (its last-seen time, its
+// transcript entry), and with one writer connection each write was a
+// transaction of its own: on the embedded SQLite the transaction, not the
+// row, is the cost. Concurrent writers now hand their work to one
+// goroutine, which runs everything queued in a single transaction and
+// answers each caller only once that transaction has committed — so a nil
+// error still means "on disk", and nothing a device was answered for is
+// lost, while a burst of N requests pays for one commit.
+
+// maxGroup bounds the operations one transaction carries.
+const maxGroup = 64
+
+var errStoreClosed = errors.New("sqlite: store closed")
+
+type writeOp struct {
+	fn   func(tx *sql.Tx) error
+	done chan error
+}
+
+// startGroupCommit starts the writer goroutine; stopGroupCommit ends it
+// after the queued operations ran.
+func (s *Store) startGroupCommit() {
+	s.ops = make(chan *writeOp, maxGroup)
+	s.writerDone = make(chan struct{})
+	go s.groupWriter()
+}
+
+func (s *Store) stopGroupCommit() {
+	s.opsMu.Lock()
+	if !s.opsClosed {
+		s.opsClosed = true
+		close(s.ops)
+	}
+	s.opsMu.Unlock()
+	<-s.writerDone
+}
+
+// groupWrite runs fn in a transaction shared with whatever other writes are
+// waiting, and returns once that transaction committed (or fn's own error).
+// fn may run twice — a second time alone, when another write of its group
+// failed — so it must only record its results, not act on them.
+func (s *Store) groupWrite(fn func(tx *sql.Tx) error) error {
+	op := &writeOp{fn: fn, done: make(chan error, 1)}
+	s.opsMu.RLock()
+	if s.opsClosed {
+		s.opsMu.RUnlock()
+		return errStoreClosed
+	}
+	s.ops <- op
+	s.opsMu.RUnlock()
+	return <-op.done
+}
+
+func (s *Store) groupWriter() {
+	defer close(s.writerDone)
+	group := make([]*writeOp, 0, maxGroup)
+	for op := range s.ops {
+		group = append(group[:0], op)
+	fill:
+		for len(group) < maxGroup {
+			select {
+			case more, ok := <-s.ops:
+				if !ok {
+					break fill
+				}
+				group = append(group, more)
+			default:
+				break fill
+			}
+		}
+		s.runGroup(group)
+	}
+}
+
+// runGroup commits the group in one transaction; if any operation fails,
+// the transaction is rolled back and each runs alone, so one caller's error
+// is not another's.
+func (s *Store) runGroup(group []*writeOp) {
+	ctx := context.Background()
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, op := range group {
+			if err := op.fn(tx); err != nil {
+				return errGroupMember
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		for _, op := range group {
+			op.done <- nil
+		}
+		return
+	}
+	if !errors.Is(err, errGroupMember) && len(group) == 1 {
+		group[0].done <- err
+		return
+	}
+	for _, op := range group {
+		op.done <- s.inTx(ctx, op.fn)
+	}
+}
+
+var errGroupMember = fmt.Errorf("sqlite: a write of the group failed")
