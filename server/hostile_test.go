@@ -59,6 +59,7 @@ func TestHostileInputsFullStack(t *testing.T) {
 	auth := plistOf(`<key>MessageType</key><string>Authenticate</string><key>UDID</key><string>hostile-1</string><key>Topic</key><string>` + s.PKI().Topic + `</string>`)
 	idle := plistOf(`<key>UDID</key><string>nobody</string><key>Status</key><string>Idle</string>`)
 	const ckin = "application/x-apple-aspen-mdm-checkin"
+	JSONCT := []string{"Content-Type", "application/json"}
 
 	type tc struct {
 		name, method, path, key string
@@ -90,6 +91,33 @@ func TestHostileInputsFullStack(t *testing.T) {
 		{name: "connect unknown enrollment", method: "PUT", path: "/mdm", body: idle, headers: []string{"Mdm-Signature", sign(idle, good, goodKey)}, status: 403, reason: "unknown enrollment"},
 		{name: "connect bad status", method: "PUT", path: "/mdm", body: plistOf(`<key>UDID</key><string>x</string><key>Status</key><string>Nope</string>`), status: 400, reason: "Status"},
 		{name: "check-in routed on /mdm by content type", method: "PUT", path: "/mdm", body: []byte("x"), headers: []string{"Content-Type", ckin}, status: 400, reason: "property list"},
+		{name: "connect malformed plist", method: "PUT", path: "/mdm", body: []byte("<plist><dict><key>"), status: 400, reason: "property list"},
+		{name: "wrong method on /ca", method: "POST", path: "/ca", status: 405, reason: "not allowed"},
+		{name: "wrong method on /healthz", method: "DELETE", path: "/healthz", status: 405, reason: "not allowed"},
+		{name: "bad one-time challenge flag", method: "GET", path: "/enroll?one_time_challenge=perhaps", status: 400, reason: "true or false"},
+		{name: "SCEP without operation", method: "GET", path: "/scep", status: 400, reason: "operation"},
+		{name: "API unknown enrollment record", method: "GET", path: "/v1/enrollments/ghost", key: key, status: 404, reason: "ghost"},
+		{name: "API bad wait", method: "GET", path: "/v1/commands/x?wait=forever", key: key, status: 400, reason: "wait"},
+		{name: "API enqueue wrong content type", method: "POST", path: "/v1/commands", key: key, body: []byte(`{}`), headers: []string{"Content-Type", "text/plain"}, status: 415, reason: "application/json"},
+		{name: "push without targets", method: "POST", path: "/v1/push", key: key, body: []byte(`{"enrollment_ids":[]}`), headers: JSONCT, status: 400, reason: "enrollment_ids"},
+		{name: "push bad JSON", method: "POST", path: "/v1/push", key: key, body: []byte(`{"enrollment_ids":`), headers: JSONCT, status: 400, reason: "JSON"},
+		{name: "push repeated target", method: "POST", path: "/v1/push", key: key, body: []byte(`{"enrollment_ids":["a","a"]}`), headers: JSONCT, status: 400, reason: "twice"},
+		{name: "push without key", method: "POST", path: "/v1/push", body: []byte(`{"enrollment_ids":["a"]}`), headers: JSONCT, status: 401, reason: "key"},
+		{name: "push certificate upload empty", method: "PUT", path: "/v1/push/certificate", key: key, body: []byte(`{}`), headers: JSONCT, status: 400, reason: "give the push certificate"},
+		{name: "push certificate upload not PEM", method: "PUT", path: "/v1/push/certificate", key: key, body: []byte(`{"certificate_pem":"hello","key_pem":"x"}`), headers: JSONCT, status: 400, reason: "certificate"},
+		{name: "push certificate upload PKCS#12 garbage", method: "PUT", path: "/v1/push/certificate", key: key, body: []byte(`{"pkcs12":"aGVsbG8=","password":"x"}`), headers: JSONCT, status: 400, reason: ""},
+		{name: "push certificate upload unknown field", method: "PUT", path: "/v1/push/certificate", key: key, body: []byte(`{"cert":"x"}`), headers: JSONCT, status: 400, reason: "unknown field"},
+		{name: "portal without request", method: "POST", path: "/v1/push/portal/certificates", key: key, body: []byte(`{}`), headers: JSONCT, status: 400, reason: "request"},
+		{name: "portal request not a plist", method: "POST", path: "/v1/push/portal/certificates", key: key, body: []byte(`{"request":"bm90IGEgcGxpc3Q="}`), headers: JSONCT, status: 400, reason: "plist"},
+		{name: "portal vendor name too long", method: "POST", path: "/v1/push/portal/vendor-certificate", key: key, body: []byte(`{"name":"` + strings.Repeat("n", 201) + `"}`), headers: JSONCT, status: 400, reason: "at most 200"},
+		{name: "APNs fault unknown reason", method: "POST", path: "/v1/apns/faults", key: key, body: []byte(`{"token":"` + strings.Repeat("ab", 32) + `","reason":"Bogus"}`), headers: JSONCT, status: 400, reason: "unknown APNs reason"},
+		{name: "APNs fault ratio out of range", method: "POST", path: "/v1/apns/faults", key: key, body: []byte(`{"ratio":3,"reason":"TooManyRequests"}`), headers: JSONCT, status: 400, reason: "between 0 and 1"},
+		{name: "APNs fault for nobody", method: "POST", path: "/v1/apns/faults", key: key, body: []byte(`{"reason":"TooManyRequests"}`), headers: JSONCT, status: 400, reason: "whose pushes"},
+		{name: "APNs stats bad runtime flag", method: "GET", path: "/v1/apns?runtime=maybe", key: key, status: 400, reason: "true or false"},
+		{name: "mock APNs push without client certificate", method: "POST", path: "/apns/3/device/" + strings.Repeat("ab", 32), body: []byte(`{"mdm":"M"}`), status: 403, reason: "MissingProviderToken"},
+		{name: "mock APNs push by GET", method: "GET", path: "/apns/3/device/" + strings.Repeat("ab", 32), status: 405, reason: "not allowed"},
+		{name: "mock APNs stream without Upgrade", method: "GET", path: "/apns/mock/v1/stream?token=12&topic=x", status: 400, reason: "stream"},
+		{name: "mock APNs stream by POST", method: "POST", path: "/apns/mock/v1/stream", status: 405, reason: "not allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,6 +133,9 @@ func TestHostileInputsFullStack(t *testing.T) {
 				t.Errorf("body %q does not say %q", body, tt.reason)
 			}
 		})
+	}
+	if len(tests) < 40 {
+		t.Errorf("the hostile table has %d inputs; keep at least 40 across the public endpoints", len(tests))
 	}
 	_ = http.StatusOK
 }

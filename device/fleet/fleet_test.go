@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -73,6 +74,7 @@ func TestFleetListensAndWakesOnPush(t *testing.T) {
 	if rep := f.Enroll(ctx, srv.EnrollURL(), 4); rep.OK != 15 {
 		t.Fatalf("enroll: %+v", rep)
 	}
+	baseline := runtime.NumGoroutine()
 	l := f.Listen(ctx, "http://mockmdm.test/apns", srv.APNsDialOptions())
 	defer l.Stop()
 	if !l.WaitFor(ctx, func() bool { return l.Subscribed() == 15 }) {
@@ -102,5 +104,11 @@ func TestFleetListensAndWakesOnPush(t *testing.T) {
 	l.Stop()
 	if !l.WaitFor(ctx, func() bool { return srv.Server().MockAPNs().Stats().Connected == 0 }) {
 		t.Fatalf("after Stop the mock still holds %d streams", srv.Server().MockAPNs().Stats().Connected)
+	}
+	// No goroutine outlives the streams: the devices' listeners and the
+	// mock's in-process pipes are gone; only the mock's heartbeat, started
+	// with its first stream, stays until the server closes.
+	if !l.WaitFor(ctx, func() bool { return runtime.NumGoroutine() <= baseline+1 }) {
+		t.Fatalf("%d goroutines after Stop, %d before Listen", runtime.NumGoroutine(), baseline)
 	}
 }
