@@ -16,12 +16,15 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/certs"
+	"github.com/mockmdm/mockmdm/device"
+	"github.com/mockmdm/mockmdm/device/fleet"
 	"github.com/mockmdm/mockmdm/internal/flowtest"
 	"github.com/mockmdm/mockmdm/push/mockapns"
 )
@@ -281,4 +284,95 @@ func TestBenchReportsServerCPU(t *testing.T) {
 	if out, err := exec.Command(binPath, "bench", "-url", "https://127.0.0.1:1").CombinedOutput(); err == nil || !strings.Contains(string(out), "-data") {
 		t.Fatalf("bench -url without -data: %v %s", err, out)
 	}
+}
+
+// TestKill9UnderLoad kills the server with SIGKILL while a fleet is
+// connecting and commands are being queued, restarts it, and checks that
+// every command the API acknowledged is still queued or answered (with its
+// result intact) and every enrollment still authenticates and gets the
+// rest of its queue.
+func TestKill9UnderLoad(t *testing.T) {
+	dataDir := t.TempDir()
+	p := startBinary(t, dataDir)
+	hc, client, trust := clients(t, dataDir, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	f := fleet.New(hc, 8, fleet.WithSeedBase(900), fleet.WithDeviceOptions(device.WithTrust(trust), device.WithKeySize(1024), device.WithRequestTimeout(5*time.Second)))
+	if rep := f.Enroll(ctx, p.url("enrollment URL"), 4); rep.OK != 8 {
+		t.Fatalf("enroll: %+v", rep)
+	}
+	var ids []string
+	for _, d := range f.Devices() {
+		ids = append(ids, d.UDID())
+	}
+
+	load, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var acked []string
+	wg.Add(2)
+	go func() { // devices keep connecting (and answering what is queued)
+		defer wg.Done()
+		for load.Err() == nil {
+			f.Connect(load, 1, 4)
+		}
+	}()
+	go func() { // a test suite keeps queueing
+		defer wg.Done()
+		noPush := false
+		for i := 0; load.Err() == nil; i++ {
+			cmd := []byte(`{"RequestType":"ProfileList"}`)
+			if i%2 == 1 {
+				cmd = []byte(`{"RequestType":"SecurityInfo"}`)
+			}
+			r, err := client.Enqueue(load, api.EnqueueRequest{EnrollmentIDs: []string{ids[i%len(ids)], ids[(i+3)%len(ids)]}, Command: cmd, Push: &noPush})
+			if err != nil {
+				continue // the server is gone: nothing was acknowledged
+			}
+			mu.Lock()
+			acked = append(acked, r.CommandUUID)
+			mu.Unlock()
+		}
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	stopLoad()
+	wg.Wait()
+	if len(acked) < 5 {
+		t.Fatalf("only %d commands were acknowledged before the kill: the load did not run", len(acked))
+	}
+
+	p2 := startBinary(t, dataDir, "-listen", p.url("HTTPS"))
+	_, client2, _ := clients(t, dataDir, p2)
+	for _, uuid := range acked {
+		st, err := client2.GetCommand(ctx, uuid, 0)
+		if err != nil {
+			t.Fatalf("command %s, acknowledged before kill -9, is gone: %v", uuid, err)
+		}
+		for _, r := range st.Results {
+			switch r.Status {
+			case "Pending", "NotNow":
+			case "Acknowledged":
+				if len(r.Result) == 0 && r.ResultPlist == "" {
+					t.Fatalf("command %s answered but its result is lost: %+v", uuid, r)
+				}
+			default:
+				t.Fatalf("command %s for %s: status %s", uuid, r.EnrollmentID, r.Status)
+			}
+		}
+	}
+	// Every enrollment still authenticates and empties its queue.
+	if rep := f.Connect(ctx, 1, 4); rep.OK != 8 || rep.Failed != 0 {
+		t.Fatalf("after restart: %+v", rep)
+	}
+	for _, uuid := range acked {
+		st, err := client2.GetCommand(ctx, uuid, 10*time.Second)
+		if err != nil || !st.Done {
+			t.Fatalf("command %s after the devices reconnected: %+v %v", uuid, st, err)
+		}
+	}
+	t.Logf("%d commands acknowledged before kill -9, all kept and answered", len(acked))
 }
