@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -101,6 +103,29 @@ func TestEveryRouteInOperationsGuide(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("docs/operations-guide.md has no heading for %s %s", r.Method, r.Path)
+		}
+	}
+}
+
+// TestAPIKeyNeverLogged: at debug level, with right, wrong and missing
+// keys on every kind of route, no log line holds a key.
+func TestAPIKeyNeverLogged(t *testing.T) {
+	var logs bytes.Buffer
+	s := newTestServer(t, WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	key := s.PKI().APIKey
+	wrong := "wrong-key-" + strings.Repeat("z", 20)
+	for _, r := range s.Routes() {
+		path := strings.NewReplacer("{id}", "x", "{uuid}", "x", "{token}", strings.Repeat("ab", 32)).Replace(r.Path)
+		for _, k := range []string{key, wrong, ""} {
+			do(t, s, r.Method, path, k, []byte(`{}`), "Content-Type", "application/json", "X-API-Key", k)
+		}
+	}
+	if logs.Len() == 0 {
+		t.Fatal("nothing was logged: the test sees nothing")
+	}
+	for _, secret := range []string{key, wrong} {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("a log line holds an API key (%q…)", secret[:6])
 		}
 	}
 }
