@@ -155,8 +155,8 @@ func (s *Store) TouchEnrollment(ctx context.Context, id string, at time.Time) er
 		return err
 	}
 	// Every request touches its enrollment: group-committed with the others.
-	return s.groupWrite(func(tx *sql.Tx) error {
-		res, err := tx.Stmt(s.touchEnrollment).Exec(n, id)
+	return s.groupWrite(true, func(x execer) error {
+		res, err := x.Exec(s.touchEnrollment, n, id)
 		if err != nil {
 			return fmt.Errorf("sqlite: touch enrollment %s: %w", id, err)
 		}

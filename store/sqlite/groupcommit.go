@@ -22,9 +22,28 @@ const maxGroup = 64
 var errStoreClosed = errors.New("sqlite: store closed")
 
 type writeOp struct {
-	fn   func(tx *sql.Tx) error
+	fn   func(x execer) error
 	done chan error
+	// single: fn runs one statement, so alone it needs no explicit
+	// transaction (SQLite commits it by itself, a BEGIN … COMMIT cheaper).
+	single bool
 }
+
+// execer runs a prepared statement: inside the group's transaction, or on
+// its own when an operation of one statement runs alone.
+type execer interface {
+	Exec(st *sql.Stmt, args ...any) (sql.Result, error)
+}
+
+type txExecer struct{ tx *sql.Tx }
+
+func (x txExecer) Exec(st *sql.Stmt, args ...any) (sql.Result, error) {
+	return x.tx.Stmt(st).Exec(args...)
+}
+
+type autoExecer struct{}
+
+func (autoExecer) Exec(st *sql.Stmt, args ...any) (sql.Result, error) { return st.Exec(args...) }
 
 // startGroupCommit starts the writer goroutine; stopGroupCommit ends it
 // after the queued operations ran.
@@ -47,9 +66,10 @@ func (s *Store) stopGroupCommit() {
 // groupWrite runs fn in a transaction shared with whatever other writes are
 // waiting, and returns once that transaction committed (or fn's own error).
 // fn may run twice — a second time alone, when another write of its group
-// failed — so it must only record its results, not act on them.
-func (s *Store) groupWrite(fn func(tx *sql.Tx) error) error {
-	op := &writeOp{fn: fn, done: make(chan error, 1)}
+// failed — so it must only record its results, not act on them. single
+// says fn runs one statement.
+func (s *Store) groupWrite(single bool, fn func(x execer) error) error {
+	op := &writeOp{fn: fn, done: make(chan error, 1), single: single}
 	s.opsMu.RLock()
 	if s.opsClosed {
 		s.opsMu.RUnlock()
@@ -86,9 +106,13 @@ func (s *Store) groupWriter() {
 // is not another's.
 func (s *Store) runGroup(group []*writeOp) {
 	ctx := context.Background()
+	if len(group) == 1 && group[0].single {
+		group[0].done <- group[0].fn(autoExecer{})
+		return
+	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, op := range group {
-			if err := op.fn(tx); err != nil {
+			if err := op.fn(txExecer{tx}); err != nil {
 				return errGroupMember
 			}
 		}
@@ -105,7 +129,7 @@ func (s *Store) runGroup(group []*writeOp) {
 		return
 	}
 	for _, op := range group {
-		op.done <- s.inTx(ctx, op.fn)
+		op.done <- s.inTx(ctx, func(tx *sql.Tx) error { return op.fn(txExecer{tx}) })
 	}
 }
 

@@ -212,10 +212,9 @@ func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.Transcri
 		return err
 	}
 	// Each device request appends one entry: group-committed with the others.
-	err := s.groupWrite(func(tx *sql.Tx) error {
-		ins := tx.Stmt(s.appendTranscript)
+	err := s.groupWrite(len(entries) == 1, func(x execer) error {
 		for i, e := range entries {
-			res, err := ins.Exec(times[i], e.EnrollmentID, e.RequestID, e.Kind, e.MessageType,
+			res, err := x.Exec(s.appendTranscript, times[i], e.EnrollmentID, e.RequestID, e.Kind, e.MessageType,
 				e.CommandUUID, e.Method, e.Path, e.Status, e.Note, blob(e.Request), blob(e.Response))
 			if err != nil {
 				return fmt.Errorf("sqlite: append transcript: %w", err)
