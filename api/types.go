@@ -357,3 +357,37 @@ type ErrorBody struct {
 	Error  string `json:"error"`
 	Status int    `json:"status"`
 }
+
+// LintFinding is one way a profile breaks Apple's profile schemas or the
+// rules of the device it is linted for (see profiles.Finding).
+type LintFinding struct {
+	// Severity is "error" (a device refuses the profile, or the value is
+	// broken) or "warning" (the device ignores part of it).
+	Severity string `json:"severity"`
+	// Rule is a stable identifier: unknown-key, wrong-type,
+	// missing-required, not-in-rangelist, out-of-range, pattern,
+	// repetition, too-deep, unknown-payload-type, platform,
+	// user-enrollment, supervised-only, duplicate-uuid or encrypted.
+	Rule              string `json:"rule"`
+	PayloadType       string `json:"payload_type,omitempty"`
+	PayloadIdentifier string `json:"payload_identifier,omitempty"`
+	// Path locates the value, e.g. "PayloadContent[2].ServerURL".
+	Path    string `json:"path,omitempty"`
+	Message string `json:"message"`
+}
+
+// ProfileLintResponse is the answer to POST /v1/profiles/lint.
+type ProfileLintResponse struct {
+	// Signed: the profile is CMS SignedData whose signature matches its
+	// content (a signature that does not match is refused with 400).
+	Signed bool `json:"signed"`
+	// Verified: the signer chains to this server's test CA.
+	Verified bool `json:"verified"`
+	// VerifyError says why a signed profile is not Verified.
+	VerifyError string `json:"verify_error,omitempty"`
+	// Signer is the signer certificate's subject.
+	Signer string `json:"signer,omitempty"`
+	// Errors counts the findings of severity "error".
+	Errors   int           `json:"errors"`
+	Findings []LintFinding `json:"findings"`
+}

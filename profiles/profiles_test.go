@@ -17,7 +17,7 @@ import (
 	"encoding/pem"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/enroll.golden.mobileconfig from the current BuildEnrollment")
+var update = flag.Bool("update", false, "rewrite the golden files in testdata (enroll.golden.mobileconfig, lint.golden.json) from the current code")
 
 func TestRoundTripBuildSignParse(t *testing.T) {
 	pk := getPKI(t)

@@ -60,6 +60,7 @@ func (s *Server) routes() http.Handler {
 		{http.MethodPost, "/v1/commands", key(s.api.EnqueueCommand())},
 		{http.MethodGet, "/v1/commands/{uuid}", key(s.api.GetCommand())},
 		{http.MethodPost, "/v1/scep/challenges", key(s.api.MintChallenge())},
+		{http.MethodPost, "/v1/profiles/lint", key(s.api.LintProfile())},
 		{http.MethodPost, "/v1/reset", key(s.api.Reset())},
 		{http.MethodPost, "/v1/push", key(s.api.Push())},
 		{http.MethodGet, "/v1/push/certificate", key(s.api.PushCertificate())},

@@ -133,6 +133,7 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		handlers.WithLogger(s.log),
 		handlers.WithClock(s.now),
 		handlers.WithPush(s.push, s.push, s.push),
+		handlers.WithProfileTrust(profileTrust(pki.CA.Cert)),
 		handlers.WithInfoFunc(func() api.ServerInfo {
 			return api.ServerInfo{
 				Version:       s.version,
@@ -263,3 +264,10 @@ func boolParam(q url.Values, name string) (bool, error) {
 
 // ErrServerClosed is returned by Serve after a graceful shutdown.
 var ErrServerClosed = errors.New("server closed")
+
+// profileTrust is the pool POST /v1/profiles/lint verifies signers against.
+func profileTrust(ca *x509.Certificate) *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return pool
+}

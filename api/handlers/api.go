@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -58,6 +59,8 @@ type API struct {
 	// hub signal, since another process sharing the store may have saved
 	// the answer.
 	pollEvery time.Duration
+	// profileTrust verifies signed profiles sent to LintProfile.
+	profileTrust *x509.CertPool
 }
 
 // Option configures an API.

@@ -67,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return deviceCmd(ctx, args[1:], getenv, stdout, stderr)
 		case "status":
 			return statusCmd(ctx, args[1:], getenv, stdout, stderr)
+		case "profile":
+			return profileCmd(ctx, args[1:], getenv, stdout, stderr)
 		case "bench":
 			return benchCmd(ctx, args[1:], getenv, stdout, stderr)
 		case "version":
@@ -87,6 +89,7 @@ Usage:
   mockmdm fleet -url URL -n N   N virtual devices enroll and connect; throughput and latency
   mockmdm device …          a virtual device kept in a file ("mockmdm device -h")
   mockmdm bench [-n N] [-store memory|sqlite] [-ca-key-size BITS]   server CPU per request, pinned to a core
+  mockmdm profile …         inspect, lint, verify or sign a .mobileconfig ("mockmdm profile -h")
   mockmdm status [-url URL] [-data DIR]   a running server's push certificate: topic, expiry, warnings
   mockmdm version           print the version
 
