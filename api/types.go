@@ -118,6 +118,10 @@ type EnqueueResponse struct {
 	// request said "push": false). A failed push does not undo the
 	// enqueue: the command waits for the device's next connect.
 	Push []PushResult `json:"push,omitempty"`
+	// Lint is what the profile linter found in an InstallProfile's Payload
+	// (absent for other commands, and when it found nothing). It does not
+	// stop the enqueue: a test may well mean to send a broken profile.
+	Lint []LintFinding `json:"lint,omitempty"`
 }
 
 // PushRequest is the body of POST /v1/push.

@@ -70,6 +70,7 @@ func (a *API) EnqueueCommand() http.Handler {
 		if a.onEnqueue != nil {
 			a.onEnqueue(ctx, rec, ids)
 		}
+		lint := lintInstallProfile(cmd)
 		pushed := a.pushAfterEnqueue(ctx, &req, ids)
 		w.Header().Set("Location", "/v1/commands/"+rec.UUID)
 		a.writeJSON(w, r, http.StatusCreated, api.EnqueueResponse{
@@ -77,6 +78,7 @@ func (a *API) EnqueueCommand() http.Handler {
 			RequestType:   rec.RequestType,
 			EnrollmentIDs: ids,
 			Push:          pushed,
+			Lint:          lint,
 		})
 	})
 }

@@ -7,8 +7,11 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/micromdm/plist"
+
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/internal/httperr"
+	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/profiles"
 )
 
@@ -101,4 +104,31 @@ func lintOptions(r *http.Request) (profiles.LintOptions, error) {
 		return o, httperr.New(http.StatusBadRequest, "user_enrollment and supervised need platform (Apple states those rules per OS), e.g. platform=iOS")
 	}
 	return o, nil
+}
+
+// lintInstallProfile lints the profile an InstallProfile command carries,
+// with no device in mind (the targets may differ): the findings go back in
+// the enqueue answer, so a test sees at once why a device would refuse it.
+func lintInstallProfile(cmd *mdm.Command) []api.LintFinding {
+	if cmd.RequestType != "InstallProfile" {
+		return nil
+	}
+	var c struct {
+		Command struct {
+			Payload []byte
+		}
+	}
+	if err := plist.Unmarshal(cmd.Raw, &c); err != nil || len(c.Command.Payload) == 0 {
+		return nil // the command builder already refused a missing Payload
+	}
+	p, err := profiles.Parse(c.Command.Payload)
+	if err != nil {
+		return []api.LintFinding{{Severity: profiles.SeverityError, Rule: "not-a-profile", Path: "Payload",
+			Message: "the Payload is not a profile a device can install: " + httperr.ReasonOf(err)}}
+	}
+	var out []api.LintFinding
+	for _, f := range profiles.Lint(p, profiles.LintOptions{}) {
+		out = append(out, api.LintFinding(f))
+	}
+	return out
 }

@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -132,5 +134,45 @@ func TestLintProfileHostile(t *testing.T) {
 				t.Errorf("%d %s, want %d mentioning %q", w.Code, w.Body, tc.status, tc.want)
 			}
 		})
+	}
+}
+
+// TestEnqueueInstallProfileIsLinted: the profile an InstallProfile carries
+// is linted and the findings come back with the enqueue, which still
+// happens (a test may mean to send a broken profile).
+func TestEnqueueInstallProfileIsLinted(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	broken := `<?xml version="1.0"?><plist version="1.0"><dict><key>PayloadType</key><string>Configuration</string>` +
+		`<key>PayloadVersion</key><string>1</string><key>PayloadIdentifier</key><string>com.example.x</string>` +
+		`<key>PayloadUUID</key><string>U-1</string><key>PayloadContent</key><array/></dict></plist>`
+	cases := []struct {
+		name, payload string
+		wantRule      string
+	}{
+		{"broken profile", broken, "wrong-type"},
+		{"not a profile", "hello", "not-a-profile"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _ := json.Marshal(map[string]any{
+				"enrollment_ids": []string{idEnrolled},
+				"command_uuid":   fmt.Sprintf("LINT-%d", i),
+				"command":        map[string]any{"RequestType": "InstallProfile", "Payload": base64.StdEncoding.EncodeToString([]byte(tc.payload))},
+			})
+			out := decode[api.EnqueueResponse](t, e.do(req{method: "POST", path: "/v1/commands", body: string(b)}), http.StatusCreated)
+			found := false
+			for _, f := range out.Lint {
+				found = found || f.Rule == tc.wantRule && f.Severity == "error"
+			}
+			if !found {
+				t.Fatalf("lint %+v has no %s error", out.Lint, tc.wantRule)
+			}
+		})
+	}
+	// Other commands carry no lint.
+	b, _ := json.Marshal(map[string]any{"enrollment_ids": []string{idEnrolled}, "command": map[string]any{"RequestType": "ProfileList"}})
+	if out := decode[api.EnqueueResponse](t, e.do(req{method: "POST", path: "/v1/commands", body: string(b)}), http.StatusCreated); out.Lint != nil {
+		t.Fatalf("ProfileList enqueue has lint %+v", out.Lint)
 	}
 }
