@@ -265,3 +265,25 @@ func TestLintGolden(t *testing.T) {
 		t.Errorf("lint report differs from %s (if intended, rerun with -update):\n%s", path, lineDiff(string(want), string(got)))
 	}
 }
+
+// FuzzLint lints whatever Parse accepts, for every device kind: findings
+// name a known severity and rule, and nothing panics.
+func FuzzLint(f *testing.F) {
+	pk := getPKI(f)
+	f.Add(mustBuild(f, testOptions(pk.root)))
+	f.Add(xmlPlist("<dict><key>PayloadType</key><string>Configuration</string><key>PayloadVersion</key><string>1</string><key>PayloadContent</key><array><dict><key>PayloadType</key><string>com.apple.mdm</string><key>SignMessage</key><string>yes</string></dict></array></dict>"))
+	f.Add(xmlPlist("<dict><key>EncryptedPayloadContent</key><data>AAAA</data></dict>"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Parse(data)
+		if err != nil {
+			return
+		}
+		for _, o := range []LintOptions{{}, {Platform: "iOS", UserEnrollment: true}, {Platform: "macOS", Supervised: true}} {
+			for _, fd := range Lint(p, o) {
+				if fd.Severity != SeverityError && fd.Severity != SeverityWarning || fd.Rule == "" || fd.Message == "" {
+					t.Fatalf("finding %+v", fd)
+				}
+			}
+		}
+	})
+}
