@@ -26,6 +26,11 @@ func (a *API) Transcript() http.Handler {
 			a.writeError(w, r, err)
 			return
 		}
+		format, err := transcriptFormat(r)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
 		entries, err := a.store.Transcript(r.Context(), id, after, limit)
 		if err != nil {
 			a.writeError(w, r, err)
@@ -40,8 +45,19 @@ func (a *API) Transcript() http.Handler {
 				return
 			}
 		}
-		a.writeJSON(w, r, http.StatusOK, transcriptJSON(entries))
+		a.writeTranscript(w, r, format, "mockmdm-"+safeFileName(id), entries)
 	})
+}
+
+// safeFileName keeps an enrollment ID to characters a file name can hold.
+func safeFileName(s string) string {
+	b := []byte(truncate(s, 64))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // AllTranscript serves GET /v1/transcript?after=SEQ&limit=N: every
@@ -53,12 +69,17 @@ func (a *API) AllTranscript() http.Handler {
 			a.writeError(w, r, err)
 			return
 		}
+		format, err := transcriptFormat(r)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
 		entries, err := a.store.Transcript(r.Context(), "", after, limit)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
 		}
-		a.writeJSON(w, r, http.StatusOK, transcriptJSON(entries))
+		a.writeTranscript(w, r, format, "mockmdm-transcript", entries)
 	})
 }
 
