@@ -40,36 +40,45 @@ func WithPush(p Pusher, c PushCerts, m APNsAdmin) Option {
 	return func(a *API) { a.pusher, a.pushCerts, a.apns = p, c, m }
 }
 
-// maxPushTargets bounds one push request; the enqueue bound applies too.
-const maxPushTargets = MaxEnqueueIDs
-
 func notConfigured(what string) error {
 	return httperr.New(http.StatusNotImplemented, "%s is not configured on this server", what)
 }
 
+// jsonCall is the shape of the push endpoints: unless the part they need
+// is missing (501), decode the JSON body into a T (optional: an empty body
+// is a zero T), call f, and answer with what it returns and status.
+func jsonCall[T any](a *API, configured bool, what string, optional bool, status int, f func(ctx context.Context, in *T) (any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !configured {
+			a.writeError(w, r, notConfigured(what))
+			return
+		}
+		var in T
+		if err := a.decodeJSONBody(w, r, &in, optional); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		out, err := f(r.Context(), &in)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		a.writeJSON(w, r, status, out)
+	})
+}
+
 // Push serves POST /v1/push: wake enrollments now.
 func (a *API) Push() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.pusher == nil {
-			a.writeError(w, r, notConfigured("push"))
-			return
-		}
-		var req api.PushRequest
-		if err := a.decodeJSONBody(w, r, &req, false); err != nil {
-			a.writeError(w, r, err)
-			return
-		}
+	return jsonCall(a, a.pusher != nil, "push", false, http.StatusOK, func(ctx context.Context, req *api.PushRequest) (any, error) {
 		ids, err := checkIDs(req.EnrollmentIDs)
 		if err != nil {
-			a.writeError(w, r, err)
-			return
+			return nil, err
 		}
-		res, err := a.pusher.Push(r.Context(), ids)
+		res, err := a.pusher.Push(ctx, ids)
 		if err != nil {
-			a.writeError(w, r, err)
-			return
+			return nil, err
 		}
-		a.writeJSON(w, r, http.StatusOK, api.PushResponse{Results: res})
+		return api.PushResponse{Results: res}, nil
 	})
 }
 
@@ -91,86 +100,44 @@ func (a *API) PushCertificate() http.Handler {
 
 // UploadPushCertificate serves PUT /v1/push/certificate.
 func (a *API) UploadPushCertificate() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.pushCerts == nil {
-			a.writeError(w, r, notConfigured("the push certificate"))
-			return
-		}
-		var up api.PushCertUpload
-		if err := a.decodeJSONBody(w, r, &up, false); err != nil {
-			a.writeError(w, r, err)
-			return
-		}
+	return jsonCall(a, a.pushCerts != nil, "the push certificate", false, http.StatusOK, func(ctx context.Context, up *api.PushCertUpload) (any, error) {
 		switch {
 		case up.CertificatePEM == "" && len(up.PKCS12) == 0:
-			a.writeError(w, r, httperr.New(http.StatusBadRequest, `give the push certificate: "certificate_pem" (with "key_pem", or the key in the same PEM) or "pkcs12" (base64 of the .p12, with "password")`))
-			return
+			return nil, httperr.New(http.StatusBadRequest, `give the push certificate: "certificate_pem" (with "key_pem", or the key in the same PEM) or "pkcs12" (base64 of the .p12, with "password")`)
 		case up.CertificatePEM != "" && len(up.PKCS12) != 0:
-			a.writeError(w, r, httperr.New(http.StatusBadRequest, `give "certificate_pem" or "pkcs12", not both`))
-			return
+			return nil, httperr.New(http.StatusBadRequest, `give "certificate_pem" or "pkcs12", not both`)
 		}
-		st, err := a.pushCerts.UploadPushCert(r.Context(), &up)
+		st, err := a.pushCerts.UploadPushCert(ctx, up)
 		if err != nil {
-			a.writeError(w, r, err)
-			return
+			return nil, err
 		}
-		a.log.InfoContext(r.Context(), "push certificate uploaded", "topic", st.Topic, "warnings", len(st.Warnings))
-		a.writeJSON(w, r, http.StatusOK, st)
+		a.log.InfoContext(ctx, "push certificate uploaded", "topic", st.Topic, "warnings", len(st.Warnings))
+		return st, nil
 	})
 }
 
 // PortalIssue serves POST /v1/push/portal/certificates: the mock Push
 // Certificates Portal signs a vendor-signed request.
 func (a *API) PortalIssue() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.pushCerts == nil {
-			a.writeError(w, r, notConfigured("the push certificates portal"))
-			return
-		}
-		var req api.PortalRequest
-		if err := a.decodeJSONBody(w, r, &req, false); err != nil {
-			a.writeError(w, r, err)
-			return
-		}
+	return jsonCall(a, a.pushCerts != nil, "the push certificates portal", false, http.StatusCreated, func(ctx context.Context, req *api.PortalRequest) (any, error) {
 		if req.Request == "" {
-			a.writeError(w, r, httperr.New(http.StatusBadRequest, `"request" is missing: give the MDM-vendor-signed push certificate request (the base64 plist a vendor's CSR signing returns)`))
-			return
+			return nil, httperr.New(http.StatusBadRequest, `"request" is missing: give the MDM-vendor-signed push certificate request (the base64 plist a vendor's CSR signing returns)`)
 		}
-		res, err := a.pushCerts.IssuePushCert(r.Context(), &req)
-		if err != nil {
-			a.writeError(w, r, err)
-			return
-		}
-		a.writeJSON(w, r, http.StatusCreated, res)
+		return a.pushCerts.IssuePushCert(ctx, req)
 	})
 }
 
 // PortalVendorCert serves POST /v1/push/portal/vendor-certificate: a mock
 // MDM vendor certificate to sign push requests with.
 func (a *API) PortalVendorCert() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.pushCerts == nil {
-			a.writeError(w, r, notConfigured("the push certificates portal"))
-			return
-		}
-		var req api.VendorCertRequest
-		if err := a.decodeJSONBody(w, r, &req, true); err != nil {
-			a.writeError(w, r, err)
-			return
-		}
-		if req.Name == "" {
+	return jsonCall(a, a.pushCerts != nil, "the push certificates portal", true, http.StatusCreated, func(ctx context.Context, req *api.VendorCertRequest) (any, error) {
+		switch {
+		case req.Name == "":
 			req.Name = "mockmdm test vendor"
+		case len(req.Name) > 200:
+			return nil, httperr.New(http.StatusBadRequest, `"name" is %d bytes; at most 200`, len(req.Name))
 		}
-		if len(req.Name) > 200 {
-			a.writeError(w, r, httperr.New(http.StatusBadRequest, `"name" is %d bytes; at most 200`, len(req.Name)))
-			return
-		}
-		res, err := a.pushCerts.IssueVendorCert(r.Context(), req.Name)
-		if err != nil {
-			a.writeError(w, r, err)
-			return
-		}
-		a.writeJSON(w, r, http.StatusCreated, res)
+		return a.pushCerts.IssueVendorCert(ctx, req.Name)
 	})
 }
 
@@ -196,21 +163,11 @@ func (a *API) APNsStats() http.Handler {
 
 // InjectAPNsFault serves POST /v1/apns/faults.
 func (a *API) InjectAPNsFault() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.apns == nil {
-			a.writeError(w, r, notConfigured("the mock APNs"))
-			return
+	return jsonCall(a, a.apns != nil, "the mock APNs", false, http.StatusOK, func(ctx context.Context, f *api.APNsFault) (any, error) {
+		if err := a.apns.InjectAPNsFault(ctx, f); err != nil {
+			return nil, err
 		}
-		var f api.APNsFault
-		if err := a.decodeJSONBody(w, r, &f, false); err != nil {
-			a.writeError(w, r, err)
-			return
-		}
-		if err := a.apns.InjectAPNsFault(r.Context(), &f); err != nil {
-			a.writeError(w, r, err)
-			return
-		}
-		a.writeJSON(w, r, http.StatusOK, f)
+		return f, nil
 	})
 }
 
