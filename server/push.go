@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -79,7 +80,7 @@ func WithPushIssuers(issuers ...*x509.Certificate) Option {
 // mock APNs and the mock Push Certificates Portal. It implements the API's
 // Pusher, PushCerts and APNsAdmin.
 type pushService struct {
-	store  store.Enrollments
+	store  pushStore
 	pki    *PKI
 	mock   *mockapns.Server
 	cfg    pushConfig
@@ -101,7 +102,14 @@ type pushService struct {
 	portalTopics map[string]bool
 }
 
-func newPushService(st store.Enrollments, pki *PKI, cfg pushConfig, log *slog.Logger, now func() time.Time) (*pushService, error) {
+// pushStore is what the push service reads and writes: enrollments (for
+// their tokens) and the transcript (each push is an exchange too).
+type pushStore interface {
+	store.Enrollments
+	store.Transcripts
+}
+
+func newPushService(st pushStore, pki *PKI, cfg pushConfig, log *slog.Logger, now func() time.Time) (*pushService, error) {
 	opts := []mockapns.Option{mockapns.WithLogger(log), mockapns.WithClock(now)}
 	if cfg.policy != nil {
 		opts = append(opts, mockapns.WithExpiryPolicy(*cfg.policy))
@@ -223,15 +231,43 @@ func (p *pushService) Push(ctx context.Context, ids []string) ([]api.PushResult,
 		}
 		return out, nil
 	}
-	for j, r := range prov.Push(ctx, targets...) {
+	results := prov.Push(ctx, targets...)
+	record := make([]*store.TranscriptEntry, 0, len(results))
+	for j, r := range results {
 		o := &out[at[j]]
 		o.Pushed = r.Err == nil && r.Status == http.StatusOK
 		o.APNsStatus, o.APNsID, o.Reason = r.Status, r.APNsID, r.Reason
 		if r.Err != nil {
 			o.Error = r.Err.Error()
 		}
+		record = append(record, p.pushEntry(targets[j], r, o))
+	}
+	// The pushes are in the transcript with the device's own exchanges; a
+	// failure to record them does not undo them.
+	if err := p.store.AppendTranscript(context.WithoutCancel(ctx), record...); err != nil {
+		p.log.WarnContext(ctx, "recording pushes in the transcript", "err", err)
 	}
 	return out, nil
+}
+
+// pushEntry is one push as a transcript exchange: the request APNs got
+// (its path and body) and what it answered.
+func (p *pushService) pushEntry(t push.Target, r push.Result, o *api.PushResult) *store.TranscriptEntry {
+	e := &store.TranscriptEntry{
+		Time: p.now().UTC(), EnrollmentID: t.EnrollmentID, Kind: "apns", MessageType: "push",
+		Method: http.MethodPost, Path: push.PathPrefix + push.TokenHex(t.Token), Status: r.Status,
+		Request: push.EncodeMDMPayload(t.PushMagic),
+	}
+	switch {
+	case o.Pushed:
+		e.Note = "apns-id " + r.APNsID + " via " + p.target
+	case r.Reason != "":
+		e.Response, _ = json.Marshal(push.ErrorBody{Reason: r.Reason, Timestamp: r.Timestamp})
+		e.Note = o.Error
+	default:
+		e.Note = o.Error
+	}
+	return e
 }
 
 // PushCertStatus implements handlers.PushCerts.

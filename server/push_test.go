@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -288,6 +289,21 @@ func TestPushAndFaultEndpoints(t *testing.T) {
 	apiJSON(t, s, "POST", "/v1/commands", map[string]any{"enrollment_ids": []string{e.EnrollmentID}, "command": map[string]any{"RequestType": "ProfileList"}, "push": false}, 201, &er)
 	if len(er.Push) != 0 {
 		t.Fatalf("push:false pushed: %+v", er.Push)
+	}
+	// Every push is in the enrollment's transcript, with what APNs said.
+	var tr api.Transcript
+	apiJSON(t, s, "GET", "/v1/enrollments/"+e.EnrollmentID+"/transcript", nil, 200, &tr)
+	var statuses []int
+	for _, en := range tr.Entries {
+		if en.Kind == "apns" {
+			statuses = append(statuses, en.HTTPStatus)
+			if en.Method != "POST" || !strings.HasPrefix(en.Path, "/3/device/") || !strings.Contains(en.RequestPlist, `"mdm"`) {
+				t.Fatalf("push entry %+v", en)
+			}
+		}
+	}
+	if fmt.Sprint(statuses) != "[200 410 503 200]" {
+		t.Fatalf("push statuses in the transcript: %v", statuses)
 	}
 	var stats api.APNsStats
 	apiJSON(t, s, "GET", "/v1/apns", nil, 200, &stats)
