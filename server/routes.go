@@ -34,6 +34,10 @@ func (s *Server) routes() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	apns := http.StripPrefix(PathAPNs, s.push.mock.Handler())
+	// Injected faults come first on the device endpoints (checkin.Faults).
+	scep := s.faults.Wrap("scep", s.scep)
+	checkinH := s.faults.Wrap("checkin", s.checkin.Checkin())
+	connect := s.faults.Wrap("mdm", s.checkin.Connect())
 	table := []struct {
 		method, path string
 		h            http.Handler
@@ -41,15 +45,15 @@ func (s *Server) routes() http.Handler {
 		// Device-facing and public endpoints.
 		{http.MethodGet, "/", http.HandlerFunc(s.serveIndex)},
 		{http.MethodGet, "/healthz", health},
-		{http.MethodGet, PathEnroll, http.HandlerFunc(s.serveEnroll)},
+		{http.MethodGet, PathEnroll, s.faults.Wrap("enroll", http.HandlerFunc(s.serveEnroll))},
 		{http.MethodGet, PathCA, http.HandlerFunc(s.serveCA)},
 		{http.MethodGet, PathCAPEM, http.HandlerFunc(s.serveCAPEM)},
-		{http.MethodGet, PathSCEP, s.scep},
-		{http.MethodPost, PathSCEP, s.scep},
-		{http.MethodPut, PathCheckin, s.checkin.Checkin()},
-		{http.MethodPost, PathCheckin, s.checkin.Checkin()},
-		{http.MethodPut, PathMDM, s.checkin.Connect()},
-		{http.MethodPost, PathMDM, s.checkin.Connect()},
+		{http.MethodGet, PathSCEP, scep},
+		{http.MethodPost, PathSCEP, scep},
+		{http.MethodPut, PathCheckin, checkinH},
+		{http.MethodPost, PathCheckin, checkinH},
+		{http.MethodPut, PathMDM, connect},
+		{http.MethodPost, PathMDM, connect},
 		// REST API: every route needs the API key.
 		{http.MethodGet, "/v1/info", key(s.api.Info())},
 		{http.MethodGet, "/v1/enrollments", key(s.api.ListEnrollments())},
@@ -70,6 +74,10 @@ func (s *Server) routes() http.Handler {
 		{http.MethodGet, "/v1/apns", key(s.api.APNsStats())},
 		{http.MethodPost, "/v1/apns/faults", key(s.api.InjectAPNsFault())},
 		{http.MethodDelete, "/v1/apns/faults", key(s.api.ClearAPNsFaults())},
+		{http.MethodPost, "/v1/faults", key(s.api.AddFault())},
+		{http.MethodGet, "/v1/faults", key(s.api.ListFaults())},
+		{http.MethodDelete, "/v1/faults", key(s.api.ClearFaults())},
+		{http.MethodDelete, "/v1/faults/{id}", key(s.api.DeleteFault())},
 		// The mock APNs: providers authenticate by their push certificate,
 		// devices by their token; both are deliberately public.
 		{http.MethodPost, PathAPNs + "/3/device/{token}", apns},

@@ -57,6 +57,7 @@ type Server struct {
 	handler  http.Handler
 	pushCfg  pushConfig
 	push     *pushService
+	faults   *checkin.Faults
 
 	routeList []Route
 }
@@ -129,7 +130,9 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 	if err != nil {
 		return nil, fmt.Errorf("SCEP service: %w", err)
 	}
+	s.faults = checkin.NewFaults(st, s.now)
 	s.api = handlers.New(st, hub,
+		handlers.WithFaults(s.faults),
 		handlers.WithLogger(s.log),
 		handlers.WithClock(s.now),
 		handlers.WithPush(s.push, s.push, s.push),
@@ -162,6 +165,9 @@ func (s *Server) PKI() *PKI { return s.pki }
 
 // Store is the server's store.
 func (s *Server) Store() store.Store { return s.store }
+
+// Faults are the device-endpoint fault rules (/v1/faults).
+func (s *Server) Faults() *checkin.Faults { return s.faults }
 
 // MockAPNs is the in-process mock APNs (served under PathAPNs).
 func (s *Server) MockAPNs() *mockapns.Server { return s.push.mock }

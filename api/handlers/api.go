@@ -54,6 +54,7 @@ type API struct {
 	pusher    Pusher
 	pushCerts PushCerts
 	apns      APNsAdmin
+	faults    FaultRules
 	infoFunc  func() api.ServerInfo
 	// pollEvery is how often a long-poll re-reads the store even without a
 	// hub signal, since another process sharing the store may have saved
@@ -200,6 +201,9 @@ func (a *API) Reset() http.Handler {
 		}
 		if a.apns != nil {
 			a.apns.ResetAPNs(r.Context())
+		}
+		if a.faults != nil {
+			a.faults.Clear()
 		}
 		a.log.InfoContext(r.Context(), "state reset through the API")
 		a.writeJSON(w, r, http.StatusOK, api.ResetResponse{Reset: true})

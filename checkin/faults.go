@@ -1,0 +1,342 @@
+package checkin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mockmdm/mockmdm/internal/httperr"
+	"github.com/mockmdm/mockmdm/mdm"
+	"github.com/mockmdm/mockmdm/store"
+)
+
+// Fault actions: what a rule makes the server do instead of (or before)
+// answering.
+const (
+	FaultStatus                 = "status"                  // answer with Status and a body naming the rule
+	FaultDelay                  = "delay"                   // wait Delay, then answer as usual
+	FaultDrop                   = "drop"                    // close the connection without an answer
+	FaultUnrecognizedDevice     = "unrecognized-device"     // 403 com.apple.unrecognized.device: the device unenrolls
+	FaultSoftwareUpdateRequired = "softwareupdate-required" // 403 com.apple.softwareupdate.required, details.OSVersion
+	FaultUnauthorized           = "unauthorized"            // the legacy bare 401, which also unenrolls a device
+)
+
+// Device endpoints a fault rule can name.
+var faultEndpoints = map[string]bool{"checkin": true, "mdm": true, "scep": true, "enroll": true}
+
+// FaultRule is one injected fault. Empty match fields match anything.
+type FaultRule struct {
+	ID string `json:"id"`
+	// Endpoint is checkin, mdm, scep or enroll ("" = every device endpoint).
+	Endpoint string `json:"endpoint,omitempty"`
+	// MessageType is a check-in MessageType (Authenticate, TokenUpdate…), a
+	// command-endpoint Status (Idle, Acknowledged…) or a SCEP operation.
+	MessageType string `json:"message_type,omitempty"`
+	// EnrollmentID limits the rule to one enrollment (check-in and command
+	// endpoints, where the request names it).
+	EnrollmentID string `json:"enrollment_id,omitempty"`
+	Action       string `json:"action"`
+	// Status is the HTTP status of FaultStatus.
+	Status int `json:"status,omitempty"`
+	// Delay is how long FaultDelay waits, e.g. "2s".
+	Delay string `json:"delay,omitempty"`
+	// OSVersion is what FaultSoftwareUpdateRequired asks for (default 99.0).
+	OSVersion string `json:"os_version,omitempty"`
+	// Times fires the rule for the first Times matching requests, then lets
+	// them through ("fail the first N attempts, then succeed"); 0: always.
+	Times int `json:"times,omitempty"`
+	// Fired counts the requests the rule changed.
+	Fired int `json:"fired"`
+
+	delay time.Duration
+}
+
+// maxFaultRules bounds the rule list.
+const maxFaultRules = 1000
+
+// Faults holds the rules and applies them to device requests. Its zero
+// value is not usable: call NewFaults.
+type Faults struct {
+	transcripts store.Transcripts
+	now         func() time.Time
+	mu          sync.Mutex
+	rules       []*FaultRule
+	count       atomic.Int32 // len(rules), read without the lock on every request
+	next        int
+}
+
+// NewFaults returns an empty rule set that records each fault it injects
+// in transcripts.
+func NewFaults(transcripts store.Transcripts, now func() time.Time) *Faults {
+	if transcripts == nil {
+		panic("checkin: NewFaults needs a transcript store")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Faults{transcripts: transcripts, now: now}
+}
+
+// Add checks and adds a rule, giving it an ID.
+func (f *Faults) Add(r FaultRule) (FaultRule, error) {
+	bad := func(format string, args ...any) (FaultRule, error) {
+		return FaultRule{}, httperr.New(http.StatusBadRequest, format, args...)
+	}
+	if r.Endpoint != "" && !faultEndpoints[r.Endpoint] {
+		return bad("endpoint %q: use checkin, mdm, scep or enroll (or leave it out for all)", clip(r.Endpoint, 40))
+	}
+	if r.Times < 0 {
+		return bad("times %d: 0 (always) or the number of requests to fail", r.Times)
+	}
+	if len(r.MessageType) > 64 || len(r.EnrollmentID) > 512 || len(r.OSVersion) > 32 {
+		return bad("message_type, enrollment_id or os_version is too long")
+	}
+	switch r.Action {
+	case FaultStatus:
+		if r.Status < 200 || r.Status > 599 {
+			return bad("status %d: give the HTTP status to answer with (200–599)", r.Status)
+		}
+	case FaultDelay:
+		d, err := time.ParseDuration(r.Delay)
+		if err != nil || d <= 0 || d > 5*time.Minute {
+			return bad("delay %q: a duration such as 2s, at most 5m", clip(r.Delay, 40))
+		}
+		r.delay = d
+	case FaultDrop, FaultUnrecognizedDevice, FaultUnauthorized:
+	case FaultSoftwareUpdateRequired:
+		if r.OSVersion == "" {
+			r.OSVersion = "99.0"
+		}
+	default:
+		return bad("action %q: use status, delay, drop, unrecognized-device, softwareupdate-required or unauthorized", clip(r.Action, 40))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.rules) >= maxFaultRules {
+		return FaultRule{}, httperr.New(http.StatusConflict, "there are already %d fault rules; clear some first", len(f.rules))
+	}
+	f.next++
+	r.ID, r.Fired = "fault-"+strconv.Itoa(f.next), 0
+	rule := r
+	f.rules = append(f.rules, &rule)
+	f.count.Store(int32(len(f.rules)))
+	return rule, nil
+}
+
+// List returns the rules with how often each fired.
+func (f *Faults) List() []FaultRule {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]FaultRule, 0, len(f.rules))
+	for _, r := range f.rules {
+		out = append(out, *r)
+	}
+	return out
+}
+
+// Remove deletes one rule; Clear all.
+func (f *Faults) Remove(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, r := range f.rules {
+		if r.ID == id {
+			f.rules = append(f.rules[:i], f.rules[i+1:]...)
+			f.count.Store(int32(len(f.rules)))
+			return nil
+		}
+	}
+	return httperr.New(http.StatusNotFound, "no fault rule %q (GET /v1/faults lists them)", clip(id, 80))
+}
+
+// Clear removes every rule.
+func (f *Faults) Clear() {
+	f.mu.Lock()
+	f.rules = nil
+	f.count.Store(0)
+	f.mu.Unlock()
+}
+
+// match returns the first rule for the request that may still fire, and
+// counts the firing.
+func (f *Faults) match(endpoint, messageType, enrollmentID string) *FaultRule {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.rules {
+		if (r.Endpoint == "" || r.Endpoint == endpoint) &&
+			(r.MessageType == "" || r.MessageType == messageType) &&
+			(r.EnrollmentID == "" || r.EnrollmentID == enrollmentID) &&
+			(r.Times == 0 || r.Fired < r.Times) {
+			r.Fired++
+			c := *r
+			return &c
+		}
+	}
+	return nil
+}
+
+// maxFaultPeek bounds the body read to match a rule (the endpoints' own
+// limit applies after).
+const maxFaultPeek = 8 << 20
+
+// Wrap applies the rules to requests for endpoint before next sees them.
+// With no rules it costs an atomic load.
+func (f *Faults) Wrap(endpoint string, next http.Handler) http.Handler {
+	if !faultEndpoints[endpoint] {
+		panic("checkin: Faults.Wrap: unknown endpoint " + endpoint)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.count.Load() == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, messageType, id := f.identify(endpoint, r)
+		rule := f.match(endpoint, messageType, id)
+		if rule == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		status := f.apply(rule, w, r, next)
+		f.record(r.Context(), rule, endpoint, messageType, id, r, body, status)
+	})
+}
+
+// identify reads what a rule may match on: the message type and enrollment
+// of a check-in or command request (its body is put back for next), or the
+// SCEP operation.
+func (f *Faults) identify(endpoint string, r *http.Request) (body []byte, messageType, id string) {
+	switch endpoint {
+	case "scep":
+		return nil, r.URL.Query().Get("operation"), ""
+	case "enroll":
+		return nil, "", ""
+	}
+	if r.Body == nil {
+		return nil, "", ""
+	}
+	body, _ = io.ReadAll(io.LimitReader(r.Body, maxFaultPeek+1))
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
+	var ids mdm.Enrollment
+	if endpoint == "checkin" || strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-apple-aspen-mdm-checkin") {
+		if m, err := mdm.DecodeCheckin(body); err == nil {
+			messageType, ids = m.Type(), m.IDs()
+		}
+	} else if res, err := mdm.DecodeCommandResults(body); err == nil {
+		messageType, ids = res.Status, res.Enrollment
+	}
+	if rid, err := ids.Resolve(); err == nil {
+		id = rid.ID
+	}
+	return body, messageType, id
+}
+
+// apply does what the rule says and returns the status answered (0 when
+// the connection was dropped).
+func (f *Faults) apply(rule *FaultRule, w http.ResponseWriter, r *http.Request, next http.Handler) int {
+	note := fmt.Sprintf("mockmdm fault rule %s (%s)", rule.ID, rule.Action)
+	switch rule.Action {
+	case FaultDelay:
+		t := time.NewTimer(rule.delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return 0
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		return sw.status
+	case FaultDrop:
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.Close()
+				return 0
+			}
+		}
+		panic(http.ErrAbortHandler) // HTTP/2: reset the stream
+	case FaultUnrecognizedDevice:
+		writeAppleError(w, "com.apple.unrecognized.device", note+": this server does not recognize the device", nil)
+		return http.StatusForbidden
+	case FaultSoftwareUpdateRequired:
+		writeAppleError(w, "com.apple.softwareupdate.required", note+": the device must update its OS first", map[string]any{"OSVersion": rule.OSVersion})
+		return http.StatusForbidden
+	case FaultUnauthorized:
+		w.WriteHeader(http.StatusUnauthorized)
+		return http.StatusUnauthorized
+	default: // FaultStatus
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(rule.Status)
+		fmt.Fprintln(w, note+": answered "+strconv.Itoa(rule.Status))
+		return rule.Status
+	}
+}
+
+// writeAppleError answers 403 with Apple's structured error document
+// (iOS 17+, macOS 14+): {code, description, details}.
+func writeAppleError(w http.ResponseWriter, code, description string, details map[string]any) {
+	doc := map[string]any{"code": code, "description": description}
+	if details != nil {
+		doc["details"] = details
+	}
+	b, _ := json.Marshal(doc)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusForbidden)
+	_, _ = w.Write(b)
+}
+
+// record marks the fault in the transcript with the rule that fired.
+func (f *Faults) record(ctx context.Context, rule *FaultRule, endpoint, messageType, id string, r *http.Request, body []byte, status int) {
+	e := &store.TranscriptEntry{
+		Time: f.now().UTC(), EnrollmentID: id, Kind: endpoint, MessageType: messageType,
+		Method: r.Method, Path: r.URL.RequestURI(), Status: status, Request: body,
+		Note: fmt.Sprintf("fault injected: rule %s (%s%s), firing %d", rule.ID, rule.Action, ruleDetail(rule), rule.Fired),
+	}
+	_ = f.transcripts.AppendTranscript(context.WithoutCancel(ctx), e)
+}
+
+func ruleDetail(r *FaultRule) string {
+	switch r.Action {
+	case FaultStatus:
+		return " " + strconv.Itoa(r.Status)
+	case FaultDelay:
+		return " " + r.Delay
+	case FaultSoftwareUpdateRequired:
+		return " OSVersion " + r.OSVersion
+	}
+	return ""
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// clip shortens a value a client sent before it goes in a message.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
