@@ -376,3 +376,42 @@ func TestKill9UnderLoad(t *testing.T) {
 	}
 	t.Logf("%d commands acknowledged before kill -9, all kept and answered", len(acked))
 }
+
+// TestFaultsFile: the rules of -faults apply from the first request; a bad
+// rule stops the start with exit status 2, naming the rule.
+func TestFaultsFile(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "faults.yaml")
+	if err := os.WriteFile(rules, []byte("# a QA team's rules\nrules:\n  - endpoint: enroll\n    action: status\n    status: 418\n    times: 1\n  - endpoint: mdm\n    message_type: Idle\n    action: delay\n    delay: 10ms\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(dir, "data")
+	p := startBinary(t, dataDir, "-faults", rules)
+	hc, client, _ := clients(t, dataDir, p)
+	resp, err := hc.Get(p.url("enrollment URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 418 || !strings.Contains(string(body), "fault-1") {
+		t.Fatalf("first /enroll: %d %s", resp.StatusCode, body)
+	}
+	if resp, err := hc.Get(p.url("enrollment URL")); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("second /enroll (the rule fired once): %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if _, err := client.Info(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(bad, []byte("rules:\n  - endpoint: mdm\n    action: status\n    status: 503\n  - action: explode\n"), 0o600)
+	cmd := exec.Command(binPath, "-data", filepath.Join(dir, "data2"), "-listen", "127.0.0.1:0", "-hosts", "127.0.0.1", "-faults", bad)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "rule 2") || !strings.Contains(string(out), "explode") {
+		t.Fatalf("bad rule file: %v\n%s", err, out)
+	}
+}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +23,7 @@ import (
 	"github.com/mockmdm/mockmdm/store"
 	"github.com/mockmdm/mockmdm/store/memory"
 	"github.com/mockmdm/mockmdm/store/sqlite"
+	"gopkg.in/yaml.v3"
 )
 
 type serveFlags struct {
@@ -46,6 +49,7 @@ type serveFlags struct {
 	apnsNoExpiration string
 	caKeySize        int
 	cpuProfile       string
+	faultsFile       string
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -68,6 +72,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.pushExpiration, "push-expiration", -1, "apns-expiration the provider sends: a duration from now, 0 (deliver once, never store), or negative (omit the header)")
 	fs.StringVar(&f.pushIssuer, "push-issuer", "", "PEM file of extra issuers an uploaded push certificate may chain to (Apple's push CA for a real certificate)")
 	fs.StringVar(&f.apnsListen, "apns-listen", "", "also serve the mock APNs alone on this address (TLS, HTTP/2, Apple's paths); it is always at <url>/apns")
+	fs.StringVar(&f.faultsFile, "faults", "", "YAML or JSON file of fault rules for the device endpoints, loaded at start (see POST /v1/faults)")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
 	fs.IntVar(&f.caKeySize, "ca-key-size", 2048, "RSA size of the test CA when it is created (2048, 3072 or 4096; an existing CA keeps its own)")
 	fs.StringVar(&f.apnsNoExpiration, "apns-no-expiration", "store:720h", "what the mock APNs does with a push without apns-expiration: store:<duration> (keep it that long for an offline device) or once (deliver only to a connected device)")
@@ -222,6 +227,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return usageError{err}
 	}
+	if f.faultsFile != "" {
+		n, err := loadFaults(srv.Faults(), f.faultsFile)
+		if err != nil {
+			return usageError{err}
+		}
+		logger.Info("fault rules loaded", "file", f.faultsFile, "rules", n)
+	}
 
 	absData, _ := filepath.Abs(f.dataDir)
 	fmt.Fprintf(stdout, "mockmdm %s\n", version)
@@ -345,4 +357,40 @@ func hostOf(rawURL string) string {
 		return strings.Trim(h, "[]")
 	}
 	return strings.Trim(rest, "[]")
+}
+
+// loadFaults adds the rules of a YAML or JSON file ({"rules": [...]}, the
+// fields of POST /v1/faults) to faults, and returns how many it added.
+func loadFaults(faults *checkin.Faults, path string) (int, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("-faults: %w", err)
+	}
+	if len(raw) > 1<<20 {
+		return 0, fmt.Errorf("-faults %s: %d bytes; a rule file is at most 1 MiB", path, len(raw))
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil { // YAML reads JSON too
+		return 0, fmt.Errorf("-faults %s: not YAML or JSON: %v", path, err)
+	}
+	list, ok := doc["rules"].([]any)
+	if !ok {
+		return 0, fmt.Errorf("-faults %s: needs a top-level \"rules\" list, e.g. rules: [{endpoint: mdm, action: status, status: 503, times: 2}]", path)
+	}
+	for i, item := range list {
+		b, err := json.Marshal(item)
+		if err != nil {
+			return 0, fmt.Errorf("-faults %s: rule %d: %v", path, i+1, err)
+		}
+		var rule checkin.FaultRule
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&rule); err != nil {
+			return 0, fmt.Errorf("-faults %s: rule %d: %v", path, i+1, err)
+		}
+		if _, err := faults.Add(rule); err != nil {
+			return 0, fmt.Errorf("-faults %s: rule %d: %v", path, i+1, err)
+		}
+	}
+	return len(list), nil
 }
