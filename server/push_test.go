@@ -18,6 +18,7 @@ import (
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/store/memory"
+	"software.sslmate.com/src/go-pkcs12"
 )
 
 func apiJSON(t *testing.T, s *Server, method, path string, body any, want int, out any) string {
@@ -240,6 +241,22 @@ func TestPushCertificateUploadRefusals(t *testing.T) {
 	apiJSON(t, es, "GET", "/v1/push/certificate", nil, 200, &est)
 	if est.State != api.PushCertExpired || est.DaysLeft >= 0 || len(est.Warnings) == 0 || !strings.Contains(est.Warnings[0], "expired") {
 		t.Fatalf("expired status %+v", est)
+	}
+	// A PKCS#12 file, as Keychain Access exports one: accepted with its
+	// password, refused without it or with another.
+	p12, err := pkcs12.Modern.Encode(pki.PushKey, pki.PushCert, nil, "p12-pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{"", "wrong"} {
+		if body := apiJSON(t, s, "PUT", "/v1/push/certificate", api.PushCertUpload{PKCS12: p12, Password: pw}, 400, nil); !strings.Contains(body, "password") {
+			t.Fatalf("PKCS#12 with password %q: %s", pw, body)
+		}
+	}
+	var p12st api.PushCertStatus
+	apiJSON(t, s, "PUT", "/v1/push/certificate", api.PushCertUpload{PKCS12: p12, Password: "p12-pass"}, 200, &p12st)
+	if p12st.Topic != pki.Topic {
+		t.Fatalf("PKCS#12 upload: %+v", p12st)
 	}
 	// The encrypted key with its password is accepted.
 	apiJSON(t, s, "PUT", "/v1/push/certificate", api.PushCertUpload{CertificatePEM: certPEM, KeyPEM: encKeyPEM, Password: "pw"}, 200, nil)
