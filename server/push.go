@@ -129,9 +129,9 @@ func newPushService(st pushStore, pki *PKI, cfg pushConfig, log *slog.Logger, no
 	default:
 		p.target = cfg.target
 	}
-	source := "mock"
-	if !pki.PushCA.Cert.Equal(issuerOf(pki.PushCert, pki.PushCA.Cert)) {
-		source = "uploaded"
+	source := "uploaded"
+	if issuedBy(pki.PushCert, pki.PushCA.Cert) {
+		source = "mock"
 	}
 	if err := p.use(pki.PushCert, pki.PushKey, pki.PushChain, source); err != nil {
 		return nil, err
@@ -139,12 +139,10 @@ func newPushService(st pushStore, pki *PKI, cfg pushConfig, log *slog.Logger, no
 	return p, nil
 }
 
-// issuerOf returns ca when c was issued by it, else nil.
-func issuerOf(c, ca *x509.Certificate) *x509.Certificate {
-	if c != nil && c.CheckSignatureFrom(ca) == nil {
-		return ca
-	}
-	return nil
+// issuedBy reports whether ca signed c: the mock push CA's certificates
+// are "mock", any other "uploaded".
+func issuedBy(c, ca *x509.Certificate) bool {
+	return c != nil && c.CheckSignatureFrom(ca) == nil
 }
 
 // use makes cert and key the push certificate, with a provider for it.
@@ -352,7 +350,7 @@ func (p *pushService) UploadPushCert(ctx context.Context, up *api.PushCertUpload
 		}
 	}
 	source := "uploaded"
-	if issuerOf(cred.Cert, p.pki.PushCA.Cert) != nil {
+	if issuedBy(cred.Cert, p.pki.PushCA.Cert) {
 		source = "mock"
 	}
 	if err := p.use(cred.Cert, cred.Key, cred.Chain, source); err != nil {

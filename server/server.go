@@ -222,12 +222,12 @@ func (s *Server) EnrollmentProfile(unsigned bool, challenge string) ([]byte, err
 
 func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	unsigned, err := boolParam(q, "unsigned")
+	unsigned, err := handlers.BoolParam(q, "unsigned")
 	if err != nil {
 		httperr.WriteText(w, err)
 		return
 	}
-	oneTime, err := boolParam(q, "one_time_challenge")
+	oneTime, err := handlers.BoolParam(q, "one_time_challenge")
 	if err != nil {
 		httperr.WriteText(w, err)
 		return
@@ -255,17 +255,6 @@ func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
 func (s *Server) mintChallenge(ctx context.Context) (string, error) {
 	c := newSecret()
 	return c, s.store.PutChallenge(ctx, c, s.now().Add(s.oneTimeTTL))
-}
-
-func boolParam(q url.Values, name string) (bool, error) {
-	v := q.Get(name)
-	switch strings.ToLower(v) {
-	case "", "0", "false", "no":
-		return false, nil
-	case "1", "true", "yes":
-		return true, nil
-	}
-	return false, httperr.New(http.StatusBadRequest, "query parameter %s=%q: use true or false", name, v)
 }
 
 // ErrServerClosed is returned by Serve after a graceful shutdown.

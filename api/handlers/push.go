@@ -3,7 +3,9 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"runtime"
+	"strings"
 
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/internal/httperr"
@@ -148,7 +150,7 @@ func (a *API) APNsStats() http.Handler {
 			a.writeError(w, r, notConfigured("the mock APNs"))
 			return
 		}
-		withRuntime, err := boolQuery(r, "runtime")
+		withRuntime, err := BoolParam(r.URL.Query(), "runtime")
 		if err != nil {
 			a.writeError(w, r, err)
 			return
@@ -192,13 +194,14 @@ func runtimeStats() *api.RuntimeStats {
 	return &api.RuntimeStats{Goroutines: runtime.NumGoroutine(), HeapInuseBytes: m.HeapInuse, StackInuseBytes: m.StackInuse}
 }
 
-// boolQuery reads an optional true/false query parameter.
-func boolQuery(r *http.Request, name string) (bool, error) {
-	v := r.URL.Query().Get(name)
-	switch v {
-	case "", "false", "0":
+// BoolParam reads an optional true/false query parameter (also 1/0,
+// yes/no, any case); anything else is a 400 that says so.
+func BoolParam(q url.Values, name string) (bool, error) {
+	v := q.Get(name)
+	switch strings.ToLower(v) {
+	case "", "0", "false", "no":
 		return false, nil
-	case "true", "1":
+	case "1", "true", "yes":
 		return true, nil
 	}
 	return false, httperr.New(http.StatusBadRequest, "query parameter %s=%q: use true or false", name, v)

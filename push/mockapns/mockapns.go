@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -642,11 +643,7 @@ func truncate(s string, n int) string {
 
 func sortedReasons() []string {
 	rs := push.Reasons()
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0 && rs[j] < rs[j-1]; j-- {
-			rs[j], rs[j-1] = rs[j-1], rs[j]
-		}
-	}
+	slices.Sort(rs)
 	return rs
 }
 
