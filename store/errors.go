@@ -55,3 +55,8 @@ func ValidateResultStatus(status string) error {
 	}
 	return httperr.New(http.StatusBadRequest, "result status %q is not one of NotNow, Acknowledged, Error, CommandFormatError", status)
 }
+
+// DocumentNotFound is the error for a missing document.
+func DocumentNotFound(kind, id string) error {
+	return httperr.Wrap(http.StatusNotFound, ErrNotFound, "no %s %q", kind, id)
+}

@@ -61,6 +61,71 @@ type Enrollment struct {
 	AuthenticatedAt time.Time `json:"authenticated_at,omitzero"`
 	EnrolledAt      time.Time `json:"enrolled_at,omitzero"`
 	LastSeen        time.Time `json:"last_seen,omitzero"`
+
+	// Management is how the enrollment came about (program, ownership,
+	// user affinity…) and so what it allows; zero for a plain profile
+	// enrollment that no enrollment program prepared.
+	Management Management `json:"management"`
+}
+
+// Enrollment programs: the path that produced an enrollment profile.
+const (
+	ProgramProfile       = "profile"        // the plain /enroll profile download
+	ProgramADE           = "ade"            // Automated Device Enrollment
+	ProgramConfigurator  = "configurator"   // Apple Configurator (USB)
+	ProgramCompanyPortal = "company-portal" // BYOD through the Company Portal
+	ProgramWeb           = "web"            // web-based device enrollment
+	ProgramAccountDriven = "account-driven" // account-driven user enrollment
+)
+
+// Enrollment modes: what the device enrolled as.
+const (
+	ModeDevice         = "device"          // device enrollment: the whole device is managed
+	ModeUserEnrollment = "user-enrollment" // User Enrollment: a managed partition only
+)
+
+// Ownership values.
+const (
+	OwnershipCorporate = "corporate"
+	OwnershipPersonal  = "personal"
+)
+
+// Management is what an enrollment program decided for an enrollment. The
+// program writes it into an enrollment ticket when it serves the profile;
+// the check-in service copies it onto the enrollment at Authenticate.
+type Management struct {
+	// Ticket is the enrollment ticket the device's profile carried.
+	Ticket string `json:"ticket,omitempty"`
+	// Program is one of the Program constants ("" = not recorded).
+	Program string `json:"program,omitempty"`
+	// Mode is ModeDevice or ModeUserEnrollment.
+	Mode string `json:"mode,omitempty"`
+	// Ownership is OwnershipCorporate or OwnershipPersonal.
+	Ownership  string `json:"ownership,omitempty"`
+	Supervised bool   `json:"supervised,omitempty"`
+	// User is the organisation user the device is affiliated with
+	// (user@contoso.com); empty without user affinity.
+	User string `json:"user,omitempty"`
+	// ManagedAppleID is the Managed Apple ID of a User Enrollment.
+	ManagedAppleID string `json:"managed_apple_id,omitempty"`
+	// AuthMethod is how the user authenticated: company-portal,
+	// setup-assistant, setup-assistant-modern, web, account-driven or none.
+	AuthMethod string `json:"auth_method,omitempty"`
+	// TypeProfile names the enrollment type profile or ADE profile applied.
+	TypeProfile string `json:"type_profile,omitempty"`
+	// DEM is true when a device enrollment manager account enrolled it.
+	DEM bool `json:"dem,omitempty"`
+	// Locked is true while the device waits for a Company Portal sign-in
+	// (ADE with Company Portal authentication).
+	Locked bool `json:"locked,omitempty"`
+	// Registered is true once the device is registered with the
+	// organisation's directory (the Company Portal sign-in completes it).
+	Registered bool `json:"registered,omitempty"`
+	// CompliantInMDM and CompliantInDirectory are the two compliance views
+	// seed 000 describes: after Setup Assistant with modern authentication
+	// the device is compliant in the MDM but not yet in the directory.
+	CompliantInMDM       bool `json:"compliant_in_mdm,omitempty"`
+	CompliantInDirectory bool `json:"compliant_in_directory,omitempty"`
 }
 
 // Enrollments keeps enrollment records.
@@ -174,13 +239,36 @@ type Challenges interface {
 	ConsumeChallenge(ctx context.Context, challenge string, now time.Time) (bool, error)
 }
 
+// Document is one small JSON record of an enrollment program (ADE state,
+// the organisation directory, enrollment tickets…), kept by kind and ID so
+// that each program owns its own record shapes without a migration each.
+type Document struct {
+	Kind      string    `json:"kind"`
+	ID        string    `json:"id"`
+	Data      []byte    `json:"data"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Documents keeps Document records.
+type Documents interface {
+	// PutDocument creates or replaces the document kind/id.
+	PutDocument(ctx context.Context, kind, id string, data []byte) error
+	// GetDocument returns the document's data or ErrNotFound.
+	GetDocument(ctx context.Context, kind, id string) ([]byte, error)
+	// ListDocuments returns the documents of one kind, ordered by ID.
+	ListDocuments(ctx context.Context, kind string) ([]*Document, error)
+	// DeleteDocument deletes the document; deleting a missing one is not an error.
+	DeleteDocument(ctx context.Context, kind, id string) error
+}
+
 // Store is everything a backend provides.
 type Store interface {
 	Enrollments
 	Queue
 	Transcripts
 	Challenges
-	// Reset deletes all state (enrollments, queue, results, transcript, challenges).
+	Documents
+	// Reset deletes all state (enrollments, queue, results, transcript, challenges, documents).
 	Reset(ctx context.Context) error
 	Close() error
 }

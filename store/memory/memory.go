@@ -41,6 +41,9 @@ type Store struct {
 	lastSeq int64
 
 	challenges map[string]time.Time
+
+	// documents holds, per kind, the documents by ID.
+	documents map[string]map[string]*store.Document
 }
 
 // command is an enqueued command and its item per enrollment (queued or answered).
@@ -76,6 +79,7 @@ func (s *Store) reset() {
 	s.transcript = nil
 	s.transcriptBy = map[string][]int{}
 	s.challenges = map[string]time.Time{}
+	s.documents = map[string]map[string]*store.Document{}
 }
 
 // --- enrollments ----------------------------------------------------------

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,7 +20,7 @@ var enrollmentColumns = []string{
 	"serial_number", "model", "model_name", "product_name", "device_name", "os_version", "build_version", "imei", "meid",
 	"topic", "push_token", "push_magic", "unlock_token", "awaiting_configuration", "bootstrap_token",
 	"cert_hash", "cert_not_after", "enrolled", "checked_out",
-	"authenticated_at", "enrolled_at", "last_seen",
+	"authenticated_at", "enrolled_at", "last_seen", "management",
 }
 
 var (
@@ -45,13 +46,17 @@ func enrollmentArgs(e *store.Enrollment) ([]any, error) {
 		}
 		times[i] = n
 	}
+	mgmt, err := json.Marshal(e.Management)
+	if err != nil {
+		return nil, err
+	}
 	return []any{
 		e.ID, e.Type, e.DeviceID,
 		e.UDID, e.EnrollmentID, e.UserID, e.UserShortName, e.UserLongName, e.EnrollmentUserID,
 		e.SerialNumber, e.Model, e.ModelName, e.ProductName, e.DeviceName, e.OSVersion, e.BuildVersion, e.IMEI, e.MEID,
 		e.Topic, blob(e.PushToken), e.PushMagic, blob(e.UnlockToken), e.AwaitingConfiguration, blob(e.BootstrapToken),
 		e.CertHash, times[0], e.Enrolled, e.CheckedOut,
-		times[1], times[2], times[3],
+		times[1], times[2], times[3], string(mgmt),
 	}, nil
 }
 
@@ -61,13 +66,14 @@ type scanner interface{ Scan(dest ...any) error }
 func scanEnrollment(sc scanner) (*store.Enrollment, error) {
 	var e store.Enrollment
 	var certNotAfter, authenticatedAt, enrolledAt, lastSeen sql.NullInt64
+	var mgmt string
 	err := sc.Scan(
 		&e.ID, &e.Type, &e.DeviceID,
 		&e.UDID, &e.EnrollmentID, &e.UserID, &e.UserShortName, &e.UserLongName, &e.EnrollmentUserID,
 		&e.SerialNumber, &e.Model, &e.ModelName, &e.ProductName, &e.DeviceName, &e.OSVersion, &e.BuildVersion, &e.IMEI, &e.MEID,
 		&e.Topic, &e.PushToken, &e.PushMagic, &e.UnlockToken, &e.AwaitingConfiguration, &e.BootstrapToken,
 		&e.CertHash, &certNotAfter, &e.Enrolled, &e.CheckedOut,
-		&authenticatedAt, &enrolledAt, &lastSeen,
+		&authenticatedAt, &enrolledAt, &lastSeen, &mgmt,
 	)
 	if err != nil {
 		return nil, err
@@ -76,6 +82,11 @@ func scanEnrollment(sc scanner) (*store.Enrollment, error) {
 	e.AuthenticatedAt = fromNanos(authenticatedAt)
 	e.EnrolledAt = fromNanos(enrolledAt)
 	e.LastSeen = fromNanos(lastSeen)
+	if mgmt != "" && mgmt != "{}" {
+		if err := json.Unmarshal([]byte(mgmt), &e.Management); err != nil {
+			return nil, fmt.Errorf("enrollment %s: management column: %w", e.ID, err)
+		}
+	}
 	return &e, nil
 }
 

@@ -314,7 +314,7 @@ func (s *Store) Close() error {
 // does not miss what comes next.
 func (s *Store) Reset(ctx context.Context) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, table := range []string{"queue", "commands", "enrollments", "transcript", "challenges"} {
+		for _, table := range []string{"queue", "commands", "enrollments", "transcript", "challenges", "documents"} {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table); err != nil {
 				return fmt.Errorf("sqlite: reset %s: %w", table, err)
 			}

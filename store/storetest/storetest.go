@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"slices"
 	"sync"
@@ -73,6 +74,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClearQueue", testClearQueue},
 		{"Transcript", testTranscript},
 		{"Challenges", testChallenges},
+		{"Documents", testDocuments},
 		{"Concurrency", testConcurrency},
 		{"Reset", testReset},
 	}
@@ -211,6 +213,8 @@ func fill(v reflect.Value, seed string) {
 		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Uint8:
 			// Include a zero byte and bytes that are not UTF-8.
 			f.SetBytes([]byte{0, 0xff, 0xfe, byte(i), 'x'})
+		case f.Kind() == reflect.Struct:
+			fill(f, seed+"-"+name)
 		default:
 			panic("storetest: fill does not know field " + name)
 		}
@@ -1228,5 +1232,65 @@ func testReset(t *testing.T, s store.Store) {
 	}
 	if next.Seq <= first.Seq {
 		t.Errorf("Seq after Reset = %d, want > %d", next.Seq, first.Seq)
+	}
+}
+
+func testDocuments(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if _, err := s.GetDocument(ctx, "user", "a"); !errors.Is(err, store.ErrNotFound) || httpStatus(err) != http.StatusNotFound {
+		t.Fatalf("GetDocument of a missing document = %v, want a 404 ErrNotFound", err)
+	}
+	if err := s.PutDocument(ctx, "", "a", nil); httpStatus(err) != http.StatusBadRequest {
+		t.Errorf("PutDocument without a kind = %v, want a 400", err)
+	}
+	data := []byte{'{', 0, 0xff, '}'}
+	for _, id := range []string{"b", "a", "c"} {
+		if err := s.PutDocument(ctx, "user", id, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutDocument(ctx, "group", "a", []byte("other kind")); err != nil {
+		t.Fatal(err)
+	}
+	data[0] = 'X' // the store must have copied it
+	if err := s.PutDocument(ctx, "user", "b", []byte("replaced")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetDocument(ctx, "user", "a")
+	if err != nil || string(got) != "{\x00\xff}" {
+		t.Fatalf("GetDocument = %q, %v", got, err)
+	}
+	got[0] = 'Y' // nor alias what it returns
+	list, err := s.ListDocuments(ctx, "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, d := range list {
+		ids = append(ids, d.ID+"="+string(d.Data))
+		if d.Kind != "user" || d.UpdatedAt.IsZero() {
+			t.Errorf("document %+v: want kind user and an update time", d)
+		}
+	}
+	if want := []string{"a={\x00\xff}", "b=replaced", "c={\x00\xff}"}; fmt.Sprintf("%q", ids) != fmt.Sprintf("%q", want) {
+		t.Errorf("ListDocuments = %q, want %q", ids, want)
+	}
+	if err := s.DeleteDocument(ctx, "user", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteDocument(ctx, "user", "b"); err != nil {
+		t.Errorf("deleting a missing document = %v, want nil", err)
+	}
+	if list, _ := s.ListDocuments(ctx, "user"); len(list) != 2 {
+		t.Errorf("after delete: %d documents, want 2", len(list))
+	}
+	if list, _ := s.ListDocuments(ctx, "nothing"); list == nil || len(list) != 0 {
+		t.Errorf("ListDocuments of an empty kind = %#v, want an empty non-nil list", list)
+	}
+	if err := s.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetDocument(ctx, "group", "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("after Reset GetDocument = %v, want ErrNotFound", err)
 	}
 }
