@@ -83,6 +83,35 @@ type Enrollment struct {
 	// certificate bound to the device channel (empty on user channels).
 	IdentityCertSHA256 string    `json:"identity_cert_sha256,omitempty"`
 	IdentityNotAfter   time.Time `json:"identity_not_after,omitzero"`
+
+	// Management is how the enrollment came about and what it allows.
+	Management Management `json:"management"`
+}
+
+// Management is what an enrollment program decided for an enrollment.
+type Management struct {
+	// Ticket is the enrollment ticket its profile carried.
+	Ticket string `json:"ticket,omitempty"`
+	// Program: profile, ade, configurator, company-portal, web or account-driven.
+	Program string `json:"program,omitempty"`
+	// Mode: device or user-enrollment.
+	Mode string `json:"mode,omitempty"`
+	// Ownership: corporate or personal.
+	Ownership  string `json:"ownership,omitempty"`
+	Supervised bool   `json:"supervised"`
+	// User is the affiliated organisation user (user affinity).
+	User           string `json:"user,omitempty"`
+	ManagedAppleID string `json:"managed_apple_id,omitempty"`
+	// AuthMethod: company-portal, setup-assistant, setup-assistant-modern, web, account-driven or none.
+	AuthMethod  string `json:"auth_method,omitempty"`
+	TypeProfile string `json:"type_profile,omitempty"`
+	DEM         bool   `json:"dem"`
+	// Locked: waiting for the Company Portal sign-in.
+	Locked bool `json:"locked"`
+	// Registered in the organisation's directory.
+	Registered           bool `json:"registered"`
+	CompliantInMDM       bool `json:"compliant_in_mdm"`
+	CompliantInDirectory bool `json:"compliant_in_directory"`
 }
 
 // EnrollmentList is the body of GET /v1/enrollments.

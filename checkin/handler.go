@@ -256,6 +256,9 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, kind, reqID strin
 		return body, 0, nil, err
 	}
 	req := &Request{ID: id, Cert: cert, CertHash: certs.Hash(cert), RequestID: reqID}
+	if r.URL.RawQuery != "" { // parsing costs on the hot path; most URLs have none
+		req.Query = r.URL.Query()
+	}
 
 	if kind == kindCommand {
 		next, err := h.svc.CommandAndReportResults(ctx, req, res)

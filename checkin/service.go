@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/mockmdm/mockmdm/internal/httperr"
@@ -48,6 +49,18 @@ type Request struct {
 	CertHash string
 	// RequestID ties log lines and transcript entries together.
 	RequestID string
+	// Query is the request URL's query: enrollment programs put their
+	// ticket in the profile's CheckInURL, which the device keeps calling.
+	Query url.Values
+}
+
+// Admitter decides, at Authenticate, how an enrollment came about: it reads
+// the ticket an enrollment program put in the profile's URLs (r.Query),
+// fills e.Management, or refuses the enrollment with an error a person can
+// act on. It runs before anything is stored, so a refusal leaves nothing
+// half-created.
+type Admitter interface {
+	Admit(ctx context.Context, r *Request, e *store.Enrollment) error
 }
 
 // Service implements the MDM protocol rules over a Store.
@@ -58,6 +71,7 @@ type Service struct {
 	userAuth UserAuthenticatePolicy
 	results  *ResultHub
 	onChange func(ctx context.Context, e *store.Enrollment)
+	admitter Admitter
 }
 
 // Option configures a Service.
@@ -68,6 +82,11 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
 // WithClock sets the clock, for deterministic tests.
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithAdmitter sets who decides, at Authenticate, the enrollment's
+// Management from the ticket its profile carried (nil: nobody, every
+// enrollment is a plain profile enrollment).
+func WithAdmitter(a Admitter) Option { return func(s *Service) { s.admitter = a } }
 
 // WithUserAuthenticate sets how UserAuthenticate is answered.
 func WithUserAuthenticate(p UserAuthenticatePolicy) Option {
@@ -153,6 +172,11 @@ func (s *Service) Authenticate(ctx context.Context, r *Request, m *mdm.Authentic
 	}
 	if r.Cert != nil {
 		e.CertNotAfter = r.Cert.NotAfter.UTC()
+	}
+	if s.admitter != nil {
+		if err := s.admitter.Admit(ctx, r, e); err != nil {
+			return err
+		}
 	}
 	if err := s.store.PutEnrollment(ctx, e); err != nil {
 		return err

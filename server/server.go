@@ -19,6 +19,7 @@ import (
 	"github.com/mockmdm/mockmdm/api/handlers"
 	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/checkin"
+	"github.com/mockmdm/mockmdm/enroll"
 	"github.com/mockmdm/mockmdm/internal/httperr"
 	"github.com/mockmdm/mockmdm/profiles"
 	"github.com/mockmdm/mockmdm/push/mockapns"
@@ -58,6 +59,8 @@ type Server struct {
 	pushCfg  pushConfig
 	push     *pushService
 	faults   *checkin.Faults
+	programs *enroll.Service
+	issuer   profileIssuer
 
 	routeList []Route
 }
@@ -114,8 +117,10 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 	if s.push, err = newPushService(st, pki, s.pushCfg, s.log, s.now); err != nil {
 		return nil, fmt.Errorf("push: %w", err)
 	}
+	s.programs = enroll.New(st, enroll.WithLogger(s.log), enroll.WithClock(s.now))
+	s.issuer = profileIssuer{s}
 	hub := checkin.NewResultHub()
-	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now),
+	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now), checkin.WithAdmitter(admitter{s.programs}),
 		checkin.WithUserAuthenticate(s.userAuth), checkin.WithResultHub(hub),
 		checkin.WithOnPushChange(s.push.registration))
 	s.verifier = certs.NewVerifier([]*x509.Certificate{pki.CA.Cert})
@@ -188,8 +193,21 @@ func (s *Server) EnrollmentProfile(unsigned bool, challenge string) ([]byte, err
 	if challenge == "" {
 		challenge = s.pki.SCEPChallenge
 	}
+	raw, err := profiles.BuildEnrollment(s.enrollmentOptions(challenge))
+	if err != nil {
+		return nil, err
+	}
+	if unsigned {
+		return raw, nil
+	}
+	return profiles.Sign(raw, s.pki.SignerCert, s.pki.SignerKey, s.pki.CA.Cert)
+}
+
+// enrollmentOptions are the device enrollment profile's options, which the
+// enrollment programs adapt (ticket, User Enrollment keys).
+func (s *Server) enrollmentOptions(challenge string) profiles.EnrollmentOptions {
 	host := s.publicURL.Hostname()
-	raw, err := profiles.BuildEnrollment(profiles.EnrollmentOptions{
+	return profiles.EnrollmentOptions{
 		Identifier:          "com.github.mockmdm.enroll." + host,
 		DisplayName:         "mockmdm enrollment (" + host + ")",
 		Organization:        "mockmdm",
@@ -210,14 +228,7 @@ func (s *Server) EnrollmentProfile(unsigned bool, challenge string) ([]byte, err
 		SCEPKeyUsage:        5,
 		UUIDSeed:            s.push.Topic() + s.publicURL.String(),
 		AllowInsecureURLs:   s.publicURL.Scheme == "http",
-	})
-	if err != nil {
-		return nil, err
 	}
-	if unsigned {
-		return raw, nil
-	}
-	return profiles.Sign(raw, s.pki.SignerCert, s.pki.SignerKey, s.pki.CA.Cert)
 }
 
 func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {

@@ -118,6 +118,7 @@ func enrollmentJSON(e *store.Enrollment) api.Enrollment {
 		LastSeen:        e.LastSeen,
 
 		IdentityCertSHA256: e.CertHash,
+		Management:         api.Management(e.Management),
 		IdentityNotAfter:   e.CertNotAfter,
 	}
 	if t.IsDeviceChannel() {

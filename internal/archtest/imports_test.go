@@ -34,6 +34,7 @@ var allowed = map[string][]string{
 	"internal/plistguard": {},
 	"internal/schemagen":  {},
 	"internal/flowtest":   {"api", "device", "push/mockapns", "mdm"},
+	"enroll":              {"mdm", "mdm/schema", "profiles", "certs", "store", "internal/"},
 	"server/mdmtest":      {"server", "api", "device", "push/mockapns", "store", "store/memory", "mdm"},
 	"internal/archtest":   {},
 	"device/fleet":        {"device", "push/mockapns"},
