@@ -304,3 +304,24 @@ func fmtErr(err error) string {
 	}
 	return err.Error()
 }
+
+// FuzzParseConfig: a config file is untrusted input; parsing must never
+// panic, and what parses must re-apply without panicking either.
+func FuzzParseConfig(f *testing.F) {
+	if data, err := os.ReadFile("../testdata/directory/contoso.yaml"); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("users: [{upn: a@b.c, password: x, groups: [g]}]\ngroups: [{name: g}]\n"))
+	f.Add([]byte("enrollment_type_profiles: [{name: p, type: web, priority: 1}]"))
+	f.Add([]byte("{}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
+		if _, _, err := enroll.ParseConfig("fuzz.yaml", data); err != nil {
+			return
+		}
+		s := enroll.New(memory.New())
+		_ = s.LoadConfig(context.Background(), "fuzz.yaml", data)
+	})
+}
