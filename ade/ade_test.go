@@ -1,9 +1,9 @@
 package ade
 
 import (
-	base64pkg "encoding/base64"
 	"bytes"
 	"context"
+	base64pkg "encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -314,4 +314,5 @@ var _ = errors.New
 var _ = store.ErrNotFound
 
 func encodeStd(b []byte) string { return base64Std.EncodeToString(b) }
+
 var base64Std = base64pkg.StdEncoding
