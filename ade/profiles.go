@@ -1,0 +1,308 @@
+package ade
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mockmdm/mockmdm/store"
+)
+
+// Profile is an ADE profile under Apple's JSON names ("Define a Profile").
+type Profile struct {
+	ProfileName               string   `json:"profile_name"`
+	ProfileUUID               string   `json:"profile_uuid,omitempty"`
+	URL                       string   `json:"url"`
+	ConfigurationWebURL       string   `json:"configuration_web_url,omitempty"`
+	IsSupervised              *bool    `json:"is_supervised,omitempty"`
+	IsMandatory               *bool    `json:"is_mandatory,omitempty"`
+	IsMDMRemovable            *bool    `json:"is_mdm_removable,omitempty"`
+	AwaitDeviceConfigured     *bool    `json:"await_device_configured,omitempty"`
+	AutoAdvanceSetup          *bool    `json:"auto_advance_setup,omitempty"`
+	IsMultiUser               *bool    `json:"is_multi_user,omitempty"`
+	AllowPairing              *bool    `json:"allow_pairing,omitempty"`
+	IsReturnToService         *bool    `json:"is_return_to_service,omitempty"`
+	DoNotUseProfileFromBackup *bool    `json:"do_not_use_profile_from_backup,omitempty"`
+	SkipSetupItems            []string `json:"skip_setup_items,omitempty"`
+	AnchorCerts               []string `json:"anchor_certs,omitempty"`
+	SupervisingHostCerts      []string `json:"supervising_host_certs,omitempty"`
+	Department                string   `json:"department,omitempty"`
+	Language                  string   `json:"language,omitempty"`
+	Region                    string   `json:"region,omitempty"`
+	OrgMagic                  string   `json:"org_magic,omitempty"`
+	SupportPhoneNumber        string   `json:"support_phone_number,omitempty"`
+	SupportEmailAddress       string   `json:"support_email_address,omitempty"`
+	Devices                   []string `json:"devices,omitempty"`
+}
+
+// ParseProfile decodes and validates a profile as Apple's "Define a
+// Profile" does: 400 MALFORMED_REQUEST_BODY for what is not a JSON object of
+// the documented keys, CONFIG_NAME_*, CONFIG_URL_*, FLAGS_INVALID,
+// DEPARTMENT_INVALID, MAGIC_INVALID, SUPPORT_*_INVALID; and (mockmdm's
+// stricter rule, with Apple-style code SKIP_SETUP_ITEMS_INVALID) any
+// skip_setup_items value that is not a key of Apple's SkipKeys schema.
+func ParseProfile(body []byte) (*Profile, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var p Profile
+	if err := dec.Decode(&p); err != nil {
+		return nil, apiErr(http.StatusBadRequest, "MALFORMED_REQUEST_BODY", "the profile is not a JSON object of Apple's profile keys: %v", err)
+	}
+	if dec.More() {
+		return nil, apiErr(http.StatusBadRequest, "MALFORMED_REQUEST_BODY", "there is more after the profile JSON object")
+	}
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func (p *Profile) validate() error {
+	switch n := utf8.RuneCountInString(p.ProfileName); {
+	case p.ProfileName == "":
+		return apiErr(http.StatusBadRequest, "CONFIG_NAME_REQUIRED", "profile_name is required")
+	case n > 125 || strings.TrimSpace(p.ProfileName) == "":
+		return apiErr(http.StatusBadRequest, "CONFIG_NAME_INVALID", "profile_name must be 1–125 characters (it is %d)", n)
+	}
+	if p.URL == "" {
+		return apiErr(http.StatusBadRequest, "CONFIG_URL_REQUIRED", "url (the MDM server's enrollment URL) is required")
+	}
+	for name, v := range map[string]string{"url": p.URL, "configuration_web_url": p.ConfigurationWebURL} {
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
+		if len(v) > 2000 || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return apiErr(http.StatusBadRequest, "CONFIG_URL_INVALID", "%s %q must be an absolute http(s) URL of at most 2000 characters", name, truncate(v, 80))
+		}
+	}
+	supervised := p.IsSupervised != nil && *p.IsSupervised
+	if p.IsMDMRemovable != nil && !*p.IsMDMRemovable && !supervised {
+		return apiErr(http.StatusBadRequest, "FLAGS_INVALID", "is_mdm_removable can be false only when is_supervised is true")
+	}
+	if p.IsMultiUser != nil && *p.IsMultiUser && !supervised {
+		return apiErr(http.StatusBadRequest, "FLAGS_INVALID", "is_multi_user (Shared iPad) needs is_supervised true")
+	}
+	for _, f := range []struct {
+		code, name, v string
+		max           int
+	}{
+		{"DEPARTMENT_INVALID", "department", p.Department, 125},
+		{"MAGIC_INVALID", "org_magic", p.OrgMagic, 256},
+		{"SUPPORT_EMAIL_INVALID", "support_email_address", p.SupportEmailAddress, 250},
+		{"SUPPORT_PHONE_INVALID", "support_phone_number", p.SupportPhoneNumber, 50},
+	} {
+		if utf8.RuneCountInString(f.v) > f.max {
+			return apiErr(http.StatusBadRequest, f.code, "%s is longer than %d characters", f.name, f.max)
+		}
+	}
+	seen := map[string]bool{}
+	for _, k := range p.SkipSetupItems {
+		if !skipSetupItems[k] {
+			return apiErr(http.StatusBadRequest, "SKIP_SETUP_ITEMS_INVALID", "skip_setup_items has %q, which is not one of Apple's skip keys (e.g. AppleID, Biometric, Location, Passcode, Privacy, Restore, Siri, TOS)", truncate(k, 40))
+		}
+		if seen[k] {
+			return apiErr(http.StatusBadRequest, "SKIP_SETUP_ITEMS_INVALID", "skip_setup_items lists %q twice", k)
+		}
+		seen[k] = true
+	}
+	for name, list := range map[string][]string{"anchor_certs": p.AnchorCerts, "supervising_host_certs": p.SupervisingHostCerts} {
+		for i, c := range list {
+			if _, err := base64.StdEncoding.DecodeString(c); err != nil || c == "" {
+				return apiErr(http.StatusBadRequest, "MALFORMED_REQUEST_BODY", "%s[%d] is not base64 DER", name, i)
+			}
+		}
+	}
+	return nil
+}
+
+type profileRecord struct {
+	Profile Profile   `json:"profile"`
+	Created time.Time `json:"created"`
+}
+
+func (s *Service) getProfile(ctx context.Context, uuid string) (*Profile, error) {
+	if uuid == "" || len(uuid) > 64 {
+		return nil, nil
+	}
+	b, err := s.docs.GetDocument(ctx, KindProfile, strings.ToUpper(uuid))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec profileRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("ade: profile document %s: %w", uuid, err)
+	}
+	return &rec.Profile, nil
+}
+
+// DefineResponse is Apple's answer to POST /profile and the assign call.
+type DefineResponse struct {
+	ProfileUUID string            `json:"profile_uuid"`
+	Devices     map[string]string `json:"devices"`
+}
+
+// DefineProfile stores p under a new profile_uuid and assigns it to the
+// serials it lists.
+func (s *Service) DefineProfile(ctx context.Context, p *Profile) (*DefineResponse, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	if len(p.Devices) > 1000 {
+		return nil, apiErr(http.StatusBadRequest, "DEVICE_ID_LIMIT_EXCEEDED", "the profile lists %d devices; Apple takes at most 1000", len(p.Devices))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cp := *p
+	cp.ProfileUUID = newUUID()
+	serials := cp.Devices
+	cp.Devices = nil
+	if err := s.putJSON(ctx, KindProfile, cp.ProfileUUID, profileRecord{Profile: cp, Created: s.now().UTC()}); err != nil {
+		return nil, err
+	}
+	res, err := s.assignLocked(ctx, cp.ProfileUUID, serials)
+	if err != nil {
+		return nil, err
+	}
+	return &DefineResponse{ProfileUUID: cp.ProfileUUID, Devices: res}, nil
+}
+
+// assignLocked assigns profile uuid to serials; s.mu held.
+func (s *Service) assignLocked(ctx context.Context, uuid string, serials []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(serials) == 0 {
+		return out, nil
+	}
+	st, err := s.loadState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	for _, serial := range serials {
+		rec, err := s.lookup(ctx, serial)
+		if err != nil {
+			return nil, err
+		}
+		if rec == nil {
+			out[serial] = "NOT_ACCESSIBLE"
+			continue
+		}
+		rec.ProfileUUID, rec.ProfileStatus, rec.ProfileAssignTime = uuid, "assigned", &now
+		if err := s.touch(ctx, st, rec, "modified"); err != nil {
+			return nil, err
+		}
+		out[serial] = "SUCCESS"
+	}
+	return out, s.saveState(ctx, st)
+}
+
+// AssignProfile assigns an existing profile to serials.
+func (s *Service) AssignProfile(ctx context.Context, uuid string, serials []string) (*DefineResponse, error) {
+	if uuid == "" {
+		return nil, apiErr(http.StatusBadRequest, "PROFILE_UUID_REQUIRED", "profile_uuid is required")
+	}
+	if err := checkSerials(serials); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.getProfile(ctx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, apiErr(http.StatusNotFound, "NOT_FOUND", "no profile %s: define it with POST /profile first", truncate(uuid, 64))
+	}
+	res, err := s.assignLocked(ctx, p.ProfileUUID, serials)
+	if err != nil {
+		return nil, err
+	}
+	return &DefineResponse{ProfileUUID: p.ProfileUUID, Devices: res}, nil
+}
+
+// RemoveProfile clears the profile of serials (optionally only when it is uuid).
+func (s *Service) RemoveProfile(ctx context.Context, uuid string, serials []string) (map[string]string, error) {
+	if err := checkSerials(serials); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.loadState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, serial := range serials {
+		rec, err := s.lookup(ctx, serial)
+		if err != nil {
+			return nil, err
+		}
+		if rec == nil || rec.ProfileUUID == "" || (uuid != "" && !strings.EqualFold(rec.ProfileUUID, uuid)) {
+			out[serial] = "NOT_ACCESSIBLE"
+			continue
+		}
+		rec.ProfileUUID, rec.ProfileStatus, rec.ProfileAssignTime, rec.ProfilePushTime = "", "removed", nil, nil
+		if err := s.touch(ctx, st, rec, "modified"); err != nil {
+			return nil, err
+		}
+		out[serial] = "SUCCESS"
+	}
+	return out, s.saveState(ctx, st)
+}
+
+// ActivationProfile is what the mock Apple activation service tells a
+// device: its assigned ADE profile, with the profile's keys.
+func (s *Service) ActivationProfile(ctx context.Context, serial string) (*Profile, error) {
+	if serial == "" {
+		return nil, apiErr(http.StatusBadRequest, "SERIAL_NUMBER_REQUIRED", "serial_number is required")
+	}
+	rec, err := s.lookup(ctx, serial)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, apiErr(http.StatusNotFound, "NOT_FOUND", "serial %s is not owned by the organisation: buy it first (POST /v1/ade/devices)", truncate(serial, 64))
+	}
+	if rec.ProfileUUID == "" {
+		return nil, apiErr(http.StatusNotFound, "NO_PROFILE", "serial %s has no ADE profile assigned: define one and assign it (POST /profile, PUT /profile/devices)", rec.SerialNumber)
+	}
+	p, err := s.getProfile(ctx, rec.ProfileUUID)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, apiErr(http.StatusNotFound, "NO_PROFILE", "serial %s names profile %s, which no longer exists", rec.SerialNumber, rec.ProfileUUID)
+	}
+	// The device has now downloaded its profile: Apple reports "pushed".
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.loadState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	rec.ProfileStatus, rec.ProfilePushTime = "pushed", &now
+	if err := s.touch(ctx, st, rec, "modified"); err != nil {
+		return nil, err
+	}
+	if err := s.saveState(ctx, st); err != nil {
+		return nil, err
+	}
+	out := *p
+	if out.IsMDMRemovable == nil {
+		t := true // Apple's default
+		out.IsMDMRemovable = &t
+	}
+	return &out, nil
+}
