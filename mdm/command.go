@@ -42,9 +42,12 @@ type CommandResults struct {
 // DecodeCommandResults decodes a command-endpoint body and checks its Status
 // and CommandUUID. The result keeps raw.
 func DecodeCommandResults(raw []byte) (*CommandResults, error) {
-	r := new(CommandResults)
-	if err := unmarshal(raw, r); err != nil {
-		return nil, err
+	r, ok := fastCommandResults(raw)
+	if !ok {
+		r = new(CommandResults)
+		if err := unmarshal(raw, r); err != nil {
+			return nil, err
+		}
 	}
 	r.Raw = raw
 	if _, err := r.Resolve(); err != nil {

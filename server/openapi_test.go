@@ -61,6 +61,11 @@ func TestEveryEndpointAuthenticatedOrPublic(t *testing.T) {
 		"PUT /checkin": true, "POST /checkin": true, "PUT /mdm": true, "POST /mdm": true, // devices: guarded by their identity
 		"POST /apns/3/device/{token}": true, // mock APNs: guarded by the provider's push certificate
 		"GET /apns/mock/v1/stream":    true, // mock APNs device stream: a device names its token
+		// The simulated ABM's ADE API: OAuth 1.0a (/session), then its session header.
+		"GET /session": true, "GET /account": true, "POST /server/devices": true, "POST /devices/sync": true,
+		"POST /devices": true, "POST /devices/disown": true, "POST /profile": true, "GET /profile": true,
+		"PUT /profile/devices": true, "POST /profile/devices": true, "DELETE /profile/devices": true,
+		"POST /ade/activation": true, // mock Apple activation service: what Apple tells any device
 	}
 	s := newTestServer(t)
 	for _, r := range s.Routes() {

@@ -39,6 +39,10 @@ type PKI struct {
 	PushKey   *rsa.PrivateKey
 	PushChain []*x509.Certificate
 	Topic     string
+	// ADETokenKeys is the MDM server's key pair for ADE server tokens: the
+	// certificate an admin uploads to Apple Business Manager, the key that
+	// decrypts the .p7m token it gives back.
+	ADETokenKeys *certs.TokenKeyPair
 	// Dir is the data directory ("" for a PKI made in memory).
 	Dir string
 	// APIKey protects the REST API.
@@ -127,6 +131,15 @@ func LoadOrCreatePKI(dir string, hosts []string, opts ...PKIOption) (*PKI, error
 	}
 	if p.Topic, err = certs.TopicFromCert(p.PushCert); err != nil {
 		return nil, fmt.Errorf("mock push certificate %s: %w", path("push.pem"), err)
+	}
+
+	kp, created, err := certs.LoadOrCreateTokenKeyPair(path("ade-token.pem"), path("ade-token.key"), "mockmdm-depserver", caValidity)
+	if err != nil {
+		return nil, fmt.Errorf("ADE server-token key pair: %w", err)
+	}
+	p.ADETokenKeys = kp
+	if created {
+		p.Created = append(p.Created, "ADE server-token key pair")
 	}
 
 	if p.APIKey, err = loadOrCreateSecret(path("api-key"), &p.Created, "API key"); err != nil {
@@ -279,6 +292,9 @@ func NewPKI(hosts []string) (*PKI, error) {
 	if p.PushCert, p.PushKey, err = certs.NewMockPushCert(p.PushCA, certs.NewTopic(), 365*24*time.Hour); err != nil {
 		return nil, err
 	}
-	p.Topic, err = certs.TopicFromCert(p.PushCert)
+	if p.Topic, err = certs.TopicFromCert(p.PushCert); err != nil {
+		return nil, err
+	}
+	p.ADETokenKeys, err = certs.NewTokenKeyPair("mockmdm-depserver", caValidity)
 	return p, err
 }

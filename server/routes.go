@@ -84,6 +84,23 @@ func (s *Server) routes() http.Handler {
 		{http.MethodGet, PathAPNs + "/mock/v1/stream", apns},
 	}
 
+	// The simulated Apple Business Manager: Apple's ADE API at the root
+	// (OAuth and session authenticated), the mock activation service, and
+	// its admin endpoints behind the API key.
+	apple, activation, admin := s.adeRoutes()
+	for _, rt := range append(apple, activation...) {
+		table = append(table, struct {
+			method, path string
+			h            http.Handler
+		}{rt.Method, rt.Path, rt.Handler})
+	}
+	for _, rt := range admin {
+		table = append(table, struct {
+			method, path string
+			h            http.Handler
+		}{rt.Method, rt.Path, key(rt.Handler)})
+	}
+
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		httperr.WriteText(w, httperr.New(http.StatusNotFound, "no such endpoint: %s %s (see docs/openapi.yaml for the routes)", req.Method, req.URL.Path))

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mockmdm/mockmdm/ade"
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/api/handlers"
 	"github.com/mockmdm/mockmdm/certs"
@@ -60,6 +61,7 @@ type Server struct {
 	push     *pushService
 	faults   *checkin.Faults
 	programs *enroll.Service
+	abm      *ade.Service
 	issuer   profileIssuer
 
 	routeList []Route
@@ -118,6 +120,10 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		return nil, fmt.Errorf("push: %w", err)
 	}
 	s.programs = enroll.New(st, enroll.WithLogger(s.log), enroll.WithClock(s.now))
+	if s.abm, err = ade.New(st, ade.WithLogger(s.log), ade.WithClock(s.now), ade.WithTranscript(st),
+		ade.WithTokenKeyPair(pki.ADETokenKeys)); err != nil {
+		return nil, fmt.Errorf("simulated ABM: %w", err)
+	}
 	s.issuer = profileIssuer{s}
 	hub := checkin.NewResultHub()
 	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now), checkin.WithAdmitter(admitter{s.programs}),
