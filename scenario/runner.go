@@ -170,15 +170,15 @@ type devState struct {
 
 // run is one scenario in progress.
 type run struct {
-	sc        *Scenario
-	target    *Target
-	log       *slog.Logger
-	now       func() time.Time
-	info      *api.ServerInfo
-	devices   map[string]*devState
-	commands  map[string]string
-	faults    map[string]string
-	notes     []string
+	sc       *Scenario
+	target   *Target
+	log      *slog.Logger
+	now      func() time.Time
+	info     *api.ServerInfo
+	devices  map[string]*devState
+	commands map[string]string
+	faults   map[string]string
+	notes    []string
 	// ctx lives as long as the scenario: listeners run under it.
 	ctx       context.Context
 	listeners sync.WaitGroup
