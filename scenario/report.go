@@ -116,13 +116,19 @@ type junitCase struct {
 	Time      string        `xml:"time,attr"`
 	Failure   *junitProblem `xml:"failure,omitempty"`
 	Error     *junitProblem `xml:"error,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
+	SystemOut *junitText    `xml:"system-out,omitempty"`
 }
 
 type junitProblem struct {
 	Message string `xml:"message,attr"`
 	Type    string `xml:"type,attr"`
-	Body    string `xml:",chardata"`
+	Body    string `xml:",cdata"`
+}
+
+// junitText keeps a multi-line log readable in the XML (CDATA, not one
+// line of &#xA; escapes).
+type junitText struct {
+	Text string `xml:",cdata"`
 }
 
 // WriteJUnit writes the report as JUnit XML. A failed scenario's failure
@@ -141,7 +147,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 		}
 		for _, sc := range f.Scenarios {
 			total += sc.Duration
-			c := junitCase{Name: sc.Name, Classname: f.File, Time: seconds(sc.Duration), SystemOut: stepLog(sc)}
+			c := junitCase{Name: sc.Name, Classname: f.File, Time: seconds(sc.Duration), SystemOut: &junitText{stepLog(sc)}}
 			s.Tests++
 			if sc.Failure != nil {
 				s.Failures++

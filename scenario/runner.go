@@ -56,8 +56,9 @@ func Connect(baseURL, apiKey string, hc *http.Client, trust *x509.CertPool) *Tar
 	if tr, ok := hc.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
 		tlsConfig = tr.TLSClientConfig.Clone()
 	}
+	base := strings.TrimSuffix(strings.TrimRight(baseURL, "/"), "/v1")
 	return &Target{
-		BaseURL: strings.TrimRight(baseURL, "/"), APIKey: apiKey, HTTP: hc, Trust: trust,
+		BaseURL: base, APIKey: apiKey, HTTP: hc, Trust: trust,
 		APNs: mockapns.DialOptions{TLS: tlsConfig},
 	}
 }
