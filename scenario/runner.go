@@ -271,6 +271,11 @@ func (r *Runner) targetFor(ctx context.Context, sc *Scenario) (*Target, func(), 
 	if r.target == nil {
 		return InProcess(sc, r.log)
 	}
+	if !sc.Clock.IsZero() || sc.ClockOffset != 0 {
+		// A running server keeps its own clock, and devices keep to the
+		// server's: certificates are checked against it.
+		r.printf("  note: %s:%d: clock is ignored: the server at %s keeps its own\n", sc.File, sc.Line, r.target.BaseURL)
+	}
 	t := *r.target
 	if t.Client == nil {
 		t.Client = api.NewClient(t.BaseURL, t.APIKey, api.WithHTTPClient(t.HTTP))

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestExampleScenarios runs every file in testdata/scenarios against an
@@ -187,5 +188,42 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClock: a clock inside the test PKI's validity runs (server and
+// devices on it: the enrollment's times are in the scenario's future); one
+// outside it is refused, naming the window.
+func TestClock(t *testing.T) {
+	src := "name: later\nclock: +720h\nsteps:\n  - device: a\n  - enroll: a\n    path: profile\n  - expect: {device: a, enrolled: true}\n"
+	scs, err := Parse("later.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, stop, err := InProcess(scs[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	sr := NewRunner(WithTarget(target)).Run(context.Background(), scs[0])
+	if !sr.Passed {
+		t.Fatal(sr.Failure.Message)
+	}
+	id := strings.TrimPrefix(sr.Steps[1].Notes[0], "a: enrolled as ")
+	e, err := target.Client.GetEnrollment(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(e.EnrolledAt); d < 719*time.Hour || d > 721*time.Hour {
+		t.Fatalf("enrolled_at %s is not 720h ahead", e.EnrolledAt)
+	}
+
+	scs, err = Parse("early.yaml", []byte("name: early\nclock: 2001-01-01T00:00:00Z\nsteps:\n  - device: a\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr = NewRunner().Run(context.Background(), scs[0])
+	if sr.Passed || !strings.Contains(sr.Failure.Message, "early.yaml:1: clock 2001-01-01T00:00:00Z is outside the in-process test PKI's validity") {
+		t.Fatalf("failure %+v", sr.Failure)
 	}
 }
