@@ -97,6 +97,19 @@ func scenarioCmd(ctx context.Context, args []string, getenv func(string) string,
 			return err
 		}
 	}
+	if *f.quiet {
+		// Quiet prints no steps, but a failure must still say where it is.
+		for _, fr := range rep.Files {
+			if fr.Error != nil {
+				fmt.Fprintf(stdout, "FAIL %v\n", fr.Error)
+			}
+			for _, sc := range fr.Scenarios {
+				if sc.Failure != nil {
+					fmt.Fprintf(stdout, "FAIL %s: %s\n", sc.Name, sc.Failure.Message)
+				}
+			}
+		}
+	}
 	passed, failed := rep.Counts()
 	fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
 	if ctx.Err() != nil {
