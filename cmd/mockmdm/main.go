@@ -71,6 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return profileCmd(ctx, args[1:], getenv, stdout, stderr)
 		case "bench":
 			return benchCmd(ctx, args[1:], getenv, stdout, stderr)
+		case "scenario":
+			return scenarioCmd(ctx, args[1:], getenv, stdout, stderr)
 		case "version":
 			fmt.Fprintln(stdout, "mockmdm", version)
 			return nil
@@ -90,6 +92,7 @@ Usage:
   mockmdm device …          a virtual device kept in a file ("mockmdm device -h")
   mockmdm bench [-n N] [-store memory|sqlite] [-ca-key-size BITS]   server CPU per request, pinned to a core
   mockmdm profile …         inspect, lint, verify or sign a .mobileconfig ("mockmdm profile -h")
+  mockmdm scenario run [-server URL -api-key K] [-junit FILE] [-json FILE] FILE|DIR…   run YAML scenarios
   mockmdm status [-url URL] [-data DIR]   a running server's push certificate: topic, expiry, warnings
   mockmdm version           print the version
 

@@ -14,7 +14,8 @@ const module = "github.com/mockmdm/mockmdm/"
 // may import directly (a trailing "/" allows a whole subtree). Arrows point
 // inward only; docs/architecture.md explains the layers.
 var allowed = map[string][]string{
-	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "push", "push/mockapns", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "internal/"},
+	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "push", "push/mockapns", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "internal/", "scenario"},
+	"scenario":            {"server", "server/mdmtest", "api", "device", "device/fleet", "push/mockapns", "mdm", "store", "store/", "internal/"},
 	"server":              {"api", "api/handlers", "web", "checkin", "enroll", "ade", "push", "push/", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "internal/"},
 	"api":                 {"mdm"},
 	"api/handlers":        {"api", "checkin", "certs", "profiles", "store", "mdm", "mdm/schema", "internal/"},
