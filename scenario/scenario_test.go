@@ -15,7 +15,7 @@ import (
 // TestExampleScenarios runs every file in testdata/scenarios against an
 // in-process server: they are the format's documentation and must pass.
 func TestExampleScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/scenarios/*.yaml")
+	files, err := filepath.Glob("../testdata/scenarios/*.yaml")
 	if err != nil || len(files) < 4 {
 		t.Fatalf("example scenarios: %v (%d files)", err, len(files))
 	}
@@ -55,7 +55,7 @@ func TestExampleScenarios(t *testing.T) {
 // scenario, a failure naming step 6 (expect, line 18) with what was
 // expected and what was seen; the steps after it are skipped.
 func TestFailingScenarioJUnit(t *testing.T) {
-	const file = "testdata/scenarios/failing/expected-ack.yaml"
+	const file = "../testdata/scenarios/failing/expected-ack.yaml"
 	rep := NewRunner().RunFiles(context.Background(), file)
 	if rep.OK() {
 		t.Fatal("the failing scenario passed")

@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-const scenarioDir = "../../scenario/testdata/scenarios"
+const scenarioDir = "../../testdata/scenarios"
 
 // TestScenarioRunInProcess: a passing and a failing file in-process; the
 // exit status is 1, the summary counts both, and the JUnit and JSON
