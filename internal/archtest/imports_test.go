@@ -37,6 +37,7 @@ var allowed = map[string][]string{
 	"server/mdmtest":      {"server", "api", "device", "push/mockapns", "store", "store/memory", "mdm"},
 	"internal/archtest":   {},
 	"device/fleet":        {"device", "push/mockapns"},
+	"web":                 {"api", "store", "mdm", "mdm/schema", "profiles", "certs", "internal/"},
 }
 
 // TestImportRules holds the dependency rule over the non-test imports of
