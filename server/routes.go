@@ -84,6 +84,15 @@ func (s *Server) routes() http.Handler {
 		{http.MethodGet, PathAPNs + "/mock/v1/stream", apns},
 	}
 
+	// The dashboard checks its own session cookie (a person logs in with
+	// the API key through its form), so the router treats it as public.
+	for _, rt := range s.dash.Routes() {
+		table = append(table, struct {
+			method, path string
+			h            http.Handler
+		}{rt.Method, rt.Path, rt.Handler})
+	}
+
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		httperr.WriteText(w, httperr.New(http.StatusNotFound, "no such endpoint: %s %s (see docs/openapi.yaml for the routes)", req.Method, req.URL.Path))
