@@ -67,6 +67,18 @@ func TestEveryEndpointAuthenticatedOrPublic(t *testing.T) {
 		"PUT /profile/devices": true, "POST /profile/devices": true, "DELETE /profile/devices": true,
 		"POST /ade/activation": true, // mock Apple activation service: what Apple tells any device
 	}
+	// The dashboard: public to the router, guarded by its own session
+	// cookie (TestDashboardRoutesNeedSession holds each page to it); the
+	// login form, the enrollment page with its QR code and the CSS and
+	// script are open on purpose.
+	for _, k := range []string{
+		"GET /dashboard", "GET /dashboard/enrollments", "GET /dashboard/enrollments/{id}",
+		"GET /dashboard/enrollments/{id}/live", "POST /dashboard/enrollments/{id}/commands",
+		"GET /dashboard/login", "POST /dashboard/login", "POST /dashboard/logout", "GET /dashboard/status",
+		"GET /dashboard/enroll", "GET /dashboard/enroll/qr.png", "GET /dashboard/static/{file}",
+	} {
+		public[k] = true
+	}
 	s := newTestServer(t)
 	for _, r := range s.Routes() {
 		key := r.Method + " " + r.Path

@@ -84,21 +84,26 @@ func (s *Server) routes() http.Handler {
 		{http.MethodGet, PathAPNs + "/mock/v1/stream", apns},
 	}
 
+	add := func(method, path string, h http.Handler) {
+		table = append(table, struct {
+			method, path string
+			h            http.Handler
+		}{method, path, h})
+	}
 	// The simulated Apple Business Manager: Apple's ADE API at the root
 	// (OAuth and session authenticated), the mock activation service, and
 	// its admin endpoints behind the API key.
 	apple, activation, admin := s.adeRoutes()
 	for _, rt := range append(apple, activation...) {
-		table = append(table, struct {
-			method, path string
-			h            http.Handler
-		}{rt.Method, rt.Path, rt.Handler})
+		add(rt.Method, rt.Path, rt.Handler)
 	}
 	for _, rt := range admin {
-		table = append(table, struct {
-			method, path string
-			h            http.Handler
-		}{rt.Method, rt.Path, key(rt.Handler)})
+		add(rt.Method, rt.Path, key(rt.Handler))
+	}
+	// The dashboard checks its own session cookie (a person logs in with
+	// the API key through its form), so the router treats it as public.
+	for _, rt := range s.dash.Routes() {
+		add(rt.Method, rt.Path, rt.Handler)
 	}
 
 	r := mux.NewRouter()

@@ -25,6 +25,7 @@ import (
 	"github.com/mockmdm/mockmdm/profiles"
 	"github.com/mockmdm/mockmdm/push/mockapns"
 	"github.com/mockmdm/mockmdm/store"
+	"github.com/mockmdm/mockmdm/web"
 )
 
 // Paths of the device-facing endpoints, relative to the public base URL.
@@ -63,6 +64,7 @@ type Server struct {
 	programs *enroll.Service
 	abm      *ade.Service
 	issuer   profileIssuer
+	dash     *web.Dashboard
 
 	routeList []Route
 }
@@ -148,20 +150,38 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		handlers.WithClock(s.now),
 		handlers.WithPush(s.push, s.push, s.push),
 		handlers.WithProfileTrust(profileTrust(pki.CA.Cert)),
-		handlers.WithInfoFunc(func() api.ServerInfo {
-			return api.ServerInfo{
-				Version:       s.version,
-				EnrollmentURL: s.URL(PathEnroll),
-				CAURL:         s.URL(PathCA),
-				SCEPURL:       s.URL(PathSCEP),
-				ServerURL:     s.URL(PathMDM),
-				CheckInURL:    s.URL(PathCheckin),
-				Topic:         s.push.Topic(),
-				APNsURL:       s.URL(PathAPNs),
+		handlers.WithInfoFunc(s.info))
+	// The dashboard queues through the API's Enqueue, so a button does
+	// what POST /v1/commands does (checks, durable queue, push).
+	s.dash = web.New(st, pki.APIKey,
+		web.WithCommander(s.api),
+		web.WithInfo(s.info),
+		web.WithPushStatus(func(ctx context.Context) (*api.PushCertStatus, error) {
+			st, err := s.push.PushCertStatus(ctx)
+			if err != nil {
+				return nil, err
 			}
-		}))
+			return &st, nil
+		}),
+		web.WithLogger(s.log),
+		web.WithClock(s.now))
 	s.handler = s.routes()
 	return s, nil
+}
+
+// info is what GET /v1/info answers and the dashboard shows, read at
+// each request (the push topic changes when a certificate is uploaded).
+func (s *Server) info() api.ServerInfo {
+	return api.ServerInfo{
+		Version:       s.version,
+		EnrollmentURL: s.URL(PathEnroll),
+		CAURL:         s.URL(PathCA),
+		SCEPURL:       s.URL(PathSCEP),
+		ServerURL:     s.URL(PathMDM),
+		CheckInURL:    s.URL(PathCheckin),
+		Topic:         s.push.Topic(),
+		APNsURL:       s.URL(PathAPNs),
+	}
 }
 
 // URL is the public URL of path.

@@ -33,54 +33,64 @@ const (
 // more enrollments, all or nothing.
 func (a *API) EnqueueCommand() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
 		var req api.EnqueueRequest
 		if err := a.decodeJSONBody(w, r, &req, false); err != nil {
 			a.writeError(w, r, err)
 			return
 		}
-		cmd, ids, err := a.buildCommand(&req)
+		resp, err := a.Enqueue(r.Context(), &req)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
 		}
-		if err := a.checkTargets(ctx, ids); err != nil {
-			a.writeError(w, r, err)
-			return
-		}
-		if items, err := a.store.CommandItems(ctx, cmd.CommandUUID); err == nil && len(items) > 0 {
-			a.writeError(w, r, httperr.New(http.StatusConflict, "a command with UUID %q already exists; choose another command_uuid or leave it out and the server makes one", cmd.CommandUUID))
-			return
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-			a.writeError(w, r, err)
-			return
-		}
-		rec := &store.Command{
-			UUID:        cmd.CommandUUID,
-			RequestType: cmd.RequestType,
-			Raw:         cmd.Raw,
-			CreatedAt:   a.now().UTC(),
-		}
-		if err := a.store.Enqueue(ctx, rec, ids...); err != nil {
-			a.writeError(w, r, err)
-			return
-		}
-		a.log.InfoContext(ctx, "command queued", "command_uuid", rec.UUID, "request_type", rec.RequestType,
-			"enrollments", len(ids), "enrollment_id", ids[0])
-		if a.onEnqueue != nil {
-			a.onEnqueue(ctx, rec, ids)
-		}
-		lint := lintInstallProfile(cmd)
-		pushed := a.pushAfterEnqueue(ctx, &req, ids)
-		w.Header().Set("Location", "/v1/commands/"+rec.UUID)
-		a.writeJSON(w, r, http.StatusCreated, api.EnqueueResponse{
-			CommandUUID:   rec.UUID,
-			RequestType:   rec.RequestType,
-			EnrollmentIDs: ids,
-			Push:          pushed,
-			Lint:          lint,
-		})
+		w.Header().Set("Location", "/v1/commands/"+resp.CommandUUID)
+		a.writeJSON(w, r, http.StatusCreated, resp)
 	})
+}
+
+// Enqueue queues one command for one or more enrollments, all or nothing,
+// then pushes unless req says not to. It is POST /v1/commands without the
+// HTTP, so the dashboard's command buttons queue exactly as the API does.
+// Errors a client causes carry their HTTP status (internal/httperr).
+func (a *API) Enqueue(ctx context.Context, req *api.EnqueueRequest) (*api.EnqueueResponse, error) {
+	if req == nil {
+		return nil, httperr.New(http.StatusBadRequest, "the enqueue request is missing")
+	}
+	cmd, ids, err := a.buildCommand(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.checkTargets(ctx, ids); err != nil {
+		return nil, err
+	}
+	if items, err := a.store.CommandItems(ctx, cmd.CommandUUID); err == nil && len(items) > 0 {
+		return nil, httperr.New(http.StatusConflict, "a command with UUID %q already exists; choose another command_uuid or leave it out and the server makes one", cmd.CommandUUID)
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	rec := &store.Command{
+		UUID:        cmd.CommandUUID,
+		RequestType: cmd.RequestType,
+		Raw:         cmd.Raw,
+		CreatedAt:   a.now().UTC(),
+	}
+	if err := a.store.Enqueue(ctx, rec, ids...); err != nil {
+		return nil, err
+	}
+	a.log.InfoContext(ctx, "command queued", "command_uuid", rec.UUID, "request_type", rec.RequestType,
+		"enrollments", len(ids), "enrollment_id", ids[0])
+	if a.onEnqueue != nil {
+		a.onEnqueue(ctx, rec, ids)
+	}
+	lint := lintInstallProfile(cmd)
+	pushed := a.pushAfterEnqueue(ctx, req, ids)
+	return &api.EnqueueResponse{
+		CommandUUID:   rec.UUID,
+		RequestType:   rec.RequestType,
+		EnrollmentIDs: ids,
+		Push:          pushed,
+		Lint:          lint,
+	}, nil
 }
 
 // buildCommand checks an enqueue request's shape and encodes its command.

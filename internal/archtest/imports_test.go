@@ -40,6 +40,7 @@ var allowed = map[string][]string{
 	"internal/archtest":   {},
 	"device/fleet":        {"device", "push/mockapns"},
 	"ade":                 {"certs", "store", "internal/"},
+	"web":                 {"api", "store", "mdm", "mdm/schema", "profiles", "certs", "internal/"},
 }
 
 // TestImportRules holds the dependency rule over the non-test imports of
