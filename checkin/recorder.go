@@ -152,7 +152,8 @@ func scepMessageType(r *http.Request, reqBody []byte, cw *captureWriter, notes [
 	}
 	mt := op
 	if m := parsePKIMessage(msg); m != nil {
-		mt += "/" + m.MessageType.String()
+		name, _, _ := strings.Cut(m.MessageType.String(), " ") // "PKCSReq (19)"
+		mt += "/" + name
 	}
 	if cw.status == http.StatusOK || cw.status == 0 {
 		if m := parsePKIMessage(cw.body.Bytes()); m != nil && m.CertRepMessage != nil {
