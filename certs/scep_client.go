@@ -53,6 +53,18 @@ type SCEPRequest struct {
 	// self-signed certificate. RenewKey must be RSA.
 	RenewCert *x509.Certificate
 	RenewKey  *rsa.PrivateKey
+
+	// MaxPolls is how many times to ask again after a CertRep PENDING
+	// (0: none — PENDING is then a *SCEPError at once). Each poll re-sends
+	// the request with the same key, so the same transactionID, and a
+	// fresh senderNonce; the RFC 8894 CertPoll message is not used,
+	// because the mock CA keeps no pending requests to look up: it answers
+	// PENDING only when a fault rule says so, and the re-sent request is
+	// decided afresh.
+	MaxPolls int
+	// PollInterval is the wait before each poll (default 1s); the wait
+	// ends early, with ctx's error, when ctx is done.
+	PollInterval time.Duration
 }
 
 // SCEPError is a CertRep that did not carry a certificate: the CA refused
@@ -64,11 +76,16 @@ type SCEPError struct {
 	// badTime or badCertID (empty for PENDING).
 	FailInfo      string
 	TransactionID string
+	// Polls is how many times the client asked again after PENDING.
+	Polls int
 }
 
 func (e *SCEPError) Error() string {
 	if e.Status == "PENDING" {
-		return fmt.Sprintf("scep: the CA left the request PENDING (transaction %s); manual approval is not supported", e.TransactionID)
+		if e.Polls == 0 {
+			return fmt.Sprintf("scep: the CA left the request PENDING (transaction %s, awaiting manual approval) and polling is off (SCEPRequest.MaxPolls is 0)", e.TransactionID)
+		}
+		return fmt.Sprintf("scep: the CA left the request PENDING (transaction %s, awaiting manual approval) and still did after %d polls", e.TransactionID, e.Polls)
 	}
 	return fmt.Sprintf("scep: the CA answered FAILURE (failInfo %s) for transaction %s; for badRequest, check the challenge", e.FailInfo, e.TransactionID)
 }
@@ -171,11 +188,36 @@ func SCEPEnroll(ctx context.Context, d Doer, req SCEPRequest) (*x509.Certificate
 		}
 		tmpl.SignerCert, tmpl.SignerKey = self, req.Key
 	}
+	interval := req.PollInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	for poll := 0; ; poll++ {
+		cert, err := c.pkiOperation(ctx, caps, csr, tmpl, caCerts, &req.Key.PublicKey)
+		var se *SCEPError
+		if !errors.As(err, &se) || se.Status != "PENDING" {
+			return cert, err
+		}
+		se.Polls = poll
+		if poll >= req.MaxPolls {
+			return nil, se
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("scep: gave up polling the PENDING request (transaction %s): %w", se.TransactionID, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// pkiOperation sends one PKIMessage for csr and reads the CertRep.
+func (c *scepClient) pkiOperation(ctx context.Context, caps map[string]bool, csr *x509.CertificateRequest, tmpl *scep.PKIMessage, caCerts []*x509.Certificate, want *rsa.PublicKey) (*x509.Certificate, error) {
 	msg, err := scep.NewCSRRequest(csr, tmpl)
 	if err != nil {
 		return nil, fmt.Errorf("scep: build PKIMessage: %w", err)
 	}
-
 	var repBody []byte
 	if caps["postpkioperation"] {
 		repBody, _, err = c.post(ctx, "PKIOperation", msg.Raw)
@@ -186,7 +228,7 @@ func SCEPEnroll(ctx context.Context, d Doer, req SCEPRequest) (*x509.Certificate
 		return nil, err
 	}
 	decryptKey := tmpl.SignerKey.(*rsa.PrivateKey)
-	return readCertRep(repBody, caCerts, msg, tmpl.SignerCert, decryptKey, &req.Key.PublicKey)
+	return readCertRep(repBody, caCerts, msg, tmpl.SignerCert, decryptKey, want)
 }
 
 // readCertRep checks a CertRep and extracts the certificate. The scep

@@ -287,11 +287,14 @@ type requestInfoKey struct{}
 // from a refused enrollment: garbage is a 400 with a reason; a well-formed
 // request with a bad challenge is a FAILURE CertRep (HTTP 200).
 func (h *scepHandler) pkiOperation(ctx context.Context, msg []byte, remote string) ([]byte, error) {
-	info, err := h.inspect(msg)
+	info, parsed, err := h.inspect(msg)
 	if err != nil {
 		return nil, err
 	}
 	info.remote = remote
+	if rep, ok, err := h.faultReply(ctx, info, parsed); ok || err != nil {
+		return rep, err
+	}
 	ctx = context.WithValue(ctx, requestInfoKey{}, info)
 	rep, err := h.svc.PKIOperation(ctx, msg)
 	if err != nil {
@@ -303,28 +306,68 @@ func (h *scepHandler) pkiOperation(ctx context.Context, msg []byte, remote strin
 	return rep, nil
 }
 
+// faultReply answers a well-formed request as an injected SCEPFault says
+// (PENDING, or FAILURE with its failInfo), when one is in ctx and fires.
+func (h *scepHandler) faultReply(ctx context.Context, info *requestInfo, req *scep.PKIMessage) ([]byte, bool, error) {
+	f := scepFaultFrom(ctx)
+	if f == nil {
+		return nil, false, nil
+	}
+	var (
+		rep []byte
+		err error
+	)
+	switch f.Kind {
+	case SCEPFaultPending:
+		if !f.fire(ctx, "CertRep PENDING for transaction "+info.transactionID) {
+			return nil, false, nil
+		}
+		rep, err = pendingCertRep(h.ca, req)
+	case SCEPFaultFailure:
+		name, _ := CanonicalFailInfo(f.FailInfo)
+		if name == "" {
+			name = "badRequest"
+		}
+		if !f.fire(ctx, "CertRep FAILURE failInfo "+name+" for transaction "+info.transactionID) {
+			return nil, false, nil
+		}
+		var m *scep.PKIMessage
+		if m, err = req.Fail(h.ca.Cert, h.ca.Key, failInfoCode(name)); err == nil {
+			rep = m.Raw
+		}
+	default:
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, fmt.Errorf("certs: building the injected CertRep: %w", err)
+	}
+	h.log.Info("SCEP request answered by an injected fault", "fault", f.Kind, "fail_info", f.FailInfo,
+		"transaction_id", info.transactionID, "remote", info.remote)
+	return rep, true, nil
+}
+
 // inspect decodes msg with the scep library and opens its envelope with the
 // CA key, mapping each failure to a 400 that says what is wrong.
-func (h *scepHandler) inspect(data []byte) (info *requestInfo, err error) {
+func (h *scepHandler) inspect(data []byte) (info *requestInfo, msg *scep.PKIMessage, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			info, err = nil, httperr.New(http.StatusBadRequest, "not a SCEP PKIMessage: malformed PKCS#7 (decoder panic: %v)", p)
+			info, msg, err = nil, nil, httperr.New(http.StatusBadRequest, "not a SCEP PKIMessage: malformed PKCS#7 (decoder panic: %v)", p)
 		}
 	}()
-	msg, err := scep.ParsePKIMessage(data)
+	msg, err = scep.ParsePKIMessage(data)
 	if err != nil {
-		return nil, httperr.Wrap(http.StatusBadRequest, err, "not a SCEP PKIMessage (a PKCS#7 SignedData signed by the requester with SCEP attributes)")
+		return nil, nil, httperr.Wrap(http.StatusBadRequest, err, "not a SCEP PKIMessage (a PKCS#7 SignedData signed by the requester with SCEP attributes)")
 	}
 	switch msg.MessageType {
 	case scep.PKCSReq, scep.RenewalReq, scep.UpdateReq:
 	default:
-		return nil, httperr.New(http.StatusBadRequest, "SCEP messageType %.16q is not supported; send PKCSReq (19) or RenewalReq (17)", string(msg.MessageType))
+		return nil, nil, httperr.New(http.StatusBadRequest, "SCEP messageType %.16q is not supported; send PKCSReq (19) or RenewalReq (17)", string(msg.MessageType))
 	}
 	if err := msg.DecryptPKIEnvelope(h.ca.Cert, h.ca.Key); err != nil {
-		return nil, httperr.Wrap(http.StatusBadRequest, err, "cannot open the PKIMessage envelope with this CA's key (encrypt the CSR to the certificate from GetCACert)")
+		return nil, nil, httperr.Wrap(http.StatusBadRequest, err, "cannot open the PKIMessage envelope with this CA's key (encrypt the CSR to the certificate from GetCACert)")
 	}
 	if msg.CSRReqMessage == nil || msg.CSR == nil {
-		return nil, httperr.New(http.StatusBadRequest, "the PKIMessage envelope holds no certificate request")
+		return nil, nil, httperr.New(http.StatusBadRequest, "the PKIMessage envelope holds no certificate request")
 	}
 	info = &requestInfo{messageType: msg.MessageType, transactionID: string(msg.TransactionID)}
 	if msg.MessageType != scep.PKCSReq {
@@ -333,7 +376,7 @@ func (h *scepHandler) inspect(data []byte) (info *requestInfo, err error) {
 			info.signer = p7.GetOnlySigner()
 		}
 	}
-	return info, nil
+	return info, msg, nil
 }
 
 // signCSR is the scepserver signer: it authorises the request, then issues
@@ -347,7 +390,7 @@ func (h *scepHandler) signCSR(ctx context.Context, m *scep.CSRReqMessage) (*x509
 	log := h.log.With("transaction_id", info.transactionID, "message_type", string(info.messageType),
 		"subject", m.CSR.Subject.String(), "remote", info.remote)
 
-	how, err := h.authorize(ctx, info, m.ChallengePassword, now)
+	how, err := h.authorize(ctx, info, m.ChallengePassword, now, scepFaultFrom(ctx))
 	if err != nil {
 		var se *storeError
 		if errors.As(err, &se) {
@@ -371,7 +414,18 @@ func (h *scepHandler) signCSR(ctx context.Context, m *scep.CSRReqMessage) (*x509
 }
 
 // authorize decides whether a request may have a certificate, and says how.
-func (h *scepHandler) authorize(ctx context.Context, info *requestInfo, challenge string, now time.Time) (string, error) {
+// An injected SCEPFaultBadChallenge makes every challenge wrong (a
+// one-time challenge is left unused), the way a wrong one is refused; a
+// renewal signed by a valid identity still passes, as it needs none.
+func (h *scepHandler) authorize(ctx context.Context, info *requestInfo, challenge string, now time.Time, fault *SCEPFault) (string, error) {
+	if fault != nil && fault.Kind == SCEPFaultBadChallenge {
+		if info.messageType != scep.PKCSReq && info.signer != nil && h.validIdentity(info.signer, now) {
+			return "renewal signed by " + Hash(info.signer), nil
+		}
+		if fault.fire(ctx, "challengePassword treated as wrong: CertRep FAILURE badRequest") {
+			return "", errWrongChallenge(challenge)
+		}
+	}
 	if h.cfg.static == "" && h.cfg.store == nil {
 		return "open enrollment", nil
 	}
@@ -390,10 +444,15 @@ func (h *scepHandler) authorize(ctx context.Context, info *requestInfo, challeng
 			return "one-time challenge", nil
 		}
 	}
+	return "", errWrongChallenge(challenge)
+}
+
+// errWrongChallenge is why a request without a usable challenge is refused.
+func errWrongChallenge(challenge string) error {
 	if challenge == "" {
-		return "", errors.New("the CSR has no challengePassword")
+		return errors.New("the CSR has no challengePassword")
 	}
-	return "", errors.New("the CSR's challengePassword is neither the static challenge nor an unused one-time challenge")
+	return errors.New("the CSR's challengePassword is neither the static challenge nor an unused one-time challenge")
 }
 
 // storeError is a ChallengeConsumer failure: the request is refused (the

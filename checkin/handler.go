@@ -163,8 +163,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, kind string) {
 		reqID = newRequestID()
 	}
 	w.Header().Set("X-Request-ID", reqID)
-	x := &exchange{}
-	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	// A fault rule handed over by Faults.Wrap brings the exchange its note
+	// goes in.
+	ctx := r.Context()
+	x := noteFrom(ctx)
+	if x == nil {
+		x = &exchange{}
+		ctx = context.WithValue(ctx, exchangeKey{}, x)
+	}
 	entry := &store.TranscriptEntry{Time: now.UTC(), RequestID: reqID, Kind: kind, Method: r.Method, Path: r.URL.Path}
 
 	body, status, resp, err := h.handle(ctx, r, kind, reqID, now, entry)
@@ -251,7 +257,7 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, kind, reqID strin
 	}
 	entry.EnrollmentID = id.ID
 
-	cert, err := h.identity(r, body, now)
+	cert, err := h.identity(ctx, r, body, now)
 	if err != nil {
 		return body, 0, nil, err
 	}
@@ -266,6 +272,9 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, kind, reqID strin
 			return body, 0, nil, err
 		}
 		if next == nil {
+			return body, http.StatusOK, nil, nil
+		}
+		if pendingFaultFrom(ctx, FaultNotNow).fire(ctx, "withheld command "+next.CommandUUID+" ("+next.RequestType+"), which stays queued for the next connect") {
 			return body, http.StatusOK, nil, nil
 		}
 		noteFrom(ctx).add("sent command " + next.CommandUUID + " (" + next.RequestType + ")")
@@ -307,7 +316,11 @@ func (h *Handler) dispatch(ctx context.Context, req *Request, msg mdm.CheckinMes
 // identity finds the certificate that authenticates the request — the
 // signer of Mdm-Signature, else the TLS client certificate — and checks it
 // chains to the test CA and is valid now.
-func (h *Handler) identity(r *http.Request, body []byte, now time.Time) (*x509.Certificate, error) {
+//
+// Two injected faults act here: expired-identity checks the certificate at
+// the instant after it expires, so the refusal is the real one; and
+// signing-time-skew replaces the tolerance of the signing-time check.
+func (h *Handler) identity(ctx context.Context, r *http.Request, body []byte, now time.Time) (*x509.Certificate, error) {
 	var (
 		cert        *x509.Certificate
 		signingTime time.Time
@@ -323,19 +336,29 @@ func (h *Handler) identity(r *http.Request, body []byte, now time.Time) (*x509.C
 	} else {
 		return nil, httperr.New(http.StatusBadRequest, "no device identity: the request has neither an Mdm-Signature header nor a TLS client certificate (sign each request with the identity certificate the enrollment profile's SCEP payload issued)")
 	}
-	if err := h.verifier.Verify(cert, now); err != nil {
+	at := now
+	if pendingFaultFrom(ctx, FaultExpiredIdentity).fire(ctx, "identity certificate treated as expired (NotAfter "+cert.NotAfter.UTC().Format(time.RFC3339)+")") {
+		at = cert.NotAfter.Add(time.Second)
+	}
+	if err := h.verifier.Verify(cert, at); err != nil {
 		return nil, err
+	}
+	skew := h.skew
+	if !signingTime.IsZero() {
+		if p := pendingFaultFrom(ctx, FaultSigningTimeSkew); p != nil && p.fire(ctx, "signing-time tolerance "+p.rule.skew.String()+" instead of "+h.skew.String()) {
+			skew = p.rule.skew
+		}
 	}
 	// The clock check comes after the chain check: an expired identity is
 	// the more useful thing to be told.
-	if h.skew > 0 && !signingTime.IsZero() {
+	if skew > 0 && !signingTime.IsZero() {
 		off := now.Sub(signingTime)
 		if off < 0 {
 			off = -off
 		}
-		if off > h.skew {
+		if off > skew {
 			return nil, httperr.New(http.StatusBadRequest, "Mdm-Signature signing time %s is %s away from the server clock (tolerance %s): check the device's clock",
-				signingTime.UTC().Format(time.RFC3339), off.Round(time.Second), h.skew)
+				signingTime.UTC().Format(time.RFC3339), off.Round(time.Second), skew)
 		}
 	}
 	return cert, nil

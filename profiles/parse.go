@@ -158,6 +158,11 @@ func decodeProfile(content []byte, where string) (top map[string]any, payloads [
 	}()
 	var v any
 	if err := plist.Unmarshal(content, &v); err != nil {
+		if !bytes.HasPrefix(content, []byte("bplist")) {
+			if at := xmlWhere(content); at != "" {
+				return nil, nil, badRequest("%s is not a valid property list: %s (%v)", where, at, err)
+			}
+		}
 		return nil, nil, badRequest("%s is not a valid property list: %v", where, err)
 	}
 	top, ok := v.(map[string]any)

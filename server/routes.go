@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/mockmdm/mockmdm/checkin"
 	"github.com/mockmdm/mockmdm/internal/httperr"
 )
 
@@ -34,8 +35,11 @@ func (s *Server) routes() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	apns := http.StripPrefix(PathAPNs, s.push.mock.Handler())
-	// Injected faults come first on the device endpoints (checkin.Faults).
-	scep := s.faults.Wrap("scep", s.scep)
+	// Injected faults come first on the device endpoints (checkin.Faults);
+	// SCEP and the enrollment profile are recorded in the transcript by a
+	// checkin.Recorder (the check-in and command handlers record their own).
+	rec := checkin.NewRecorder(s.store, s.now, checkin.WithRecorderLogger(s.log))
+	scep := s.faults.Wrap("scep", rec.Wrap(checkin.KindSCEP, s.scep))
 	checkinH := s.faults.Wrap("checkin", s.checkin.Checkin())
 	connect := s.faults.Wrap("mdm", s.checkin.Connect())
 	table := []struct {
@@ -45,7 +49,7 @@ func (s *Server) routes() http.Handler {
 		// Device-facing and public endpoints.
 		{http.MethodGet, "/", http.HandlerFunc(s.serveIndex)},
 		{http.MethodGet, "/healthz", health},
-		{http.MethodGet, PathEnroll, s.faults.Wrap("enroll", http.HandlerFunc(s.serveEnroll))},
+		{http.MethodGet, PathEnroll, s.faults.Wrap("enroll", rec.Wrap(checkin.KindEnroll, http.HandlerFunc(s.serveEnroll)))},
 		{http.MethodGet, PathCA, http.HandlerFunc(s.serveCA)},
 		{http.MethodGet, PathCAPEM, http.HandlerFunc(s.serveCAPEM)},
 		{http.MethodGet, PathSCEP, scep},

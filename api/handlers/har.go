@@ -182,7 +182,7 @@ func harOf(entries []*store.TranscriptEntry, base, version string) harLog {
 			Response: harResponse{
 				Status: e.Status, StatusText: http.StatusText(e.Status), HTTPVersion: "HTTP/1.1",
 				Cookies: []harNV{}, Headers: []harNV{}, HeadersSize: -1, BodySize: len(e.Response),
-				Content: harContent{Size: len(e.Response), MimeType: responseMIME(e.Response)},
+				Content: harContent{Size: len(e.Response), MimeType: responseMIMEOf(e)},
 			},
 			Comment: strings.TrimSpace(strings.Join([]string{e.Kind, e.MessageType, e.EnrollmentID, e.Note}, " ")),
 		}
@@ -210,6 +210,28 @@ func bodyText(b []byte) (text, encoding string) {
 		return string(b), ""
 	}
 	return base64.StdEncoding.EncodeToString(b), "base64"
+}
+
+// responseMIMEOf is the content type an entry's answer had: what the SCEP
+// and profile endpoints send for a successful answer (the transcript keeps
+// no headers), else a guess from the bytes.
+func responseMIMEOf(e *store.TranscriptEntry) string {
+	if e.Status == http.StatusOK && len(e.Response) > 0 {
+		switch e.Kind {
+		case "enroll":
+			return "application/x-apple-aspen-config"
+		case "scep":
+			switch op, _, _ := strings.Cut(e.MessageType, "/"); op {
+			case "GetCACaps":
+				return "text/plain"
+			case "GetCACert":
+				return "application/x-x509-ca-cert"
+			case "PKIOperation":
+				return "application/x-pki-message"
+			}
+		}
+	}
+	return responseMIME(e.Response)
 }
 
 func responseMIME(b []byte) string {

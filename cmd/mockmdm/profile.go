@@ -24,14 +24,16 @@ import (
 const profileUsage = `mockmdm profile — decode, verify, lint and sign .mobileconfig files
 
 Usage:
-  mockmdm profile inspect FILE|URL [-ca PEM] [-json] [-platform OS] [-user-enrollment] [-supervised]
+  mockmdm profile inspect FILE|URL [-ca PEM] [-json] [-platform OS] [-user-enrollment] [-supervised] [-key PEM -cert PEM]
   mockmdm profile lint    FILE|URL [-ca PEM] [-json] [-platform OS] [-user-enrollment] [-supervised]
   mockmdm profile verify  FILE|URL [-ca PEM]
   mockmdm profile sign    -in FILE -cert PEM -key PEM [-out FILE]
 
 inspect shows whether the profile is signed and verifies, its signer chain,
 every payload with its keys, and the lint findings; it fails only when the
-input is not a profile. lint prints the findings and exits 1 when any has
+input is not a profile. For an encrypted profile (EncryptedPayloadContent)
+it names the identity the payloads are encrypted to; with that identity's
+-key and -cert it decrypts them and shows and lints them. lint prints the findings and exits 1 when any has
 error severity. verify exits 1 unless the profile is signed by a certificate
 that chains to -ca (default: the system trust). sign wraps a profile in CMS
 SignedData with the certificate (and any chain after it in the PEM file).
@@ -57,10 +59,15 @@ func profileCmd(ctx context.Context, args []string, getenv func(string) string, 
 	case "inspect", "lint", "verify":
 		caFile := fs.String("ca", "", "PEM CA certificate(s) to verify the signer against and to trust for https URLs (default: the system trust)")
 		var (
-			asJSON   *bool
-			platform *string
-			ue, sup  *bool
+			asJSON            *bool
+			platform          *string
+			ue, sup           *bool
+			idKey, idCertFile = new(string), new(string)
 		)
+		if sub == "inspect" {
+			idKey = fs.String("key", "", "PEM private key of the device identity an encrypted profile is encrypted to")
+			idCertFile = fs.String("cert", "", "PEM certificate of that identity (with -key)")
+		}
 		if sub != "verify" {
 			asJSON = fs.Bool("json", false, "machine-readable JSON output")
 			platform = fs.String("platform", "", "lint for this OS: iOS, macOS, tvOS, visionOS or watchOS")
@@ -94,7 +101,16 @@ func profileCmd(ctx context.Context, args []string, getenv func(string) string, 
 		if sub == "lint" {
 			return profileLint(ctx, client, src, opts, *asJSON, stdout)
 		}
-		return profileInspect(ctx, client, src, trust, opts, *asJSON, stdout)
+		var id *identityPair
+		if *idKey != "" || *idCertFile != "" {
+			if *idKey == "" || *idCertFile == "" {
+				return usageError{errors.New("-key and -cert go together: the identity an encrypted profile is encrypted to")}
+			}
+			if id, err = readIdentity(*idCertFile, *idKey); err != nil {
+				return err
+			}
+		}
+		return profileInspect(ctx, client, src, trust, opts, *asJSON, id, stdout)
 	case "sign":
 		in := fs.String("in", "", "the profile to sign (an unsigned .mobileconfig)")
 		certFile := fs.String("cert", "", "PEM signer certificate, optionally followed by its chain")
@@ -280,6 +296,31 @@ type inspection struct {
 	Profile      payloadSummary     `json:"profile"`
 	Payloads     []payloadSummary   `json:"payloads"`
 	Findings     []profiles.Finding `json:"findings"`
+	// Encrypted profiles: to whom, and whether -key/-cert opened them.
+	Encrypted  bool     `json:"encrypted,omitempty"`
+	Recipients []string `json:"recipients,omitempty"`
+	Decrypted  bool     `json:"decrypted,omitempty"`
+}
+
+// identityPair is the -cert and -key of "profile inspect".
+type identityPair struct {
+	cert *x509.Certificate
+	key  crypto.PrivateKey
+}
+
+func readIdentity(certFile, keyFile string) (*identityPair, error) {
+	cs, err := certs.ReadCertPEM(certFile)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("-cert %s: %w", certFile, err)}
+	}
+	if len(cs) == 0 {
+		return nil, usageError{fmt.Errorf("-cert %s holds no certificate", certFile)}
+	}
+	key, err := readPrivateKey(keyFile)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("-key %s: %w", keyFile, err)}
+	}
+	return &identityPair{cert: cs[0], key: key}, nil
 }
 
 type certSummary struct {
@@ -308,12 +349,33 @@ func summarize(d map[string]any) payloadSummary {
 	return s
 }
 
-func profileInspect(ctx context.Context, client *http.Client, src string, trust *x509.CertPool, opts profiles.LintOptions, asJSON bool, stdout io.Writer) error {
+func profileInspect(ctx context.Context, client *http.Client, src string, trust *x509.CertPool, opts profiles.LintOptions, asJSON bool, id *identityPair, stdout io.Writer) error {
 	p, err := loadProfile(ctx, client, src)
 	if err != nil {
 		return err
 	}
-	in := inspection{Source: src, Size: len(p.Raw), Signed: p.Signed, Findings: profiles.Lint(p, opts)}
+	in := inspection{Source: src, Size: len(p.Raw), Signed: p.Signed, Encrypted: p.IsEncrypted()}
+	shown := p // what the payloads and lint are of: the decrypted profile when -key opens it
+	if in.Encrypted {
+		rs, err := p.Recipients()
+		if err != nil {
+			return fmt.Errorf("%s: %w", src, err)
+		}
+		for _, r := range rs {
+			in.Recipients = append(in.Recipients, r.String())
+		}
+		if id != nil {
+			dec, err := profiles.Decrypt(p.Raw, id.cert, id.key)
+			if err != nil {
+				return fmt.Errorf("%s: %w", src, err)
+			}
+			if shown, err = profiles.Parse(dec); err != nil {
+				return fmt.Errorf("%s: the decrypted profile: %w", src, err)
+			}
+			in.Decrypted = true
+		}
+	}
+	in.Findings = profiles.Lint(shown, opts)
 	if in.Findings == nil {
 		in.Findings = []profiles.Finding{}
 	}
@@ -335,8 +397,8 @@ func profileInspect(ctx context.Context, client *http.Client, src string, trust 
 		}
 	}
 	in.Profile = summarize(top)
-	in.Payloads = make([]payloadSummary, 0, len(p.Payloads))
-	for _, pl := range p.Payloads {
+	in.Payloads = make([]payloadSummary, 0, len(shown.Payloads))
+	for _, pl := range shown.Payloads {
 		in.Payloads = append(in.Payloads, summarize(pl))
 	}
 	if asJSON {
@@ -365,6 +427,14 @@ func profileInspect(ctx context.Context, client *http.Client, src string, trust 
 			}
 			fmt.Fprintf(stdout, "    %s%s\n      issuer %s, valid %s to %s\n", c.Subject, mark, c.Issuer,
 				c.NotBefore.Format(time.DateOnly), c.NotAfter.Format(time.DateOnly))
+		}
+	}
+	if in.Encrypted {
+		fmt.Fprintf(stdout, "  encrypted: yes, to %s\n", strings.Join(in.Recipients, "; "))
+		if !in.Decrypted {
+			fmt.Fprintln(stdout, "  (the payloads are in EncryptedPayloadContent: give -key and -cert of that identity to see them)")
+		} else {
+			fmt.Fprintln(stdout, "  decrypted: yes, with -key and -cert")
 		}
 	}
 	printKeys(stdout, "  ", in.Profile)

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -23,7 +21,6 @@ import (
 	"github.com/mockmdm/mockmdm/store"
 	"github.com/mockmdm/mockmdm/store/memory"
 	"github.com/mockmdm/mockmdm/store/sqlite"
-	"gopkg.in/yaml.v3"
 )
 
 type serveFlags struct {
@@ -369,28 +366,14 @@ func loadFaults(faults *checkin.Faults, path string) (int, error) {
 	if len(raw) > 1<<20 {
 		return 0, fmt.Errorf("-faults %s: %d bytes; a rule file is at most 1 MiB", path, len(raw))
 	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(raw, &doc); err != nil { // YAML reads JSON too
-		return 0, fmt.Errorf("-faults %s: not YAML or JSON: %v", path, err)
+	rules, err := checkin.ParseFaultRules(raw)
+	if err != nil {
+		return 0, fmt.Errorf("-faults %s: %v", path, err)
 	}
-	list, ok := doc["rules"].([]any)
-	if !ok {
-		return 0, fmt.Errorf("-faults %s: needs a top-level \"rules\" list, e.g. rules: [{endpoint: mdm, action: status, status: 503, times: 2}]", path)
-	}
-	for i, item := range list {
-		b, err := json.Marshal(item)
-		if err != nil {
-			return 0, fmt.Errorf("-faults %s: rule %d: %v", path, i+1, err)
-		}
-		var rule checkin.FaultRule
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&rule); err != nil {
-			return 0, fmt.Errorf("-faults %s: rule %d: %v", path, i+1, err)
-		}
+	for i, rule := range rules {
 		if _, err := faults.Add(rule); err != nil {
 			return 0, fmt.Errorf("-faults %s: rule %d: %v", path, i+1, err)
 		}
 	}
-	return len(list), nil
+	return len(rules), nil
 }
