@@ -19,19 +19,19 @@ import (
 // identity; ParseSignedMachineInfo decodes it and keeps both forms, so a
 // verifier (certs.AppleDeviceVerifier) can check the signature afterwards.
 type MachineInfo struct {
-	UDID                         string `plist:"UDID"`
-	Serial                       string `plist:"SERIAL"`
-	Product                      string `plist:"PRODUCT"`
-	Version                      string `plist:"VERSION"`
-	OSVersion                    string `plist:"OS_VERSION,omitempty"`
-	SupplementalBuildVersion     string `plist:"SUPPLEMENTAL_BUILD_VERSION,omitempty"`
-	SupplementalOSVersionExtra   string `plist:"SUPPLEMENTAL_OS_VERSION_EXTRA,omitempty"`
-	IMEI                         string `plist:"IMEI,omitempty"`
-	MEID                         string `plist:"MEID,omitempty"`
-	Language                     string `plist:"LANGUAGE,omitempty"`
-	MDMCanRequestSoftwareUpdate  bool   `plist:"MDM_CAN_REQUEST_SOFTWARE_UPDATE,omitempty"`
-	PairingToken                 []byte `plist:"PAIRING_TOKEN,omitempty"`
-	SoftwareUpdateDeviceID       string `plist:"SOFTWARE_UPDATE_DEVICE_ID,omitempty"`
+	UDID                        string `plist:"UDID"`
+	Serial                      string `plist:"SERIAL"`
+	Product                     string `plist:"PRODUCT"`
+	Version                     string `plist:"VERSION"`
+	OSVersion                   string `plist:"OS_VERSION,omitempty"`
+	SupplementalBuildVersion    string `plist:"SUPPLEMENTAL_BUILD_VERSION,omitempty"`
+	SupplementalOSVersionExtra  string `plist:"SUPPLEMENTAL_OS_VERSION_EXTRA,omitempty"`
+	IMEI                        string `plist:"IMEI,omitempty"`
+	MEID                        string `plist:"MEID,omitempty"`
+	Language                    string `plist:"LANGUAGE,omitempty"`
+	MDMCanRequestSoftwareUpdate bool   `plist:"MDM_CAN_REQUEST_SOFTWARE_UPDATE,omitempty"`
+	PairingToken                []byte `plist:"PAIRING_TOKEN,omitempty"`
+	SoftwareUpdateDeviceID      string `plist:"SOFTWARE_UPDATE_DEVICE_ID,omitempty"`
 	// DeviceName is not in Apple's MachineInfo schema but is among the
 	// device attributes of the legacy Profile Service request (PROTOCOL.md
 	// §7.3), which shares the shape; kept when a client sends it.

@@ -83,6 +83,7 @@ func (s *Server) routes() http.Handler {
 		{http.MethodPost, PathAPNs + "/3/device/{token}", apns},
 		{http.MethodGet, PathAPNs + "/mock/v1/stream", apns},
 	}
+	table = append(table, s.adeRoutes(key)...) // ADE device flow (ade_flow.go)
 
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

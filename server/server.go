@@ -61,6 +61,9 @@ type Server struct {
 	faults   *checkin.Faults
 	programs *enroll.Service
 	issuer   profileIssuer
+	// ADE device flow (ade_flow.go).
+	adeCfg *ADEFlowConfig
+	ade    *enroll.ADE
 
 	routeList []Route
 }
@@ -119,10 +122,11 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 	}
 	s.programs = enroll.New(st, enroll.WithLogger(s.log), enroll.WithClock(s.now))
 	s.issuer = profileIssuer{s}
+	s.newADE() // ADE device flow (ade_flow.go)
 	hub := checkin.NewResultHub()
 	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now), checkin.WithAdmitter(admitter{s.programs}),
 		checkin.WithUserAuthenticate(s.userAuth), checkin.WithResultHub(hub),
-		checkin.WithOnPushChange(s.push.registration))
+		checkin.WithOnPushChange(s.onPushChange))
 	s.verifier = certs.NewVerifier([]*x509.Certificate{pki.CA.Cert})
 	s.checkin = checkin.NewHandler(s.svc, s.verifier, st,
 		checkin.WithHandlerLogger(s.log), checkin.WithHandlerClock(s.now), checkin.WithSigningTimeSkew(s.skew))
