@@ -67,7 +67,7 @@ func (s *Server) adeRoutes(key func(http.Handler) http.Handler) []struct {
 		out = append(out, struct {
 			method, path string
 			h            http.Handler
-		}{rt.Method, rt.Path, s.faults.Wrap("ade", rt.Handler)})
+		}{rt.Method, rt.Path, s.faults.Wrap("enroll", rt.Handler)}) // the "enroll" fault family covers profile serving
 	}
 	for _, rt := range s.ade.AdminRoutes() {
 		out = append(out, struct {
