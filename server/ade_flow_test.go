@@ -160,16 +160,22 @@ func TestADEPaths(t *testing.T) {
 				m.AuthMethod, m.User, m.Registered, m.CompliantInMDM, m.CompliantInDirectory = enroll.AuthSetupAssistant, "user@contoso.com", true, true, true
 			})},
 		{"setup assistant legacy without company portal", enroll.ADEProfile{UserAffinity: true, AuthMethod: enroll.AuthSetupAssistant, Supervised: true}, user,
-			with(func(m *store.Management) { m.AuthMethod, m.User, m.CompliantInMDM = enroll.AuthSetupAssistant, "user@contoso.com", true }), false, store.Management{}},
+			with(func(m *store.Management) {
+				m.AuthMethod, m.User, m.CompliantInMDM = enroll.AuthSetupAssistant, "user@contoso.com", true
+			}), false, store.Management{}},
 		{"setup assistant modern", enroll.ADEProfile{UserAffinity: true, AuthMethod: enroll.AuthModern, Supervised: true},
 			&device.SignIn{UPN: "mfa@contoso.com", Password: "Passw0rd!", MFACode: "123456"},
-			with(func(m *store.Management) { m.AuthMethod, m.User, m.CompliantInMDM = enroll.AuthModern, "mfa@contoso.com", true }), true,
+			with(func(m *store.Management) {
+				m.AuthMethod, m.User, m.CompliantInMDM = enroll.AuthModern, "mfa@contoso.com", true
+			}), true,
 			with(func(m *store.Management) {
 				m.AuthMethod, m.User, m.Registered, m.CompliantInMDM, m.CompliantInDirectory = enroll.AuthModern, "mfa@contoso.com", true, true, true
 			})},
 		{"modern with expired password", enroll.ADEProfile{UserAffinity: true, AuthMethod: enroll.AuthModern, Supervised: true},
 			&device.SignIn{UPN: "expired@contoso.com", Password: "OldPassw0rd", NewPassword: "NewPassw0rd!"},
-			with(func(m *store.Management) { m.AuthMethod, m.User, m.CompliantInMDM = enroll.AuthModern, "expired@contoso.com", true }), false, store.Management{}},
+			with(func(m *store.Management) {
+				m.AuthMethod, m.User, m.CompliantInMDM = enroll.AuthModern, "expired@contoso.com", true
+			}), false, store.Management{}},
 		{"no user affinity", enroll.ADEProfile{Supervised: true}, nil,
 			with(func(m *store.Management) { m.AuthMethod, m.CompliantInMDM = enroll.AuthNone, true }), false, store.Management{}},
 		{"shared iPad", enroll.ADEProfile{SharedIPad: true}, nil,
