@@ -52,6 +52,7 @@ func (d *Device) tokenUpdateMessage(topic string, ue bool) ([]byte, error) {
 	m.Token = d.hw.PushToken
 	d.mu.RUnlock()
 	m.PushMagic = d.hw.PushMagic
+	m.AwaitingConfiguration = d.awaitingConfiguration() // ADE: held in Setup Assistant (ade.go)
 	// iOS devices send an UnlockToken (for ClearPasscode) on device
 	// enrollments; Apple's schema forbids it under User Enrollment.
 	if !ue && !d.model.IsMac() {

@@ -48,3 +48,13 @@ func refuse(status int, code, format string, args ...any) *Error {
 func invalid(format string, args ...any) *Error {
 	return refuse(http.StatusBadRequest, CodeInvalid, format, args...)
 }
+
+// Error codes of the ADE and Apple Configurator flows.
+const (
+	CodeNoADEProfile        = "no_ade_profile"
+	CodeUnknownSerial       = "unknown_serial"
+	CodeCredentialsRequired = "credentials_required"
+	CodeUseWebAuth          = "use_configuration_web_url"
+	CodeBadWebSession       = "bad_web_session"
+	CodeNoConfigurator      = "no_configurator_profile"
+)

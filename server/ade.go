@@ -1,7 +1,14 @@
 package server
 
 import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+
 	"github.com/mockmdm/mockmdm/ade"
+	"github.com/mockmdm/mockmdm/enroll"
+	"github.com/mockmdm/mockmdm/internal/httperr"
 )
 
 // PathADEActivation is the mock Apple activation service a virtual device
@@ -27,4 +34,38 @@ func (s *Server) adeRoutes() (apple, activation, admin []ade.Route) {
 		admin = append(admin, r)
 	}
 	return apple, activation, admin
+}
+
+// abmDefiner defines the MDM side's ADE enrollment profiles in the
+// simulated ABM (enroll.DEPDefiner over ade.Service), as an MDM server
+// calls Apple's "Define a Profile" with the serials to assign.
+type abmDefiner struct{ abm *ade.Service }
+
+func (d abmDefiner) DefineAndAssign(ctx context.Context, p enroll.DEPProfile, serials []string) (string, error) {
+	yes := func(b bool) *bool { return &b }
+	prof := &ade.Profile{
+		ProfileName: p.ProfileName, URL: p.URL, ConfigurationWebURL: p.ConfigurationWebURL,
+		IsSupervised: yes(p.IsSupervised), IsMandatory: yes(p.IsMandatory), IsMDMRemovable: yes(p.IsMDMRemovable),
+		AwaitDeviceConfigured: yes(p.AwaitDeviceConfigured),
+		Department:            p.Department, SupportPhoneNumber: p.SupportPhoneNumber,
+		SkipSetupItems: p.SkipSetupItems, AnchorCerts: p.AnchorCerts, Devices: serials,
+	}
+	if p.IsMultiUser {
+		prof.IsMultiUser = yes(true)
+	}
+	res, err := d.abm.DefineProfile(ctx, prof)
+	if err != nil {
+		return "", err
+	}
+	var missing []string
+	for serial, status := range res.Devices {
+		if status != "SUCCESS" {
+			missing = append(missing, serial+" ("+status+")")
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return res.ProfileUUID, httperr.New(http.StatusConflict, "the profile was defined in the simulated Apple Business Manager, but these serials could not be assigned: %s; buy them into the organisation first (POST /v1/ade/devices)", strings.Join(missing, ", "))
+	}
+	return res.ProfileUUID, nil
 }

@@ -43,6 +43,10 @@ type PKI struct {
 	// certificate an admin uploads to Apple Business Manager, the key that
 	// decrypts the .p7m token it gives back.
 	ADETokenKeys *certs.TokenKeyPair
+	// AppleDeviceCA stands in for Apple's device CA: virtual devices sign
+	// their MachineInfo with certificates it issues, and the ADE enrollment
+	// endpoint trusts it (in strict mode).
+	AppleDeviceCA *certs.AppleDeviceCA
 	// Dir is the data directory ("" for a PKI made in memory).
 	Dir string
 	// APIKey protects the REST API.
@@ -140,6 +144,17 @@ func LoadOrCreatePKI(dir string, hosts []string, opts ...PKIOption) (*PKI, error
 	p.ADETokenKeys = kp
 	if created {
 		p.Created = append(p.Created, "ADE server-token key pair")
+	}
+
+	appleCA, created, err := certs.LoadOrCreateCA(path("apple-device-ca.pem"), path("apple-device-ca.key"), certs.AppleDeviceCAName, caKeyBits, caValidity)
+	if err != nil {
+		return nil, fmt.Errorf("mock Apple device CA: %w", err)
+	}
+	if p.AppleDeviceCA, err = certs.LoadAppleDeviceCA(appleCA.Cert, appleCA.Key); err != nil {
+		return nil, fmt.Errorf("mock Apple device CA: %w", err)
+	}
+	if created {
+		p.Created = append(p.Created, "mock Apple device CA")
 	}
 
 	if p.APIKey, err = loadOrCreateSecret(path("api-key"), &p.Created, "API key"); err != nil {
@@ -295,6 +310,9 @@ func NewPKI(hosts []string) (*PKI, error) {
 	if p.Topic, err = certs.TopicFromCert(p.PushCert); err != nil {
 		return nil, err
 	}
-	p.ADETokenKeys, err = certs.NewTokenKeyPair("mockmdm-depserver", caValidity)
+	if p.ADETokenKeys, err = certs.NewTokenKeyPair("mockmdm-depserver", caValidity); err != nil {
+		return nil, err
+	}
+	p.AppleDeviceCA, err = certs.NewAppleDeviceCA(caValidity)
 	return p, err
 }

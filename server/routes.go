@@ -87,6 +87,7 @@ func (s *Server) routes() http.Handler {
 		{http.MethodPost, PathAPNs + "/3/device/{token}", apns},
 		{http.MethodGet, PathAPNs + "/mock/v1/stream", apns},
 	}
+	table = append(table, s.adeFlowRoutes(key)...) // ADE device flow (ade_flow.go)
 
 	add := func(method, path string, h http.Handler) {
 		table = append(table, struct {

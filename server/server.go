@@ -65,6 +65,9 @@ type Server struct {
 	abm      *ade.Service
 	issuer   profileIssuer
 	dash     *web.Dashboard
+	// ADE device flow (ade_flow.go).
+	adeCfg *ADEFlowConfig
+	ade    *enroll.ADE
 
 	routeList []Route
 }
@@ -127,10 +130,11 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		return nil, fmt.Errorf("simulated ABM: %w", err)
 	}
 	s.issuer = profileIssuer{s}
+	s.newADE() // ADE device flow (ade_flow.go)
 	hub := checkin.NewResultHub()
 	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now), checkin.WithAdmitter(admitter{s.programs}),
 		checkin.WithUserAuthenticate(s.userAuth), checkin.WithResultHub(hub),
-		checkin.WithOnPushChange(s.push.registration))
+		checkin.WithOnPushChange(s.onPushChange))
 	s.verifier = certs.NewVerifier([]*x509.Certificate{pki.CA.Cert})
 	s.checkin = checkin.NewHandler(s.svc, s.verifier, st,
 		checkin.WithHandlerLogger(s.log), checkin.WithHandlerClock(s.now), checkin.WithSigningTimeSkew(s.skew))
