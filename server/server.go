@@ -17,6 +17,7 @@ import (
 
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/api/handlers"
+	"github.com/mockmdm/mockmdm/apps"
 	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/checkin"
 	"github.com/mockmdm/mockmdm/enroll"
@@ -61,6 +62,7 @@ type Server struct {
 	faults   *checkin.Faults
 	programs *enroll.Service
 	issuer   profileIssuer
+	apps     *apps.Service // the app catalog (apps.go)
 
 	routeList []Route
 }
@@ -142,6 +144,7 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		handlers.WithClock(s.now),
 		handlers.WithPush(s.push, s.push, s.push),
 		handlers.WithProfileTrust(profileTrust(pki.CA.Cert)),
+		handlers.WithOptions(s.appsOptions()...), // apps and retire (apps.go)
 		handlers.WithInfoFunc(func() api.ServerInfo {
 			return api.ServerInfo{
 				Version:       s.version,

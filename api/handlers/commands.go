@@ -48,6 +48,11 @@ func (a *API) EnqueueCommand() http.Handler {
 			a.writeError(w, r, err)
 			return
 		}
+		// What each target's enrollment allows (policy.go).
+		if err := a.checkPolicy(ctx, cmd, ids); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
 		if items, err := a.store.CommandItems(ctx, cmd.CommandUUID); err == nil && len(items) > 0 {
 			a.writeError(w, r, httperr.New(http.StatusConflict, "a command with UUID %q already exists; choose another command_uuid or leave it out and the server makes one", cmd.CommandUUID))
 			return
