@@ -131,24 +131,27 @@ func CommandPolicy(e *store.Enrollment, cmd *mdm.Command) *PolicyRefusal {
 	src := func(rule string) string {
 		return fmt.Sprintf("apple-schema %s: supportedOS.%s.%s", s.File, os, rule)
 	}
-	refuse := func(rule, source, format string, args ...any) *PolicyRefusal {
+	// The message is "<what> (<source>): <why this target>", so the rule
+	// and its source come first, as a person reads them.
+	refuse := func(rule, source, what, why string) *PolicyRefusal {
 		return &PolicyRefusal{EnrollmentID: e.ID, Rule: rule, Source: source,
-			Message: fmt.Sprintf(format, args...) + " (" + source + ")"}
+			Message: what + " (" + source + "): " + why}
 	}
 	switch {
 	case ue && eff.UserEnrollment != nil && eff.UserEnrollment.Mode == "forbidden":
-		hint := ""
+		why := e.ID + " is a User Enrollment"
 		if cmd.RequestType == "EraseDevice" {
-			hint = "; retire it instead (POST /v1/enrollments/{id}/retire)"
+			why += "; retire it instead (POST /v1/enrollments/{id}/retire)"
 		}
 		return refuse(RuleUserEnrollment, src("userenrollment.mode forbidden"),
-			"%s is forbidden for User Enrollment; %s is a User Enrollment%s", cmd.RequestType, e.ID, hint)
+			cmd.RequestType+" is forbidden for User Enrollment", why)
 	case known && !e.Management.Supervised && eff.Supervised != nil && *eff.Supervised:
 		return refuse(RuleSupervisedOnly, src("supervised true"),
-			"%s needs a supervised device; %s is not supervised", cmd.RequestType, e.ID)
+			cmd.RequestType+" needs a supervised device", e.ID+" is not supervised")
 	case known && e.Management.Program != store.ProgramADE && eff.RequiresDEP != nil && *eff.RequiresDEP:
 		return refuse(RuleRequiresADE, src("requiresdep true"),
-			"%s needs a device enrolled through Automated Device Enrollment; %s was enrolled by %q", cmd.RequestType, e.ID, e.Management.Program)
+			cmd.RequestType+" needs a device enrolled through Automated Device Enrollment",
+			fmt.Sprintf("%s was enrolled by %q", e.ID, e.Management.Program))
 	}
 	if cmd.RequestType == "InstallProfile" {
 		return profilePolicy(e, cmd, os, ue, known)
@@ -176,12 +179,12 @@ func profilePolicy(e *store.Enrollment, cmd *mdm.Command, os string, ue, known b
 		if f.Severity != profiles.SeverityError {
 			continue
 		}
-		var rule, what, field string
+		var rule, what, why, field string
 		switch f.Rule {
 		case profiles.RuleUserEnrollment:
-			rule, what, field = RuleUserEnrollment, "is forbidden for User Enrollment; "+e.ID+" is a User Enrollment", "userenrollment.mode forbidden"
+			rule, what, why, field = RuleUserEnrollment, "is forbidden for User Enrollment", e.ID+" is a User Enrollment", "userenrollment.mode forbidden"
 		case profiles.RuleSupervisedOnly:
-			rule, what, field = RuleSupervisedOnly, "needs a supervised device; "+e.ID+" is not supervised", "supervised true"
+			rule, what, why, field = RuleSupervisedOnly, "needs a supervised device", e.ID+" is not supervised", "supervised true"
 		default:
 			continue
 		}
@@ -191,7 +194,7 @@ func profilePolicy(e *store.Enrollment, cmd *mdm.Command, os string, ue, known b
 		}
 		source := fmt.Sprintf("apple-schema %s: supportedOS.%s.%s", file, os, field)
 		return &PolicyRefusal{EnrollmentID: e.ID, Rule: rule, Source: source,
-			Message: fmt.Sprintf("InstallProfile: payload %s at %s %s (%s)", f.PayloadType, f.Path, what, source)}
+			Message: fmt.Sprintf("InstallProfile: payload %s at %s %s (%s): %s", f.PayloadType, f.Path, what, source, why)}
 	}
 	return nil
 }
