@@ -35,10 +35,11 @@ import (
 //     of a User Enrollment) is always known, from the profile or the
 //     program, so userenrollment.mode "forbidden" always applies.
 //   - Supervision and ADE are recorded only by an enrollment program
-//     (Management.Program set). A plain /enroll profile enrollment records
-//     neither, and the virtual or real device may well be supervised, so
-//     the supervised and requiresdep rules apply only where a program
-//     recorded the enrollment.
+//     (Management.Program set, other than "profile"). A plain /enroll
+//     profile enrollment records neither, and the virtual or real device
+//     may well be supervised (or came through a real ADE set-up), so the
+//     supervised and requiresdep rules apply only where a program recorded
+//     the enrollment.
 //
 // Wipe and ownership: EraseDevice is refused for User Enrollment (the
 // schema's rule, device.erase.yaml), which is also what seed 002 reports
@@ -127,7 +128,7 @@ func CommandPolicy(e *store.Enrollment, cmd *mdm.Command) *PolicyRefusal {
 	os := EnrollmentOS(e)
 	eff := s.EffectivePath(os)
 	ue := IsUserEnrollment(e)
-	known := e.Management.Program != ""
+	known := e.Management.Program != "" && e.Management.Program != store.ProgramProfile
 	src := func(rule string) string {
 		return fmt.Sprintf("apple-schema %s: supportedOS.%s.%s", s.File, os, rule)
 	}

@@ -32,6 +32,7 @@ func (e *env) seedPolicy() {
 			Ownership: store.OwnershipPersonal, User: "adele@contoso.com", Ticket: "T-UE"}),
 		base(idPersonalDE, "Device", store.Management{Program: store.ProgramCompanyPortal, Mode: store.ModeDevice, Ownership: store.OwnershipPersonal}),
 		base(idCorpDE, "Device", store.Management{Program: store.ProgramCompanyPortal, Mode: store.ModeDevice, Ownership: store.OwnershipCorporate}),
+		base("PLAIN-PROFILE", "Device", store.Management{Program: store.ProgramProfile, Mode: store.ModeDevice}),
 		base(idSupervised, "Device", store.Management{Program: store.ProgramADE, Mode: store.ModeDevice, Ownership: store.OwnershipCorporate, Supervised: true}),
 	} {
 		if err := e.st.PutEnrollment(context.Background(), r); err != nil {
@@ -157,7 +158,7 @@ func TestPolicyAllowsWhatTheEnrollmentAllows(t *testing.T) {
 		{"App Lock on a supervised device", map[string]any{"RequestType": "InstallProfile", "Payload": profileWith(t, appLock)}, []string{idSupervised}},
 		{"a command no schema knows", map[string]any{"RequestType": "MockmdmCustom"}, []string{idUE}},
 		// A plain /enroll enrollment records no supervision: not refused.
-		{"RestartDevice on an enrollment no program recorded", map[string]any{"RequestType": "RestartDevice"}, []string{idEnrolled}},
+		{"RestartDevice on an enrollment no program recorded", map[string]any{"RequestType": "RestartDevice"}, []string{idEnrolled, "PLAIN-PROFILE"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
