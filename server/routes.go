@@ -82,6 +82,14 @@ func (s *Server) routes() http.Handler {
 		{http.MethodGet, "/v1/faults", key(s.api.ListFaults())},
 		{http.MethodDelete, "/v1/faults", key(s.api.ClearFaults())},
 		{http.MethodDelete, "/v1/faults/{id}", key(s.api.DeleteFault())},
+		// What each enrollment allows, and apps (apps.go).
+		{http.MethodPost, "/v1/enrollments/{id}/retire", key(s.api.Retire())},
+		{http.MethodGet, "/v1/apps", key(s.api.ListApps())},
+		{http.MethodPost, "/v1/apps/sync", key(s.api.SyncApps())},
+		{http.MethodGet, "/v1/apps/{id}", key(s.api.GetApp())},
+		{http.MethodPut, "/v1/apps/{id}", key(s.api.PutApp())},
+		{http.MethodDelete, "/v1/apps/{id}", key(s.api.DeleteApp())},
+		{http.MethodGet, "/v1/apps/{id}/status", key(s.api.AppStatus())},
 		// The mock APNs: providers authenticate by their push certificate,
 		// devices by their token; both are deliberately public.
 		{http.MethodPost, PathAPNs + "/3/device/{token}", apns},

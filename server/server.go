@@ -18,6 +18,7 @@ import (
 	"github.com/mockmdm/mockmdm/ade"
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/api/handlers"
+	"github.com/mockmdm/mockmdm/apps"
 	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/checkin"
 	"github.com/mockmdm/mockmdm/enroll"
@@ -68,6 +69,7 @@ type Server struct {
 	// ADE device flow (ade_flow.go).
 	adeCfg *ADEFlowConfig
 	ade    *enroll.ADE
+	apps   *apps.Service // the app catalog (apps.go)
 
 	routeList []Route
 }
@@ -154,6 +156,7 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		handlers.WithClock(s.now),
 		handlers.WithPush(s.push, s.push, s.push),
 		handlers.WithProfileTrust(profileTrust(pki.CA.Cert)),
+		handlers.WithOptions(s.appsOptions()...), // apps and retire (apps.go)
 		handlers.WithInfoFunc(s.info))
 	// The dashboard queues through the API's Enqueue, so a button does
 	// what POST /v1/commands does (checks, durable queue, push).

@@ -62,6 +62,11 @@ type API struct {
 	pollEvery time.Duration
 	// profileTrust verifies signed profiles sent to LintProfile.
 	profileTrust *x509.CertPool
+
+	// Retire and apps (retire.go, apps.go).
+	retireProfileID func(e *store.Enrollment) string
+	docs            store.Documents
+	apps            AppsService
 }
 
 // Option configures an API.

@@ -63,6 +63,10 @@ func (a *API) Enqueue(ctx context.Context, req *api.EnqueueRequest) (*api.Enqueu
 	if err := a.checkTargets(ctx, ids); err != nil {
 		return nil, err
 	}
+	// What each target's enrollment allows (policy.go).
+	if err := a.checkPolicy(ctx, cmd, ids); err != nil {
+		return nil, err
+	}
 	if items, err := a.store.CommandItems(ctx, cmd.CommandUUID); err == nil && len(items) > 0 {
 		return nil, httperr.New(http.StatusConflict, "a command with UUID %q already exists; choose another command_uuid or leave it out and the server makes one", cmd.CommandUUID)
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -16,9 +16,9 @@ const module = "github.com/mockmdm/mockmdm/"
 var allowed = map[string][]string{
 	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "push", "push/mockapns", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "internal/", "scenario"},
 	"scenario":            {"server", "server/mdmtest", "api", "device", "device/fleet", "push/mockapns", "mdm", "store", "store/", "internal/"},
-	"server":              {"api", "api/handlers", "web", "checkin", "enroll", "ade", "push", "push/", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "internal/"},
+	"server":              {"api", "api/handlers", "apps", "web", "checkin", "enroll", "ade", "push", "push/", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "internal/"},
 	"api":                 {"mdm"},
-	"api/handlers":        {"api", "checkin", "certs", "profiles", "store", "mdm", "mdm/schema", "internal/"},
+	"api/handlers":        {"api", "apps", "checkin", "certs", "profiles", "store", "mdm", "mdm/schema", "internal/"},
 	"checkin":             {"mdm", "mdm/schema", "certs", "store", "internal/"},
 	"device":              {"mdm", "mdm/schema", "profiles", "certs", "push/mockapns", "internal/plistguard", "internal/httperr"},
 	"push":                {"mdm", "certs"},
@@ -41,6 +41,7 @@ var allowed = map[string][]string{
 	"device/fleet":        {"device", "push/mockapns"},
 	"ade":                 {"certs", "store", "internal/"},
 	"web":                 {"api", "store", "mdm", "mdm/schema", "profiles", "certs", "internal/"},
+	"apps":                {"mdm", "mdm/schema", "profiles", "store", "internal/"},
 }
 
 // TestImportRules holds the dependency rule over the non-test imports of
