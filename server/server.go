@@ -62,6 +62,9 @@ type Server struct {
 	programs *enroll.Service
 	issuer   profileIssuer
 
+	directoryName string // WithDirectory (server/byod.go)
+	directory     []byte
+
 	routeList []Route
 }
 
@@ -154,6 +157,9 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 				APNsURL:       s.URL(PathAPNs),
 			}
 		}))
+	if err := s.loadDirectory(context.Background()); err != nil {
+		return nil, err
+	}
 	s.handler = s.routes()
 	return s, nil
 }
