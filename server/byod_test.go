@@ -471,6 +471,10 @@ func form(t *testing.T, s *Server, path string, fields url.Values, cookies ...*h
 	}
 	fields.Set("csrf", m[1])
 	post := doCookies(s, "POST", path, fields, append(cookies, get.resp.Cookies()...))
+	// Keep the CSRF cookie with the response's, as a browser's jar would.
+	for _, c := range get.resp.Cookies() {
+		post.resp.Header.Add("Set-Cookie", c.String())
+	}
 	return post.resp, post.body
 }
 
