@@ -61,6 +61,12 @@ func TestEveryEndpointAuthenticatedOrPublic(t *testing.T) {
 		"PUT /checkin": true, "POST /checkin": true, "PUT /mdm": true, "POST /mdm": true, // devices: guarded by their identity
 		"POST /apns/3/device/{token}": true, // mock APNs: guarded by the provider's push certificate
 		"GET /apns/mock/v1/stream":    true, // mock APNs device stream: a device names its token
+		// BYOD (server/byod.go): guarded by the user's sign-in and its session or bearer token.
+		"POST /portal/v1/signin": true, "GET /portal/v1/options": true, "POST /portal/v1/enroll": true, "POST /portal/v1/register": true,
+		"GET /portal": true, "POST /portal": true, "GET /portal/choose": true, "POST /portal/enroll": true, "GET /portal/profile/{ticket}": true,
+		"GET /enroll/web": true, "POST /enroll/web": true, "GET /enroll/web/choose": true, "POST /enroll/web/enroll": true, "GET /enroll/web/profile/{ticket}": true,
+		"GET /.well-known/com.apple.remotemanagement": true, "POST /enroll/account-driven": true,
+		"GET /enroll/account-driven/signin": true, "POST /enroll/account-driven/signin": true,
 	}
 	s := newTestServer(t)
 	for _, r := range s.Routes() {
