@@ -92,12 +92,6 @@ type DEPDefiner interface {
 	DefineAndAssign(ctx context.Context, profile DEPProfile, serials []string) (profileUUID string, err error)
 }
 
-// Route is one HTTP route a program serves; the server mounts it.
-type Route struct {
-	Method, Path string
-	Handler      http.Handler
-}
-
 // ADE is the MDM side of Automated Device Enrollment: the ADE enrollment
 // profiles and the device-facing endpoints their DEP profiles point at.
 type ADE struct {
@@ -303,7 +297,7 @@ func (a *ADE) serveEnroll(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	der, err := readBody(w, r)
+	der, err := readMachineInfoBody(w, r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -397,7 +391,8 @@ func (a *ADE) fail(w http.ResponseWriter, r *http.Request, err error) {
 	_ = json.NewEncoder(w).Encode(adeError{Code: code, Description: httperr.ReasonOf(err)})
 }
 
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// readMachineInfoBody reads a body bounded to a MachineInfo's size.
+func readMachineInfoBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, mdm.MaxMachineInfoSize))
 	if err != nil {
 		var mbe *http.MaxBytesError

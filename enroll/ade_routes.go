@@ -1,17 +1,11 @@
 package enroll
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 
-	"github.com/mockmdm/mockmdm/internal/httperr"
 	"github.com/mockmdm/mockmdm/profiles"
 )
 
-// maxAdminBody bounds an admin request body (a profile with its serials).
-const maxAdminBody = 1 << 20
 
 // Routes are the public, device-facing ADE endpoints: the DEP profile's url
 // and configuration_web_url.
@@ -38,28 +32,6 @@ func (a *ADE) AdminRoutes() []Route {
 	}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return httperr.New(http.StatusRequestEntityTooLarge, "body is larger than %d bytes", maxAdminBody)
-		}
-		return httperr.Wrap(http.StatusBadRequest, err, "body is not the expected JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return httperr.New(http.StatusBadRequest, "body has data after the JSON object")
-	}
-	return nil
-}
-
 func (a *ADE) listProfiles(w http.ResponseWriter, r *http.Request) {
 	ps, err := a.Profiles(r.Context())
 	if err != nil {
@@ -80,7 +52,7 @@ func (a *ADE) getProfile(w http.ResponseWriter, r *http.Request) {
 
 func (a *ADE) putProfile(w http.ResponseWriter, r *http.Request) {
 	var p ADEProfile
-	if err := decodeJSON(w, r, &p); err != nil {
+	if err := readJSON(w, r, &p); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -128,7 +100,7 @@ func (a *ADE) getConfigurator(w http.ResponseWriter, r *http.Request) {
 
 func (a *ADE) putConfigurator(w http.ResponseWriter, r *http.Request) {
 	var p ConfiguratorProfile
-	if err := decodeJSON(w, r, &p); err != nil {
+	if err := readJSON(w, r, &p); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -150,7 +122,7 @@ func (a *ADE) putConfigurator(w http.ResponseWriter, r *http.Request) {
 func (a *ADE) exportConfigurator(w http.ResponseWriter, r *http.Request) {
 	var x ConfiguratorExport
 	if r.ContentLength != 0 {
-		if err := decodeJSON(w, r, &x); err != nil {
+		if err := readJSON(w, r, &x); err != nil {
 			a.fail(w, r, err)
 			return
 		}

@@ -61,11 +61,20 @@ func TestEveryEndpointAuthenticatedOrPublic(t *testing.T) {
 		"PUT /checkin": true, "POST /checkin": true, "PUT /mdm": true, "POST /mdm": true, // devices: guarded by their identity
 		"POST /apns/3/device/{token}": true, // mock APNs: guarded by the provider's push certificate
 		"GET /apns/mock/v1/stream":    true, // mock APNs device stream: a device names its token
+		// BYOD (server/byod.go): guarded by the user's sign-in and its session or bearer token.
+		"POST /portal/v1/signin": true, "GET /portal/v1/options": true, "POST /portal/v1/enroll": true, "POST /portal/v1/register": true,
+		"GET /portal": true, "POST /portal": true, "GET /portal/choose": true, "POST /portal/enroll": true, "GET /portal/profile/{ticket}": true,
+		"GET /enroll/web": true, "POST /enroll/web": true, "GET /enroll/web/choose": true, "POST /enroll/web/enroll": true, "GET /enroll/web/profile/{ticket}": true,
+		"GET /.well-known/com.apple.remotemanagement": true, "POST /enroll/account-driven": true,
+		"GET /enroll/account-driven/signin": true, "POST /enroll/account-driven/signin": true,
 		// The simulated ABM's ADE API: OAuth 1.0a (/session), then its session header.
 		"GET /session": true, "GET /account": true, "POST /server/devices": true, "POST /devices/sync": true,
 		"POST /devices": true, "POST /devices/disown": true, "POST /profile": true, "GET /profile": true,
 		"PUT /profile/devices": true, "POST /profile/devices": true, "DELETE /profile/devices": true,
 		"POST /ade/activation": true, // mock Apple activation service: what Apple tells any device
+		// The ADE enrollment endpoints a DEP profile points at: guarded by the
+		// signed MachineInfo, and by the user's sign-in where the profile asks.
+		"POST /ade/enroll/{profile}": true, "GET /ade/web/{profile}": true, "POST /ade/web/{profile}": true,
 	}
 	// The dashboard: public to the router, guarded by its own session
 	// cookie (TestDashboardRoutesNeedSession holds each page to it); the

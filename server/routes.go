@@ -69,7 +69,7 @@ func (s *Server) routes() http.Handler {
 		{http.MethodGet, "/v1/commands/{uuid}", key(s.api.GetCommand())},
 		{http.MethodPost, "/v1/scep/challenges", key(s.api.MintChallenge())},
 		{http.MethodPost, "/v1/profiles/lint", key(s.api.LintProfile())},
-		{http.MethodPost, "/v1/reset", key(s.api.Reset())},
+		{http.MethodPost, "/v1/reset", key(s.resetThenDirectory(s.api.Reset()))}, // BYOD: re-applies -directory
 		{http.MethodPost, "/v1/push", key(s.api.Push())},
 		{http.MethodGet, "/v1/push/certificate", key(s.api.PushCertificate())},
 		{http.MethodPut, "/v1/push/certificate", key(s.api.UploadPushCertificate())},
@@ -117,6 +117,15 @@ func (s *Server) routes() http.Handler {
 	// the API key through its form), so the router treats it as public.
 	for _, rt := range s.dash.Routes() {
 		add(rt.Method, rt.Path, rt.Handler)
+	}
+
+	// BYOD enrollment programs (server/byod.go): directory admin, Company
+	// Portal, web-based and account-driven enrollment.
+	for _, b := range s.byodRoutes(key) {
+		table = append(table, struct {
+			method, path string
+			h            http.Handler
+		}{b.method, b.path, b.h})
 	}
 
 	r := mux.NewRouter()

@@ -71,6 +71,9 @@ type Server struct {
 	ade    *enroll.ADE
 	apps   *apps.Service // the app catalog (apps.go)
 
+	directoryName string // WithDirectory (server/byod.go)
+	directory     []byte
+
 	routeList []Route
 }
 
@@ -172,6 +175,9 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		}),
 		web.WithLogger(s.log),
 		web.WithClock(s.now))
+	if err := s.loadDirectory(context.Background()); err != nil {
+		return nil, err
+	}
 	s.handler = s.routes()
 	return s, nil
 }

@@ -47,6 +47,7 @@ type serveFlags struct {
 	caKeySize        int
 	cpuProfile       string
 	faultsFile       string
+	directoryFile    string
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -70,6 +71,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.pushIssuer, "push-issuer", "", "PEM file of extra issuers an uploaded push certificate may chain to (Apple's push CA for a real certificate)")
 	fs.StringVar(&f.apnsListen, "apns-listen", "", "also serve the mock APNs alone on this address (TLS, HTTP/2, Apple's paths); it is always at <url>/apns")
 	fs.StringVar(&f.faultsFile, "faults", "", "YAML or JSON file of fault rules for the device endpoints, loaded at start (see POST /v1/faults)")
+	fs.StringVar(&f.directoryFile, "directory", "", "YAML or JSON organisation for the BYOD enrollment programs (users, groups, enrollment type profiles, settings), loaded at start and again after POST /v1/reset")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
 	fs.IntVar(&f.caKeySize, "ca-key-size", 2048, "RSA size of the test CA when it is created (2048, 3072 or 4096; an existing CA keeps its own)")
 	fs.StringVar(&f.apnsNoExpiration, "apns-no-expiration", "store:720h", "what the mock APNs does with a push without apns-expiration: store:<duration> (keep it that long for an offline device) or once (deliver only to a connected device)")
@@ -219,6 +221,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return usageError{fmt.Errorf("-push-issuer %s: not a PEM file of certificates (%v)", f.pushIssuer, err)}
 		}
 		opts = append(opts, server.WithPushIssuers(issuers...))
+	}
+	if f.directoryFile != "" {
+		data, err := os.ReadFile(f.directoryFile)
+		if err != nil {
+			return usageError{fmt.Errorf("-directory: %w", err)}
+		}
+		opts = append(opts, server.WithDirectory(filepath.Base(f.directoryFile), data))
 	}
 	srv, err := server.New(st, pki, publicURL, opts...)
 	if err != nil {

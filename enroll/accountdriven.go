@@ -1,0 +1,304 @@
+package enroll
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/micromdm/plist"
+	"go.mozilla.org/pkcs7"
+)
+
+// Account-driven enrollment (PROTOCOL.md §6): discovery at the user's
+// domain, the 401 that sends the device to our sign-in page, the bearer
+// token the sign-in hands back, and the profile for the token.
+
+// Discovery is the service discovery document served at PathWellKnown.
+// Keys, from Apple's "Discover Authentication Servers" (GET
+// .well-known/com.apple.remotemanagement) and its WellKnown /
+// WellKnown.AvailableServer objects, as summarised in
+// /work/shared/docs/PROTOCOL.md §6 step 2: Servers (array, required) of
+// {Version (string, required: "mdm-byod" for User Enrollment, "mdm-adde"
+// for account-driven device enrollment), BaseURL (string, required)}.
+type Discovery struct {
+	Servers []DiscoveryServer `json:"Servers"`
+}
+
+// DiscoveryServer is one WellKnown.AvailableServer.
+type DiscoveryServer struct {
+	Version string `json:"Version"`
+	BaseURL string `json:"BaseURL"`
+}
+
+// Discovery versions.
+const (
+	VersionBYOD = "mdm-byod"
+	VersionADDE = "mdm-adde"
+)
+
+// WellKnownKeys is the discovery document's key list with each key's JSON
+// type and whether it is required, for validating what we serve (copied
+// from the sources named on Discovery; the product never reads them).
+var WellKnownKeys = map[string]struct {
+	Type     string
+	Required bool
+	Values   []string
+}{
+	"Servers":         {"array", true, nil},
+	"Servers.Version": {"string", true, []string{VersionBYOD, VersionADDE}},
+	"Servers.BaseURL": {"string", true, nil},
+}
+
+// WellKnownFailed is Apple's com.apple.well-known.failed error document
+// (ADM mdm/errors/well-known.failed.yaml): code (required, the one value),
+// description (for the device's log), message (for the user).
+type WellKnownFailed struct {
+	Code        string `json:"code"`
+	Description string `json:"description,omitempty"`
+	Message     string `json:"message,omitempty"`
+}
+
+// WellKnownFailedCode is the only value of WellKnownFailed.Code.
+const WellKnownFailedCode = "com.apple.well-known.failed"
+
+// modelFamilies are the model-family values a device sends at discovery.
+var modelFamilies = []string{"AppleTV", "iPad", "iPhone", "Mac", "RealityDevice", "Watch"}
+
+type accountDriven struct {
+	s         *Service
+	profiles  Profiles
+	baseURL   string
+	signinURL string
+	secure    bool
+}
+
+func (a *accountDriven) routes() []Route {
+	return []Route{
+		{http.MethodGet, PathWellKnown, http.HandlerFunc(a.discover)},
+		{http.MethodPost, PathAccountDriven, http.HandlerFunc(a.enroll)},
+		{http.MethodGet, PathAccountDrivenIn, http.HandlerFunc(a.signInPage)},
+		{http.MethodPost, PathAccountDrivenIn, http.HandlerFunc(a.signIn)},
+	}
+}
+
+// UserByIdentifier finds the user a device names at discovery: the
+// identifier the person typed is their Managed Apple ID or their UPN.
+func (s *Service) UserByIdentifier(ctx context.Context, id string) (*User, error) {
+	id = strings.TrimSpace(id)
+	if u, err := s.User(ctx, id); err == nil {
+		return u, nil
+	}
+	us, err := s.Users(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range us {
+		if u.ManagedAppleID != "" && strings.EqualFold(u.ManagedAppleID, id) {
+			return &u, nil
+		}
+	}
+	return nil, refuse(http.StatusForbidden, CodeUnknownUser, "no user %q (UPN or Managed Apple ID) in the organisation's directory", id)
+}
+
+// Discover decides the discovery answer for a user identifier and model
+// family: the BaseURL for a user whose enrollment type profile is
+// account-driven, else the refusal.
+func (s *Service) Discover(ctx context.Context, userID, family, baseURL string) (*Discovery, error) {
+	if strings.TrimSpace(userID) == "" {
+		return nil, refuse(http.StatusForbidden, CodeInvalid, "the user-identifier query parameter is missing")
+	}
+	switch {
+	case family == "":
+		return nil, refuse(http.StatusForbidden, CodeInvalid, "the model-family query parameter is missing")
+	case !slices.Contains(modelFamilies, family):
+		return nil, refuse(http.StatusForbidden, CodeInvalid, "model-family %q is not one of %s", family, strings.Join(modelFamilies, ", "))
+	case family == "AppleTV" || family == "Watch":
+		return nil, refuse(http.StatusForbidden, CodeInvalid, "account-driven User Enrollment is not available on %s", family)
+	}
+	u, err := s.UserByIdentifier(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, refuse(http.StatusForbidden, CodeUserDisabled, "the account %s is disabled", u.UPN)
+	}
+	if _, err := s.profileForPath(ctx, u, PurposeAccountDriven); err != nil {
+		return nil, err
+	}
+	return &Discovery{Servers: []DiscoveryServer{{Version: VersionBYOD, BaseURL: baseURL}}}, nil
+}
+
+func (a *accountDriven) discover(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	d, err := a.s.Discover(r.Context(), q.Get("user-identifier"), q.Get("model-family"), a.baseURL)
+	if err != nil {
+		st := httpStatus(err)
+		if st >= 500 {
+			writeError(w, err)
+			return
+		}
+		e := asError(err)
+		a.s.log.InfoContext(r.Context(), "account-driven discovery refused", "user", q.Get("user-identifier"), "code", e.Code)
+		// Apple's structured refusal: always a 403 with the document.
+		writeJSON(w, http.StatusForbidden, WellKnownFailed{Code: WellKnownFailedCode, Description: e.Code + ": " + e.Message, Message: e.Message})
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// challenge answers 401 with the header that sends the device to the
+// sign-in page (Apple's simple authentication flow). A bad or expired
+// token gets exactly this too: a 401 without it would unenroll the device.
+func (a *accountDriven) challenge(w http.ResponseWriter, why string) {
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer method="apple-as-web", url="%s"`, a.signinURL))
+	writeJSON(w, http.StatusUnauthorized, Error{Code: CodeBadSession, Message: why})
+}
+
+// enroll is POST BaseURL: the CMS-signed MachineInfo, with or without the
+// bearer token.
+func (a *accountDriven) enroll(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if _, err := decodeMachineInfo(body); err != nil {
+		writeError(w, err)
+		return
+	}
+	tok := bearerOf(r)
+	if tok == "" {
+		why := "sign in to enroll: no bearer token"
+		if r.Header.Get("Authorization") != "" {
+			why = "the Authorization header is not \"Bearer <token>\": sign in again"
+		}
+		a.challenge(w, why)
+		return
+	}
+	_, u, err := a.s.Session(r.Context(), PurposeAccountDriven, tok)
+	if err != nil {
+		if e, ok := ErrorOf(err); ok && e.Code == CodeBadSession {
+			a.challenge(w, e.Message)
+			return
+		}
+		writeError(w, err)
+		return
+	}
+	t, req, err := a.s.Prepare(r.Context(), PurposeAccountDriven, u, Choice{})
+	if err != nil {
+		a.s.log.InfoContext(r.Context(), "account-driven enrollment refused", "upn", u.UPN, "err", err)
+		writeError(w, err)
+		return
+	}
+	profile, err := a.profiles.EnrollmentProfile(r.Context(), req)
+	if err != nil {
+		_ = a.s.docs.DeleteDocument(r.Context(), kindTicket, t.ID)
+		a.s.log.ErrorContext(r.Context(), "building an account-driven profile", "err", err)
+		writeError(w, err)
+		return
+	}
+	serveProfile(w, profile, t.ID)
+}
+
+func (a *accountDriven) signInPage(w http.ResponseWriter, r *http.Request) {
+	st, _ := a.s.Settings(r.Context())
+	render(w, http.StatusOK, "signin", page{Title: "Sign in to " + st.Company, Action: PathAccountDrivenIn, CSRF: csrfToken(w, r, a.secure), Company: st.Company})
+}
+
+// CallbackURL is where the sign-in page sends the device with its token.
+const CallbackURL = "apple-remotemanagement-user-login://authentication-results"
+
+func (a *accountDriven) signIn(w http.ResponseWriter, r *http.Request) {
+	st, _ := a.s.Settings(r.Context())
+	p := page{Title: "Sign in to " + st.Company, Action: PathAccountDrivenIn, Company: st.Company}
+	err := parseForm(w, r)
+	if err == nil {
+		err = checkCSRF(r)
+	}
+	p.CSRF = csrfToken(w, r, a.secure)
+	if err != nil {
+		p.Err = asError(err)
+		render(w, httpStatus(err), "signin", p)
+		return
+	}
+	c := credentialsOf(r)
+	sess, u, err := a.s.StartSession(r.Context(), PurposeAccountDriven, c)
+	if err == nil && strings.TrimSpace(u.ManagedAppleID) == "" {
+		// Refuse here, where the person can read it, rather than at the
+		// device's re-POST; and leave no token behind.
+		_ = a.s.docs.DeleteDocument(r.Context(), kindSession, sess.Token)
+		err = refuse(http.StatusForbidden, CodeNoManagedAppleID, "User Enrollment needs a Managed Apple ID, and %s has none; ask the administrator", u.UPN)
+	}
+	if err != nil {
+		p.Err, p.UPN, p.Password, p.MFACode = asError(err), c.UPN, c.Password, c.MFACode
+		switch p.Err.Code {
+		case CodeMFARequired, CodeMFAFailed:
+			p.AskMFA = true
+		case CodePasswordExpired, CodeWeakPassword:
+			p.AskNewPassword = true
+		}
+		render(w, p.Err.Status, "signin", p)
+		return
+	}
+	http.Redirect(w, r, CallbackURL+"?access-token="+url.QueryEscape(sess.Token), http.StatusFound)
+}
+
+// machineInfo is the part of the device's MachineInfo we read. A User
+// Enrollment leaves out UDID and SERIAL. (mdm.MachineInfo, being written
+// in another branch, should replace this.)
+type machineInfo struct {
+	UDID      string `plist:"UDID"`
+	Serial    string `plist:"SERIAL"`
+	Product   string `plist:"PRODUCT"`
+	Version   string `plist:"VERSION"`
+	OSVersion string `plist:"OS_VERSION"`
+	Language  string `plist:"LANGUAGE"`
+	Raw       []byte `plist:"-"`
+}
+
+// decodeMachineInfo reads the CMS SignedData (content attached) that an
+// account-driven enrollment POSTs: the signature must verify over the
+// content (the signer is the device's own key, which we cannot chain), and
+// the content must be a plist dictionary naming at least the PRODUCT.
+func decodeMachineInfo(body []byte) (*machineInfo, error) {
+	if len(body) == 0 {
+		return nil, invalid("the enrollment request has no body: POST the CMS-signed MachineInfo plist")
+	}
+	p7, err := parsePKCS7(body)
+	if err != nil {
+		return nil, invalid("the enrollment request body is not CMS SignedData (the signed MachineInfo): %v", err)
+	}
+	if len(p7.Content) == 0 {
+		return nil, invalid("the signed MachineInfo has no content (a detached signature?): sign with the plist attached")
+	}
+	if len(p7.Signers) == 0 || len(p7.Certificates) == 0 {
+		return nil, invalid("the MachineInfo is not signed: it needs a signer and its certificate")
+	}
+	if err := p7.Verify(); err != nil {
+		return nil, invalid("the MachineInfo signature does not verify: %v", err)
+	}
+	var mi machineInfo
+	if err := plist.NewDecoder(bytes.NewReader(p7.Content)).Decode(&mi); err != nil {
+		return nil, invalid("the signed MachineInfo is not a plist dictionary of strings: %v", err)
+	}
+	if mi.Product == "" {
+		return nil, invalid("the MachineInfo has no PRODUCT (such as iPhone14,2)")
+	}
+	mi.Raw = p7.Content
+	return &mi, nil
+}
+
+// parsePKCS7 is pkcs7.Parse, turning a panic on hostile DER into an error.
+func parsePKCS7(b []byte) (p7 *pkcs7.PKCS7, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p7, err = nil, errors.New("malformed CMS structure")
+		}
+	}()
+	return pkcs7.Parse(b)
+}

@@ -1,0 +1,73 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+)
+
+// WithDirectory loads an organisation (enroll.LoadConfig: users, groups,
+// enrollment type profiles, settings) at start, and again after each
+// POST /v1/reset, so a QA team's directory survives resets between tests.
+// name is used in error messages (the file name).
+func WithDirectory(name string, data []byte) Option {
+	return func(s *Server) { s.directoryName, s.directory = name, data }
+}
+
+// loadDirectory applies the WithDirectory config, if any.
+func (s *Server) loadDirectory(ctx context.Context) error {
+	if s.directory == nil {
+		return nil
+	}
+	if err := s.programs.LoadConfig(ctx, s.directoryName, s.directory); err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	return nil
+}
+
+// byodRoute is one route of the enrollment programs for the route table.
+type byodRoute struct {
+	method, path string
+	h            http.Handler
+}
+
+// byodRoutes are the enrollment programs' routes: the admin ones behind
+// the API key, the device-facing ones public.
+func (s *Server) byodRoutes(key func(http.Handler) http.Handler) []byodRoute {
+	var out []byodRoute
+	for _, r := range s.programs.AdminRoutes() {
+		out = append(out, byodRoute{r.Method, r.Path, key(r.Handler)})
+	}
+	for _, r := range s.programs.DeviceRoutes(s.issuer, s.publicURL.String()) {
+		out = append(out, byodRoute{r.Method, r.Path, r.Handler})
+	}
+	return out
+}
+
+// resetThenDirectory runs the reset, then re-applies the directory.
+func (s *Server) resetThenDirectory(reset http.Handler) http.Handler {
+	if s.directory == nil {
+		return reset
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		reset.ServeHTTP(rec, r)
+		if rec.status == 0 || rec.status == http.StatusOK {
+			if err := s.loadDirectory(r.Context()); err != nil {
+				s.log.ErrorContext(r.Context(), "re-applying the directory after reset", "err", err)
+			}
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
