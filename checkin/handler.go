@@ -171,7 +171,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, kind string) {
 		x = &exchange{}
 		ctx = context.WithValue(ctx, exchangeKey{}, x)
 	}
-	entry := &store.TranscriptEntry{Time: now.UTC(), RequestID: reqID, Kind: kind, Method: r.Method, Path: r.URL.Path}
+	entry := &store.TranscriptEntry{Time: now.UTC(), RequestID: reqID, Kind: kind, Method: r.Method, Path: r.URL.Path,
+		Signature: r.Header.Get("Mdm-Signature")}
 
 	body, status, resp, err := h.handle(ctx, r, kind, reqID, now, entry)
 	entry.Request = body

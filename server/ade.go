@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/mockmdm/mockmdm/ade"
 	"github.com/mockmdm/mockmdm/enroll"
 	"github.com/mockmdm/mockmdm/internal/httperr"
+	"github.com/mockmdm/mockmdm/web"
 )
 
 // PathADEActivation is the mock Apple activation service a virtual device
@@ -68,4 +70,21 @@ func (d abmDefiner) DefineAndAssign(ctx context.Context, p enroll.DEPProfile, se
 		return res.ProfileUUID, httperr.New(http.StatusConflict, "the profile was defined in the simulated Apple Business Manager, but these serials could not be assigned: %s; buy them into the organisation first (POST /v1/ade/devices)", strings.Join(missing, ", "))
 	}
 	return res.ProfileUUID, nil
+}
+
+// adeTokenStatus is the uploaded ADE server token's status for the
+// dashboard (nil when no token was uploaded).
+func (s *Server) adeTokenStatus(ctx context.Context) (*web.ADETokenStatus, error) {
+	st, err := s.abm.CurrentTokenStatus(ctx)
+	if err != nil || st == nil {
+		return nil, err
+	}
+	out := &web.ADETokenStatus{ConsumerKey: st.ConsumerKey, NotAfter: st.Expiry, DaysLeft: st.DaysLeft, State: st.State}
+	switch st.State {
+	case "expired":
+		out.Warnings = append(out.Warnings, "the server token has expired: download a new one from Apple Business Manager and upload it (PUT /v1/ade/token)")
+	case "expiring-soon":
+		out.Warnings = append(out.Warnings, fmt.Sprintf("the server token expires in %d days: renew it in Apple Business Manager", st.DaysLeft))
+	}
+	return out, nil
 }

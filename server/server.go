@@ -173,6 +173,8 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 			}
 			return &st, nil
 		}),
+		web.WithTokenStatus(s.adeTokenStatus),
+		web.WithSignatureOf(func(e *store.TranscriptEntry) string { return e.Signature }),
 		web.WithLogger(s.log),
 		web.WithClock(s.now))
 	if err := s.loadDirectory(context.Background()); err != nil {

@@ -216,9 +216,12 @@ type TranscriptEntry struct {
 	Path        string `json:"path"`
 	Status      int    `json:"http_status"`
 	// Note says why a request was refused, or which rule fired.
-	Note     string `json:"note,omitempty"`
-	Request  []byte `json:"-"`
-	Response []byte `json:"-"`
+	Note string `json:"note,omitempty"`
+	// Signature is the request's Mdm-Signature header (base64 CMS), kept so
+	// the transcript can say who signed the message and whether it verified.
+	Signature string `json:"signature,omitempty"`
+	Request   []byte `json:"-"`
+	Response  []byte `json:"-"`
 }
 
 // Transcripts keeps the transcript of every exchange.

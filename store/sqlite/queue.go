@@ -215,7 +215,7 @@ func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.Transcri
 	err := s.groupWrite(len(entries) == 1, func(x execer) error {
 		for i, e := range entries {
 			res, err := x.Exec(s.appendTranscript, times[i], e.EnrollmentID, e.RequestID, e.Kind, e.MessageType,
-				e.CommandUUID, e.Method, e.Path, e.Status, e.Note, blob(e.Request), blob(e.Response))
+				e.CommandUUID, e.Method, e.Path, e.Status, e.Note, blob(e.Request), blob(e.Response), e.Signature)
 			if err != nil {
 				return fmt.Errorf("sqlite: append transcript: %w", err)
 			}
@@ -240,7 +240,7 @@ func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq in
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	const cols = `SELECT seq, time, enrollment_id, request_id, kind, message_type, command_uuid, method, path, status, note, request, response FROM transcript`
+	const cols = `SELECT seq, time, enrollment_id, request_id, kind, message_type, command_uuid, method, path, status, note, request, response, signature FROM transcript`
 	var rows *sql.Rows
 	var err error
 	if enrollmentID == "" {
@@ -257,7 +257,7 @@ func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq in
 		var e store.TranscriptEntry
 		var t sql.NullInt64
 		if err := rows.Scan(&e.Seq, &t, &e.EnrollmentID, &e.RequestID, &e.Kind, &e.MessageType, &e.CommandUUID,
-			&e.Method, &e.Path, &e.Status, &e.Note, &e.Request, &e.Response); err != nil {
+			&e.Method, &e.Path, &e.Status, &e.Note, &e.Request, &e.Response, &e.Signature); err != nil {
 			return nil, fmt.Errorf("sqlite: transcript: %w", err)
 		}
 		e.Time = fromNanos(t)

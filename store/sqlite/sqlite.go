@@ -268,7 +268,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.saveResult, `UPDATE queue SET status = ?, result = ?, updated_at = ?
 			WHERE enrollment_id = ? AND command_uuid = ? AND ` + openStatusBare},
 		{s.w, &s.appendTranscript, `INSERT INTO transcript (time, enrollment_id, request_id, kind, message_type,
-			command_uuid, method, path, status, note, request, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			command_uuid, method, path, status, note, request, response, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{s.w, &s.insertCommand, `INSERT INTO commands (uuid, request_type, raw, created_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (uuid) DO NOTHING`},
 		// Inserts nothing when the enrollment does not exist, which Enqueue

@@ -11,3 +11,7 @@ CREATE TABLE documents (
 	updated_at INTEGER NOT NULL,
 	PRIMARY KEY (kind, id)
 );
+
+-- The request's Mdm-Signature header, so the transcript can explain who
+-- signed each message and whether it verified.
+ALTER TABLE transcript ADD COLUMN signature TEXT NOT NULL DEFAULT '';
