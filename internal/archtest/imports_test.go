@@ -15,7 +15,7 @@ const module = "github.com/mockmdm/mockmdm/"
 // inward only; docs/architecture.md explains the layers.
 var allowed = map[string][]string{
 	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "push", "push/mockapns", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "internal/"},
-	"server":              {"api", "api/handlers", "web", "checkin", "enroll", "ade", "push", "push/", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "internal/"},
+	"server":              {"api", "api/handlers", "web", "checkin", "enroll", "ade", "push", "push/", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "webhook", "metrics", "internal/"},
 	"api":                 {"mdm"},
 	"api/handlers":        {"api", "checkin", "certs", "profiles", "store", "mdm", "mdm/schema", "internal/"},
 	"checkin":             {"mdm", "mdm/schema", "certs", "store", "internal/"},
@@ -37,6 +37,8 @@ var allowed = map[string][]string{
 	"server/mdmtest":      {"server", "api", "device", "push/mockapns", "store", "store/memory", "mdm"},
 	"internal/archtest":   {},
 	"device/fleet":        {"device", "push/mockapns"},
+	"webhook":             {"store", "mdm", "internal/"},
+	"metrics":             {"store", "internal/"},
 }
 
 // TestImportRules holds the dependency rule over the non-test imports of
