@@ -14,7 +14,7 @@ const module = "github.com/mockmdm/mockmdm/"
 // may import directly (a trailing "/" allows a whole subtree). Arrows point
 // inward only; docs/architecture.md explains the layers.
 var allowed = map[string][]string{
-	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "push", "push/mockapns", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "internal/"},
+	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "push", "push/mockapns", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "webhook", "internal/"},
 	"server":              {"api", "api/handlers", "web", "checkin", "enroll", "ade", "push", "push/", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "webhook", "metrics", "internal/"},
 	"api":                 {"mdm"},
 	"api/handlers":        {"api", "checkin", "certs", "profiles", "store", "mdm", "mdm/schema", "internal/"},
