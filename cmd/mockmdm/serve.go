@@ -158,6 +158,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return usageError{err}
 	}
+	if f.webhookAttempts < 1 {
+		return usageError{fmt.Errorf("-webhook-max-attempts %d: at least 1", f.webhookAttempts)}
+	}
+	if _, err := webhook.ParseURLs(f.webhookURLs); err != nil {
+		return usageError{fmt.Errorf("-webhook-url: %v", err)}
+	}
 	if f.listen == "" && f.httpListen == "" {
 		return usageError{fmt.Errorf("nothing to listen on: set -listen (HTTPS) or -http-listen")}
 	}
@@ -232,12 +238,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		server.WithPushTarget(f.pushURL, nil),
 		server.WithPushExpiration(f.pushExpiration),
 		server.WithAPNsExpiryPolicy(apnsPolicy),
-	}
-	if f.webhookAttempts < 1 {
-		return usageError{fmt.Errorf("-webhook-max-attempts %d: at least 1", f.webhookAttempts)}
-	}
-	if _, err := webhook.ParseURLs(f.webhookURLs); err != nil {
-		return usageError{fmt.Errorf("-webhook-url: %v", err)}
 	}
 	if len(f.webhookURLs) > 0 || f.webhookSecret != "" {
 		opts = append(opts, server.WithWebhook(f.webhookURLs,
