@@ -6,8 +6,10 @@
 package metrics
 
 import (
+	"bufio"
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -154,6 +156,12 @@ func (m *Metrics) Instrument(endpoint string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		var ww http.ResponseWriter = sw
+		if hj, ok := w.(http.Hijacker); ok {
+			// Only when the connection can be taken over (HTTP/1): code that
+			// asserts http.Hijacker (the mock APNs stream) sees the truth.
+			ww = &hijackWriter{statusWriter: sw, hj: hj}
+		}
 		defer func() {
 			code := sw.status
 			if code == 0 {
@@ -163,8 +171,22 @@ func (m *Metrics) Instrument(endpoint string, next http.Handler) http.Handler {
 			m.requests.WithLabelValues(endpoint, method, strconv.Itoa(code)).Inc()
 			dur.WithLabelValues(method).Observe(time.Since(start).Seconds())
 		}()
-		next.ServeHTTP(sw, r)
+		next.ServeHTTP(ww, r)
 	})
+}
+
+// hijackWriter is a statusWriter over a connection that can be hijacked; a
+// hijacked request counts as 101 Switching Protocols.
+type hijackWriter struct {
+	*statusWriter
+	hj http.Hijacker
+}
+
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if h.status == 0 {
+		h.status = http.StatusSwitchingProtocols
+	}
+	return h.hj.Hijack()
 }
 
 // normalizeMethod keeps the method label bounded: a client may send any token.
