@@ -87,6 +87,8 @@ type pushService struct {
 	log    *slog.Logger
 	now    func() time.Time
 	target string // the resolved base URL, for status
+	// observe counts each push result by outcome (metrics); nil: not counted.
+	observe func(outcome string)
 
 	mu       sync.RWMutex
 	cert     *x509.Certificate
@@ -200,7 +202,23 @@ func (p *pushService) Topic() string {
 }
 
 // Push implements handlers.Pusher.
+//
+// Each result is counted by outcome for the metrics: sent (APNs took it),
+// rejected (APNs answered an error status), error (no answer: the
+// transport failed) or skipped (never sent: no such enrollment, checked
+// out, or no usable push certificate).
 func (p *pushService) Push(ctx context.Context, ids []string) ([]api.PushResult, error) {
+	outcomes := make([]string, len(ids))
+	for i := range outcomes {
+		outcomes[i] = "skipped"
+	}
+	defer func() {
+		if p.observe != nil {
+			for _, o := range outcomes {
+				p.observe(o)
+			}
+		}
+	}()
 	out := make([]api.PushResult, len(ids))
 	var targets []push.Target
 	var at []int
@@ -237,6 +255,14 @@ func (p *pushService) Push(ctx context.Context, ids []string) ([]api.PushResult,
 		o.APNsStatus, o.APNsID, o.Reason = r.Status, r.APNsID, r.Reason
 		if r.Err != nil {
 			o.Error = r.Err.Error()
+		}
+		switch {
+		case o.Pushed:
+			outcomes[at[j]] = "sent"
+		case r.Err != nil && r.Status == 0:
+			outcomes[at[j]] = "error"
+		default:
+			outcomes[at[j]] = "rejected"
 		}
 		record = append(record, p.pushEntry(targets[j], r, o))
 	}

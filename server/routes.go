@@ -90,6 +90,10 @@ func (s *Server) routes() http.Handler {
 		{http.MethodPut, "/v1/apps/{id}", key(s.api.PutApp())},
 		{http.MethodDelete, "/v1/apps/{id}", key(s.api.DeleteApp())},
 		{http.MethodGet, "/v1/apps/{id}/status", key(s.api.AppStatus())},
+		{http.MethodGet, "/v1/webhooks", key(http.HandlerFunc(s.serveWebhooks))},
+		// Prometheus metrics need the key too: scrapers send it as a bearer
+		// token (authorization.credentials, or bearer_token_file).
+		{http.MethodGet, PathMetrics, key(s.metrics.Handler())},
 		// The mock APNs: providers authenticate by their push certificate,
 		// devices by their token; both are deliberately public.
 		{http.MethodPost, PathAPNs + "/3/device/{token}", apns},
@@ -129,9 +133,10 @@ func (s *Server) routes() http.Handler {
 	}
 
 	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	// Unmatched paths share one metrics label, so a scanner cannot grow them.
+	r.NotFoundHandler = s.metrics.Instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		httperr.WriteText(w, httperr.New(http.StatusNotFound, "no such endpoint: %s %s (see docs/openapi.yaml for the routes)", req.Method, req.URL.Path))
-	})
+	}))
 	byPath := map[string]map[string]http.Handler{}
 	var order []string
 	s.routeList = nil
@@ -140,8 +145,9 @@ func (s *Server) routes() http.Handler {
 			byPath[rt.path] = map[string]http.Handler{}
 			order = append(order, rt.path)
 		}
-		byPath[rt.path][rt.method] = rt.h
-		s.routeList = append(s.routeList, Route{Method: rt.method, Path: rt.path, Public: !isAPIPath(rt.path)})
+		// Counted under the route template, never the raw path.
+		byPath[rt.path][rt.method] = s.metrics.Instrument(rt.path, rt.h)
+		s.routeList = append(s.routeList, Route{Method: rt.method, Path: rt.path, Public: !isAPIPath(rt.path) && rt.path != PathMetrics})
 	}
 	for _, path := range order {
 		r.Path(path).Handler(withPathValues(byMethod(byPath[path])))

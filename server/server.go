@@ -23,10 +23,12 @@ import (
 	"github.com/mockmdm/mockmdm/checkin"
 	"github.com/mockmdm/mockmdm/enroll"
 	"github.com/mockmdm/mockmdm/internal/httperr"
+	"github.com/mockmdm/mockmdm/metrics"
 	"github.com/mockmdm/mockmdm/profiles"
 	"github.com/mockmdm/mockmdm/push/mockapns"
 	"github.com/mockmdm/mockmdm/store"
 	"github.com/mockmdm/mockmdm/web"
+	"github.com/mockmdm/mockmdm/webhook"
 )
 
 // Paths of the device-facing endpoints, relative to the public base URL.
@@ -37,6 +39,8 @@ const (
 	PathSCEP    = "/scep"
 	PathCheckin = "/checkin"
 	PathMDM     = "/mdm"
+	// PathMetrics serves the Prometheus metrics (API key, as a bearer token).
+	PathMetrics = "/metrics"
 )
 
 // Server is one mockmdm instance.
@@ -73,6 +77,11 @@ type Server struct {
 
 	directoryName string // WithDirectory (server/byod.go)
 	directory     []byte
+	metrics       *metrics.Metrics
+	webhook       *webhook.Webhook
+
+	webhookURLs []string
+	webhookOpts []webhook.Option
 
 	routeList []Route
 }
@@ -100,6 +109,17 @@ func WithUserAuthenticate(p checkin.UserAuthenticatePolicy) Option {
 // WithVersion sets the version reported by /v1/info.
 func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
 
+// WithWebhook sends MicroMDM-format webhook events for every successful
+// check-in and command exchange to urls (http or https), with opts such as
+// webhook.WithSecret and webhook.WithMaxAttempts. Without it events are
+// still made and awaitable (Webhook().Wait), but go nowhere.
+func WithWebhook(urls []string, opts ...webhook.Option) Option {
+	return func(s *Server) {
+		s.webhookURLs = append(s.webhookURLs, urls...)
+		s.webhookOpts = append(s.webhookOpts, opts...)
+	}
+}
+
 // New builds a server over st with the given PKI. publicURL is the base URL
 // devices reach it at (https:// for real devices; http:// for harnesses).
 func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, error) {
@@ -126,7 +146,19 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		return nil, fmt.Errorf("identity validity %s is too short: at least one minute", s.identityValidity)
 	}
 
+	s.metrics = metrics.New(metrics.WithLogger(s.log), metrics.WithStore(st, st))
+	whOpts := append([]webhook.Option{webhook.WithLogger(s.log), webhook.WithClock(s.now),
+		webhook.WithOnOutcome(s.metrics.ObserveWebhook)}, s.webhookOpts...)
+	if s.webhook, err = webhook.New(s.webhookURLs, whOpts...); err != nil {
+		return nil, err
+	}
+	// Delivery workers run from New to Close: harnesses that never call
+	// Serve (mdmtest) get their events delivered too.
+	if err := s.webhook.Start(context.Background()); err != nil {
+		return nil, err
+	}
 	if s.push, err = newPushService(st, pki, s.pushCfg, s.log, s.now); err != nil {
+		s.webhook.Close()
 		return nil, fmt.Errorf("push: %w", err)
 	}
 	s.programs = enroll.New(st, enroll.WithLogger(s.log), enroll.WithClock(s.now))
@@ -136,12 +168,13 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 	}
 	s.issuer = profileIssuer{s}
 	s.newADE() // ADE device flow (ade_flow.go)
+	s.push.observe = s.metrics.ObservePush
 	hub := checkin.NewResultHub()
 	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now), checkin.WithAdmitter(admitter{s.programs}),
 		checkin.WithUserAuthenticate(s.userAuth), checkin.WithResultHub(hub),
 		checkin.WithOnPushChange(s.onPushChange))
 	s.verifier = certs.NewVerifier([]*x509.Certificate{pki.CA.Cert})
-	s.checkin = checkin.NewHandler(s.svc, s.verifier, st,
+	s.checkin = checkin.NewHandler(s.svc, s.verifier, s.webhook.Transcripts(st),
 		checkin.WithHandlerLogger(s.log), checkin.WithHandlerClock(s.now), checkin.WithSigningTimeSkew(s.skew))
 	s.scep, err = certs.NewSCEPHandler(pki.CA,
 		certs.WithStaticChallenge(pki.SCEPChallenge),
@@ -150,6 +183,7 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		certs.WithSCEPLogger(s.log),
 		certs.WithSCEPClock(s.now))
 	if err != nil {
+		s.Close()
 		return nil, fmt.Errorf("SCEP service: %w", err)
 	}
 	s.faults = checkin.NewFaults(st, s.now)
@@ -221,9 +255,20 @@ func (s *Server) MockAPNs() *mockapns.Server { return s.push.mock }
 // Topic is the push topic enrollment profiles carry now.
 func (s *Server) Topic() string { return s.push.Topic() }
 
+// Metrics are the server's Prometheus metrics (served at /metrics).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// Webhook makes and delivers the webhook events; tests await them with
+// Webhook().Wait and Flush.
+func (s *Server) Webhook() *webhook.Webhook { return s.webhook }
+
 // Close releases what the server holds beyond its listeners: the mock
-// APNs's device streams and the push provider's connections.
-func (s *Server) Close() { s.push.close() }
+// APNs's device streams, the push provider's connections, and the webhook
+// workers (after they deliver what is queued, up to their drain timeout).
+func (s *Server) Close() {
+	s.push.close()
+	_ = s.webhook.Close()
+}
 
 // Service is the MDM service, for harnesses.
 func (s *Server) Service() *checkin.Service { return s.svc }

@@ -62,6 +62,10 @@ func TestRunBadFlags(t *testing.T) {
 		{"bad user-authenticate", []string{"-user-authenticate", "maybe"}, envOf(), "decline or allow"},
 		{"bad log level", []string{"-log-level", "loud"}, envOf(), "-log-level"},
 		{"nothing to listen on", []string{"-listen", ""}, envOf(), "nothing to listen on"},
+		{"bad log format", []string{"-log-format", "xml"}, envOf(), "-log-format"},
+		{"webhook URL not http", []string{"-webhook-url", "ftp://hooks.example/in"}, envOf(), "http:// or https://"},
+		{"webhook URL from env, second of a list bad", nil, envOf("MOCKMDM_WEBHOOK_URL", "http://ok.example/in, http://"), "no host"},
+		{"webhook attempts", []string{"-webhook-url", "http://ok.example/in", "-webhook-max-attempts", "0"}, envOf(), "-webhook-max-attempts"},
 		{"identity validity too short", []string{"-listen", "127.0.0.1:0", "-identity-validity", "1s", "-store", "memory"}, envOf("MOCKMDM_DATA", t.TempDir()), "at least one minute"},
 	}
 	for _, tt := range tests {

@@ -21,6 +21,7 @@ import (
 	"github.com/mockmdm/mockmdm/store"
 	"github.com/mockmdm/mockmdm/store/memory"
 	"github.com/mockmdm/mockmdm/store/sqlite"
+	"github.com/mockmdm/mockmdm/webhook"
 )
 
 type serveFlags struct {
@@ -48,6 +49,19 @@ type serveFlags struct {
 	cpuProfile       string
 	faultsFile       string
 	directoryFile    string
+	webhookURLs      listFlag
+	webhookSecret    string
+	webhookAttempts  int
+}
+
+// listFlag is a repeatable flag whose values may also be comma lists.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, splitList(v)...)
+	return nil
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -72,6 +86,9 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.apnsListen, "apns-listen", "", "also serve the mock APNs alone on this address (TLS, HTTP/2, Apple's paths); it is always at <url>/apns")
 	fs.StringVar(&f.faultsFile, "faults", "", "YAML or JSON file of fault rules for the device endpoints, loaded at start (see POST /v1/faults)")
 	fs.StringVar(&f.directoryFile, "directory", "", "YAML or JSON organisation for the BYOD enrollment programs (users, groups, enrollment type profiles, settings), loaded at start and again after POST /v1/reset")
+	fs.Var(&f.webhookURLs, "webhook-url", "send MicroMDM-format webhook events to this http(s) URL (repeat the flag or give a comma list for several)")
+	fs.StringVar(&f.webhookSecret, "webhook-secret", "", "sign webhook bodies with HMAC-SHA256 under this secret, base64 in the X-Hmac-Signature header (empty: unsigned)")
+	fs.IntVar(&f.webhookAttempts, "webhook-max-attempts", webhook.DefaultMaxAttempts, "attempts per webhook delivery before it is logged as failed (at least 1)")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
 	fs.IntVar(&f.caKeySize, "ca-key-size", 2048, "RSA size of the test CA when it is created (2048, 3072 or 4096; an existing CA keeps its own)")
 	fs.StringVar(&f.apnsNoExpiration, "apns-no-expiration", "store:720h", "what the mock APNs does with a push without apns-expiration: store:<duration> (keep it that long for an offline device) or once (deliver only to a connected device)")
@@ -139,6 +156,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	apnsPolicy, err := parseExpiryPolicy(f.apnsNoExpiration)
 	if err != nil {
 		return usageError{err}
+	}
+	if f.webhookAttempts < 1 {
+		return usageError{fmt.Errorf("-webhook-max-attempts %d: at least 1", f.webhookAttempts)}
+	}
+	if _, err := webhook.ParseURLs(f.webhookURLs); err != nil {
+		return usageError{fmt.Errorf("-webhook-url: %v", err)}
 	}
 	if f.listen == "" && f.httpListen == "" {
 		return usageError{fmt.Errorf("nothing to listen on: set -listen (HTTPS) or -http-listen")}
@@ -215,6 +238,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		server.WithPushExpiration(f.pushExpiration),
 		server.WithAPNsExpiryPolicy(apnsPolicy),
 	}
+	if len(f.webhookURLs) > 0 || f.webhookSecret != "" {
+		opts = append(opts, server.WithWebhook(f.webhookURLs,
+			webhook.WithSecret(f.webhookSecret), webhook.WithMaxAttempts(f.webhookAttempts)))
+	}
 	if f.pushIssuer != "" {
 		issuers, err := certs.ReadCertPEM(f.pushIssuer)
 		if err != nil || len(issuers) == 0 {
@@ -262,6 +289,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if apnsLn != nil {
 		fmt.Fprintf(stdout, "  mock APNs port: %s\n", apnsLn.Addr())
 	}
+	if urls := srv.Webhook().URLs(); len(urls) > 0 {
+		fmt.Fprintf(stdout, "  webhooks:       %s\n", strings.Join(urls, ", "))
+	}
+	fmt.Fprintf(stdout, "  metrics:        %s (same API key)\n", srv.URL(server.PathMetrics))
 	fmt.Fprintln(stdout, "ready")
 	logger.Info("serving", "url", publicURL, "store", f.storeKind)
 

@@ -14,9 +14,9 @@ const module = "github.com/mockmdm/mockmdm/"
 // may import directly (a trailing "/" allows a whole subtree). Arrows point
 // inward only; docs/architecture.md explains the layers.
 var allowed = map[string][]string{
-	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "push", "push/mockapns", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "internal/", "scenario"},
+	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "push", "push/mockapns", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "webhook", "internal/", "scenario"},
 	"scenario":            {"server", "server/mdmtest", "api", "device", "device/fleet", "push/mockapns", "mdm", "store", "store/", "internal/"},
-	"server":              {"api", "api/handlers", "apps", "web", "checkin", "enroll", "ade", "push", "push/", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "internal/"},
+	"server":              {"api", "api/handlers", "apps", "web", "checkin", "enroll", "ade", "push", "push/", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "webhook", "metrics", "internal/"},
 	"api":                 {"mdm"},
 	"api/handlers":        {"api", "apps", "checkin", "certs", "profiles", "store", "mdm", "mdm/schema", "internal/"},
 	"checkin":             {"mdm", "mdm/schema", "certs", "store", "internal/"},
@@ -42,6 +42,8 @@ var allowed = map[string][]string{
 	"ade":                 {"certs", "store", "internal/"},
 	"web":                 {"api", "store", "mdm", "mdm/schema", "profiles", "certs", "internal/"},
 	"apps":                {"mdm", "mdm/schema", "profiles", "store", "internal/"},
+	"webhook":             {"store", "mdm", "internal/"},
+	"metrics":             {"store", "internal/"},
 }
 
 // TestImportRules holds the dependency rule over the non-test imports of
