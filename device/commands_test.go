@@ -78,7 +78,7 @@ func TestConnectAnswersCommands(t *testing.T) {
 		&mdm.ProfileList{ManagedOnly: true},
 		&mdm.RemoveProfile{Identifier: "com.example.inert"},
 		&mdm.RemoveProfile{Identifier: "com.example.nothing"},
-		&mdm.RemoveProfile{Identifier: enrollID},
+		&mdm.RemoveProfile{Identifier: enrollID + ".mdm"}, // a payload, not a profile
 		&mdm.InstalledApplicationList{},
 		&mdm.DeviceLock{Message: "Return to IT"},
 		&mdm.RestartDevice{},
@@ -158,8 +158,8 @@ func TestConnectAnswersCommands(t *testing.T) {
 	if c := status(ids[6], mdm.StatusError); c.ErrorChain[0].ErrorCode != ErrCodeProfileNotFound || c.ErrorChain[0].ErrorDomain != DomainProfile {
 		t.Errorf("RemoveProfile of an unknown profile: %+v", c.ErrorChain)
 	}
-	if c := status(ids[7], mdm.StatusError); c.ErrorChain[0].ErrorCode != ErrCodeProfileNotRemovable {
-		t.Errorf("RemoveProfile of the enrollment profile: %+v", c.ErrorChain)
+	if c := status(ids[7], mdm.StatusError); c.ErrorChain[0].ErrorCode != ErrCodeProfileNotFound {
+		t.Errorf("RemoveProfile of a payload identifier: %+v", c.ErrorChain)
 	}
 
 	apps := resultDict(t, status(ids[8], mdm.StatusAcknowledged).Result)["InstalledApplicationList"].([]any)
@@ -521,5 +521,33 @@ func TestHandlerRegistry(t *testing.T) {
 		if c := got[id]; c.Status != mdm.StatusError || c.ErrorChain[0].ErrorDomain != DomainDevice {
 			t.Errorf("%s: broken handler answered %+v", id, c)
 		}
+	}
+}
+
+// TestRemoveEnrollmentProfileUnenrolls: RemoveProfile of the enrollment
+// profile is how a server retires a device: it acknowledges, the session
+// ends, and the device checks out and drops its enrollment.
+func TestRemoveEnrollmentProfileUnenrolls(t *testing.T) {
+	f := newFakeMDM(t, false)
+	o := f.options()
+	o.CheckOutWhenRemoved = true
+	d := f.enrolled(o, WithModel(IPhone))
+	ids := f.enqueue(&mdm.RemoveProfile{Identifier: o.Identifier}, &mdm.SecurityInfo{})
+	res, err := d.Connect(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Commands) != 1 || res.Commands[0].CommandUUID != ids[0] || res.Commands[0].Status != mdm.StatusAcknowledged {
+		t.Fatalf("answered %+v, want only the RemoveProfile, acknowledged", res.Commands)
+	}
+	if !res.Unenrolled || d.IsEnrolled() {
+		t.Fatalf("Unenrolled %v, still enrolled %v", res.Unenrolled, d.IsEnrolled())
+	}
+	cs := f.checkinsSnapshot()
+	if last := cs[len(cs)-1]; last.msg.Type() != mdm.MessageCheckOut {
+		t.Errorf("last check-in %s, want CheckOut", last.msg.Type())
+	}
+	if _, err := d.Connect(ctx(t)); !errors.Is(err, ErrNotEnrolled) {
+		t.Errorf("Connect after retirement: %v, want ErrNotEnrolled", err)
 	}
 }

@@ -34,8 +34,9 @@ type ConnectResult struct {
 	Reoffered []string
 	// Erased is set when an EraseDevice command wiped the device.
 	Erased bool
-	// Unenrolled is set when the server's answer made the device drop its
-	// enrollment (HTTP 401, or 403 com.apple.unrecognized.device).
+	// Unenrolled is set when the server made the device drop its enrollment
+	// (HTTP 401, 403 com.apple.unrecognized.device, or RemoveProfile of the
+	// enrollment profile).
 	Unenrolled bool
 }
 
@@ -90,6 +91,7 @@ func (d *Device) Connect(ctx context.Context) (*ConnectResult, error) {
 			// the server answers no longer matters.
 			d.mu.RLock()
 			res.Erased = d.st.erasures > erasures
+			res.Unenrolled = !res.Erased && d.st.enrollment == nil
 			d.mu.RUnlock()
 			return res, err
 		}

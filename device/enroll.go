@@ -128,6 +128,11 @@ func (d *Device) checkin(ctx context.Context, m *profiles.MDMPayload, id *identi
 func (d *Device) Unenroll(ctx context.Context) error {
 	d.op.Lock()
 	defer d.op.Unlock()
+	return d.unenroll(ctx, "the user removed the MDM profile")
+}
+
+// unenroll is Unenroll without the operation lock, for callers that hold it.
+func (d *Device) unenroll(ctx context.Context, why string) error {
 	d.mu.RLock()
 	e := d.st.enrollment
 	d.mu.RUnlock()
@@ -147,7 +152,7 @@ func (d *Device) Unenroll(ctx context.Context) error {
 	d.st.dropEnrollment()
 	d.dropPushStreamLocked()
 	d.mu.Unlock()
-	d.log.Info("unenrolled", "profile", e.profileID)
+	d.log.Info("unenrolled", "profile", e.profileID, "why", why)
 	return nil
 }
 

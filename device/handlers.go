@@ -256,10 +256,13 @@ func handleInstallProfile(ctx context.Context, d *Device, cmd *Command) Response
 	return Failed(ChainItem(DomainInstallation, ErrCodeInstallFailed, "The profile could not be installed."), detail("%v", err))
 }
 
-// handleRemoveProfile removes a profile the server installed. The
-// enrollment profile and profiles the user installed are not the server's
-// to remove.
-func handleRemoveProfile(_ context.Context, d *Device, cmd *Command) Response {
+// handleRemoveProfile removes a profile the server installed. Removing the
+// enrollment profile itself unenrolls the device — the way an MDM server
+// retires a device (MicroMDM documents it as its unenroll): the device
+// acknowledges, ends the session, removes every profile the server
+// installed and, when the profile says CheckOutWhenRemoved, sends CheckOut.
+// Profiles the user installed are not the server's to remove.
+func handleRemoveProfile(ctx context.Context, d *Device, cmd *Command) Response {
 	id, err := optString(cmd.Params, "Identifier")
 	if err != nil || id == "" {
 		return formatError("Identifier must be the PayloadIdentifier of the profile to remove")
@@ -272,8 +275,12 @@ func handleRemoveProfile(_ context.Context, d *Device, cmd *Command) Response {
 		return Failed(ChainItem(DomainProfile, ErrCodeProfileNotFound, "The profile is not installed."),
 			detail("no installed profile has PayloadIdentifier %q", id))
 	case p.Enrollment:
-		return Failed(ChainItem(DomainProfile, ErrCodeProfileNotRemovable, "The profile cannot be removed by the MDM server."),
-			detail("%q is the MDM enrollment profile; the user removes it, or the server unenrolls the device", id))
+		r := Acknowledged(nil)
+		r.EndSession = true
+		// After the acknowledgement is sent; Connect holds the operation
+		// lock, so this is the lock-free half of Unenroll.
+		r.AfterSend = func() { d.unenroll(context.WithoutCancel(ctx), "the server removed the enrollment profile") }
+		return r
 	case !p.Managed:
 		return Failed(ChainItem(DomainProfile, ErrCodeProfileNotRemovable, "The profile cannot be removed by the MDM server."),
 			detail("%q was installed by the user, not by this MDM server", id))

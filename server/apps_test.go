@@ -247,6 +247,15 @@ func TestAppsLicensingScenario(t *testing.T) {
 	if got := byod.Enrollment().ProfileIdentifier; got != ret.ProfileIdentifier {
 		t.Errorf("retire removes %q; the device's enrollment profile is %q", ret.ProfileIdentifier, got)
 	}
+	// The device carries it out: it acknowledges, removes its MDM profile
+	// and checks out.
+	cres, err := byod.Connect(ctx)
+	if err != nil || !cres.Unenrolled || byod.IsEnrolled() {
+		t.Fatalf("retirement on the device: %+v, %v; still enrolled %v", cres, err, byod.IsEnrolled())
+	}
+	if e, _ := s.Store().GetEnrollment(ctx, ueID); !e.CheckedOut {
+		t.Errorf("the retired User Enrollment did not check out: %+v", e)
+	}
 }
 
 // runCommand queues a raw command for id, lets dev answer, and returns the
