@@ -1,17 +1,16 @@
 package enroll
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
-	"github.com/micromdm/plist"
-	"go.mozilla.org/pkcs7"
+	"github.com/mockmdm/mockmdm/certs"
+	"github.com/mockmdm/mockmdm/mdm"
 )
 
 // Account-driven enrollment (PROTOCOL.md §6): discovery at the user's
@@ -248,57 +247,21 @@ func (a *accountDriven) signIn(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, CallbackURL+"?access-token="+url.QueryEscape(sess.Token), http.StatusFound)
 }
 
-// machineInfo is the part of the device's MachineInfo we read. A User
-// Enrollment leaves out UDID and SERIAL. (mdm.MachineInfo, being written
-// in another branch, should replace this.)
-type machineInfo struct {
-	UDID      string `plist:"UDID"`
-	Serial    string `plist:"SERIAL"`
-	Product   string `plist:"PRODUCT"`
-	Version   string `plist:"VERSION"`
-	OSVersion string `plist:"OS_VERSION"`
-	Language  string `plist:"LANGUAGE"`
-	Raw       []byte `plist:"-"`
-}
+// userEnrollmentMachineInfo verifies the signature only: account-driven
+// devices sign with their own identity, which no test root vouches for.
+var userEnrollmentMachineInfo = certs.NewAppleDeviceVerifier(certs.VerifySignature, nil, time.Now)
 
 // decodeMachineInfo reads the CMS SignedData (content attached) that an
-// account-driven enrollment POSTs: the signature must verify over the
-// content (the signer is the device's own key, which we cannot chain), and
-// the content must be a plist dictionary naming at least the PRODUCT.
-func decodeMachineInfo(body []byte) (*machineInfo, error) {
-	if len(body) == 0 {
-		return nil, invalid("the enrollment request has no body: POST the CMS-signed MachineInfo plist")
-	}
-	p7, err := parsePKCS7(body)
+// account-driven device posts: a User Enrollment's MachineInfo, without
+// UDID or SERIAL, whose signature must verify.
+func decodeMachineInfo(body []byte) (*mdm.MachineInfo, error) {
+	mi, err := mdm.ParseSignedUserEnrollmentMachineInfo(body)
 	if err != nil {
-		return nil, invalid("the enrollment request body is not CMS SignedData (the signed MachineInfo): %v", err)
+		return nil, invalid("the enrollment request body is not a signed User Enrollment MachineInfo: %v", err)
 	}
-	if len(p7.Content) == 0 {
-		return nil, invalid("the signed MachineInfo has no content (a detached signature?): sign with the plist attached")
-	}
-	if len(p7.Signers) == 0 || len(p7.Certificates) == 0 {
-		return nil, invalid("the MachineInfo is not signed: it needs a signer and its certificate")
-	}
-	if err := p7.Verify(); err != nil {
+	if _, err := userEnrollmentMachineInfo.Verify(body); err != nil {
 		return nil, invalid("the MachineInfo signature does not verify: %v", err)
 	}
-	var mi machineInfo
-	if err := plist.NewDecoder(bytes.NewReader(p7.Content)).Decode(&mi); err != nil {
-		return nil, invalid("the signed MachineInfo is not a plist dictionary of strings: %v", err)
-	}
-	if mi.Product == "" {
-		return nil, invalid("the MachineInfo has no PRODUCT (such as iPhone14,2)")
-	}
-	mi.Raw = p7.Content
-	return &mi, nil
+	return mi, nil
 }
 
-// parsePKCS7 is pkcs7.Parse, turning a panic on hostile DER into an error.
-func parsePKCS7(b []byte) (p7 *pkcs7.PKCS7, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			p7, err = nil, errors.New("malformed CMS structure")
-		}
-	}()
-	return pkcs7.Parse(b)
-}

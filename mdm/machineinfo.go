@@ -59,7 +59,17 @@ var ErrMachineInfoNotSigned = errors.New("MachineInfo is not a CMS SignedData")
 // ParseMachineInfo decodes a MachineInfo plist and checks its required keys
 // (UDID, SERIAL, PRODUCT, VERSION). OS_VERSION is required by Apple from
 // iOS 17 / macOS 14 only, so it is not required here.
-func ParseMachineInfo(raw []byte) (*MachineInfo, error) {
+func ParseMachineInfo(raw []byte) (*MachineInfo, error) { return parseMachineInfo(raw, false) }
+
+// ParseUserEnrollmentMachineInfo decodes the MachineInfo of a User
+// Enrollment (account-driven): UDID and SERIAL are forbidden there
+// (apple-schema other/machineinfo.yaml, userenrollment mode forbidden), so
+// it requires PRODUCT and VERSION and refuses device identifiers.
+func ParseUserEnrollmentMachineInfo(raw []byte) (*MachineInfo, error) {
+	return parseMachineInfo(raw, true)
+}
+
+func parseMachineInfo(raw []byte, userEnrollment bool) (*MachineInfo, error) {
 	if len(raw) == 0 {
 		return nil, parseErrorf("", "MachineInfo is empty")
 	}
@@ -73,7 +83,16 @@ func ParseMachineInfo(raw []byte) (*MachineInfo, error) {
 	if err := plist.Unmarshal(raw, &m); err != nil {
 		return nil, &ParseError{Reason: "MachineInfo is not a plist dictionary with Apple's MachineInfo keys", Err: err}
 	}
-	for _, f := range []struct{ key, val string }{{"UDID", m.UDID}, {"SERIAL", m.Serial}, {"PRODUCT", m.Product}, {"VERSION", m.Version}} {
+	required := []struct{ key, val string }{{"UDID", m.UDID}, {"SERIAL", m.Serial}, {"PRODUCT", m.Product}, {"VERSION", m.Version}}
+	if userEnrollment {
+		for _, f := range required[:2] {
+			if f.val != "" {
+				return nil, parseErrorf(f.key, "a User Enrollment's MachineInfo must not carry %s (forbidden for User Enrollment in Apple's MachineInfo schema)", f.key)
+			}
+		}
+		required = required[2:]
+	}
+	for _, f := range required {
 		if strings.TrimSpace(f.val) == "" {
 			return nil, parseErrorf(f.key, "required MachineInfo key is missing or empty")
 		}
@@ -85,7 +104,15 @@ func ParseMachineInfo(raw []byte) (*MachineInfo, error) {
 // ParseSignedMachineInfo decodes the DER CMS SignedData a device posts and
 // the MachineInfo plist attached to it. It does not verify the signature:
 // that is the verifier's job, whose mode may be off.
-func ParseSignedMachineInfo(der []byte) (*MachineInfo, error) {
+func ParseSignedMachineInfo(der []byte) (*MachineInfo, error) { return parseSigned(der, false) }
+
+// ParseSignedUserEnrollmentMachineInfo is ParseSignedMachineInfo for a
+// User Enrollment (no UDID or SERIAL).
+func ParseSignedUserEnrollmentMachineInfo(der []byte) (*MachineInfo, error) {
+	return parseSigned(der, true)
+}
+
+func parseSigned(der []byte, userEnrollment bool) (*MachineInfo, error) {
 	if len(der) == 0 {
 		return nil, &ParseError{Reason: "the body is empty: POST the CMS-signed MachineInfo (application/pkcs7-signature)", Err: ErrMachineInfoNotSigned}
 	}
@@ -99,7 +126,7 @@ func ParseSignedMachineInfo(der []byte) (*MachineInfo, error) {
 	if len(p7.Content) == 0 {
 		return nil, &ParseError{Reason: "the CMS SignedData carries no content: MachineInfo must be attached, not detached", Err: ErrMachineInfoNotSigned}
 	}
-	m, err := ParseMachineInfo(p7.Content)
+	m, err := parseMachineInfo(p7.Content, userEnrollment)
 	if err != nil {
 		return nil, err
 	}

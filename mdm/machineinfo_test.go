@@ -101,3 +101,20 @@ func FuzzParseSignedMachineInfo(f *testing.F) {
 		_, _ = mdm.ParseMachineInfoHeader(base64.StdEncoding.EncodeToString(b))
 	})
 }
+
+// TestUserEnrollmentMachineInfo: a User Enrollment's MachineInfo carries no
+// UDID or SERIAL (forbidden there by Apple's schema), and one that does is
+// refused by name; the device-enrollment parser requires both.
+func TestUserEnrollmentMachineInfo(t *testing.T) {
+	ue := []byte(`<plist version="1.0"><dict><key>PRODUCT</key><string>iPhone14,2</string><key>VERSION</key><string>22B83</string></dict></plist>`)
+	if m, err := mdm.ParseUserEnrollmentMachineInfo(ue); err != nil || m.Product != "iPhone14,2" {
+		t.Fatalf("User Enrollment MachineInfo: %+v, %v", m, err)
+	}
+	if _, err := mdm.ParseMachineInfo(ue); err == nil || !strings.Contains(err.Error(), "UDID") {
+		t.Errorf("device MachineInfo without UDID: %v", err)
+	}
+	withUDID := []byte(`<plist version="1.0"><dict><key>UDID</key><string>x</string><key>PRODUCT</key><string>iPhone14,2</string><key>VERSION</key><string>22B83</string></dict></plist>`)
+	if _, err := mdm.ParseUserEnrollmentMachineInfo(withUDID); err == nil || !strings.Contains(err.Error(), "forbidden for User Enrollment") {
+		t.Errorf("User Enrollment MachineInfo with a UDID: %v", err)
+	}
+}
