@@ -264,4 +264,3 @@ func decodeMachineInfo(body []byte) (*mdm.MachineInfo, error) {
 	}
 	return mi, nil
 }
-

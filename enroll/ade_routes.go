@@ -6,7 +6,6 @@ import (
 	"github.com/mockmdm/mockmdm/profiles"
 )
 
-
 // Routes are the public, device-facing ADE endpoints: the DEP profile's url
 // and configuration_web_url.
 func (a *ADE) Routes() []Route {
