@@ -217,6 +217,11 @@ Settings → General → About → Certificate Trust Settings → turn on full t
 <li><a class="button" href="{{.Enroll}}">2. Download the enrollment profile</a><br>
 Then Settings → Profile Downloaded → Install.</li>
 </ol>
+<p>Other ways to enroll: the <a href="/portal">Company Portal</a> (sign in with an organisation account:
+User Enrollment or device enrollment, as your enrollment type profile says) and
+<a href="/enroll/web">web-based device enrollment</a>.</p>
+<p>For the tester: the <a href="/dashboard">dashboard</a> (log in with the API key),
+the <a href="/dashboard/enroll">enrollment page with a QR code</a>.</p>
 <p>Push topic: <code>{{.Topic}}</code>. The REST API is under <code>/v1</code> and needs the API key printed at start-up.</p>
 </body></html>
 `))

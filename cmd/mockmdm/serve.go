@@ -282,6 +282,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	fmt.Fprintf(stdout, "  enrollment URL: %s\n", srv.URL(server.PathEnroll))
 	fmt.Fprintf(stdout, "  CA download:    %s\n", srv.URL(server.PathCA))
+	fmt.Fprintf(stdout, "  dashboard:      %s (log in with the API key)\n", srv.URL("/dashboard"))
+	fmt.Fprintf(stdout, "  Company Portal: %s (BYOD; web-based enrollment: %s)\n", srv.URL("/portal"), srv.URL("/enroll/web"))
+	fmt.Fprintf(stdout, "  ADE API:        %s (point a DEP client here; token certificate: %s)\n", srv.URL(""), srv.URL("/v1/ade/token-certificate"))
 	fmt.Fprintf(stdout, "  API:            %s (header \"Authorization: Bearer <key>\")\n", srv.URL("/v1"))
 	fmt.Fprintf(stdout, "  API key:        %s\n", pki.APIKey)
 	fmt.Fprintf(stdout, "  push topic:     %s\n", srv.Topic())
