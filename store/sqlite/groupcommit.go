@@ -22,7 +22,9 @@ const maxGroup = 64
 var errStoreClosed = errors.New("sqlite: store closed")
 
 type writeOp struct {
-	fn   func(x execer) error
+	fn func(x execer) error
+	// done receives the outcome; nil for an operation nobody waits for
+	// (last-seen times), whose failure is logged instead.
 	done chan error
 	// single: fn runs one statement, so alone it needs no explicit
 	// transaction (SQLite commits it by itself, a BEGIN … COMMIT cheaper).
@@ -107,7 +109,7 @@ func (s *Store) groupWriter() {
 func (s *Store) runGroup(group []*writeOp) {
 	ctx := context.Background()
 	if len(group) == 1 && group[0].single {
-		group[0].done <- group[0].fn(autoExecer{})
+		s.finish(group[0], group[0].fn(autoExecer{}))
 		return
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -120,17 +122,28 @@ func (s *Store) runGroup(group []*writeOp) {
 	})
 	if err == nil {
 		for _, op := range group {
-			op.done <- nil
+			s.finish(op, nil)
 		}
 		return
 	}
 	if !errors.Is(err, errGroupMember) && len(group) == 1 {
-		group[0].done <- err
+		s.finish(group[0], err)
 		return
 	}
 	for _, op := range group {
-		op.done <- s.inTx(ctx, func(tx *sql.Tx) error { return op.fn(txExecer{tx}) })
+		s.finish(op, s.inTx(ctx, func(tx *sql.Tx) error { return op.fn(txExecer{tx}) }))
 	}
 }
 
 var errGroupMember = fmt.Errorf("sqlite: a write of the group failed")
+
+// finish hands the outcome to whoever waits for the operation.
+func (s *Store) finish(op *writeOp, err error) {
+	if op.done != nil {
+		op.done <- err
+		return
+	}
+	if err != nil {
+		s.log.Error("sqlite: a write nobody waits for failed", "err", err)
+	}
+}

@@ -45,7 +45,7 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs .
 	if err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.StmtContext(ctx, s.insertCommand).ExecContext(ctx, cmd.UUID, cmd.RequestType, blob(cmd.Raw), createdN)
 		if err != nil {
 			return fmt.Errorf("sqlite: enqueue %s: %w", cmd.UUID, err)
@@ -79,13 +79,31 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs .
 		}
 		return nil
 	})
+	if err == nil {
+		s.hot.enqueued(enrollmentIDs)
+	}
+	return err
 }
 
 // NextCommand returns the oldest command for id that is Pending, or also
 // NotNow when skipNotNow is false; ErrNotFound when there is none.
+//
+// An enrollment whose queue was found empty is remembered as such until a
+// command is enqueued for it (hot.go): the Idle of an idle device costs no
+// query.
 func (s *Store) NextCommand(ctx context.Context, id string, skipNotNow bool) (*store.QueueItem, error) {
+	if s.isClosed() {
+		return nil, errStoreClosed
+	}
+	empty, gen := s.hot.queueEmpty(id)
+	if empty {
+		return nil, noCommand(id)
+	}
 	it, err := scanItem(s.nextCommand.QueryRowContext(ctx, id, skipNotNow))
 	if errors.Is(err, sql.ErrNoRows) {
+		if !skipNotNow { // no Pending and no NotNow item: nothing open at all
+			s.hot.markEmpty(id, gen)
+		}
 		return nil, noCommand(id)
 	}
 	if err != nil {

@@ -20,11 +20,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -79,6 +81,13 @@ type Store struct {
 	opsMu      sync.RWMutex
 	opsClosed  bool
 	writerDone chan struct{}
+
+	// What every request repeats, remembered (hot.go); seenQueued is set
+	// while a last-seen write waits in the group queue.
+	hot        *hot
+	seenQueued atomic.Bool
+	// lock holds the database's exclusive lock (lock_unix.go).
+	lock *os.File
 }
 
 var _ store.Store = (*Store)(nil)
@@ -127,9 +136,15 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	s := &Store{w: w, log: o.log}
+	lock, err := lockDatabase(path)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	s := &Store{w: w, log: o.log, hot: newHot(), lock: lock}
 	if err := s.init(ctx, path); err != nil {
 		w.Close()
+		unlockDatabase(lock)
 		return nil, err
 	}
 
@@ -292,6 +307,9 @@ func (s *Store) Close() error {
 			s.stopGroupCommit()
 		}
 		var errs []error
+		if s.hot != nil {
+			errs = append(errs, s.flushSeenNow(context.Background()))
+		}
 		for _, st := range []*sql.Stmt{s.getEnrollment, s.byCertHash, s.touchEnrollment, s.nextCommand,
 			s.saveResult, s.appendTranscript, s.insertCommand, s.insertQueueItem} {
 			if st != nil {
@@ -304,6 +322,7 @@ func (s *Store) Close() error {
 			errs = append(errs, s.r.Close())
 		}
 		errs = append(errs, s.w.Close())
+		unlockDatabase(s.lock)
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
@@ -313,7 +332,7 @@ func (s *Store) Close() error {
 // counting (AUTOINCREMENT remembers it), so a client polling with afterSeq
 // does not miss what comes next.
 func (s *Store) Reset(ctx context.Context) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, table := range []string{"queue", "commands", "enrollments", "transcript", "challenges", "documents"} {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table); err != nil {
 				return fmt.Errorf("sqlite: reset %s: %w", table, err)
@@ -321,6 +340,8 @@ func (s *Store) Reset(ctx context.Context) error {
 		}
 		return nil
 	})
+	s.hot.reset() // whether or not it committed: the next reads go to the file
+	return err
 }
 
 // inTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it if fn

@@ -39,67 +39,85 @@ func TestDurability(t *testing.T) {
 	})
 }
 
-// TestSecondOpenSeesData opens the same file twice at once (as two
-// processes would) and checks that each sees what the other committed, and
-// that writers from both take turns without losing anything.
-func TestSecondOpenSeesData(t *testing.T) {
+// TestSecondOpenRefused: a Store remembers what it wrote (hot.go), which
+// holds only while no other process writes its file, so a second Open of
+// the same file is refused with a message naming the cause — and succeeds,
+// seeing everything, once the first is closed.
+func TestSecondOpenRefused(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "shared.db")
-	a := openT(t, path)
+	a, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := a.PutEnrollment(ctx, &store.Enrollment{ID: "e1", Type: "Device", PushToken: []byte{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.TouchEnrollment(ctx, "e1", time.Unix(1_900_000_000, 0)); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Enqueue(ctx, &store.Command{UUID: "A1", RequestType: "ProfileList", Raw: []byte("raw")}, "e1"); err != nil {
 		t.Fatal(err)
 	}
-	b := openT(t, path)
-	e, err := b.GetEnrollment(ctx, "e1")
-	if err != nil || string(e.PushToken) != "\x01\x02\x03" {
-		t.Fatalf("second Open: GetEnrollment = %+v, %v", e, err)
+	if b, err := Open(ctx, path); err == nil || !strings.Contains(err.Error(), "in use by another mockmdm") {
+		if b != nil {
+			b.Close()
+		}
+		t.Fatalf("second Open while the first is open: %v, want a refusal", err)
 	}
-	if it, err := b.NextCommand(ctx, "e1", false); err != nil || it.CommandUUID != "A1" || string(it.Command) != "raw" {
-		t.Fatalf("second Open: NextCommand = %+v, %v", it, err)
-	}
-	if err := b.SaveResult(ctx, "e1", "A1", store.CommandAcknowledged, []byte("ack"), time.Now()); err != nil {
+	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	items, err := a.CommandItems(ctx, "A1")
-	if err != nil || len(items) != 1 || items[0].Status != store.CommandAcknowledged {
-		t.Fatalf("first store does not see the second's answer: %+v, %v", items, err)
+	b := openT(t, path)
+	e, err := b.GetEnrollment(ctx, "e1")
+	if err != nil || string(e.PushToken) != "\x01\x02\x03" || e.LastSeen.Unix() != 1_900_000_000 {
+		t.Fatalf("after the first closed: GetEnrollment = %+v, %v (the written-behind last-seen time must be on disk)", e, err)
 	}
+	if it, err := b.NextCommand(ctx, "e1", false); err != nil || it.CommandUUID != "A1" || string(it.Command) != "raw" {
+		t.Fatalf("after the first closed: NextCommand = %+v, %v", it, err)
+	}
+}
 
-	// Both write at once: busy_timeout and BEGIN IMMEDIATE make them wait
-	// for each other instead of failing.
-	const n = 20
+// TestEmptyQueueMarkNeverHidesACommand races NextCommand against Enqueue:
+// once Enqueue has returned, the next NextCommand must find the command,
+// however the "queue is empty" mark of hot.go was set meanwhile.
+func TestEmptyQueueMarkNeverHidesACommand(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "race.db"))
+	if err := s.PutEnrollment(ctx, &store.Enrollment{ID: "e1", Type: "Device"}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	errs := make(chan error, 2*n)
-	for i, s := range []*Store{a, b} {
+	for range 3 {
 		wg.Go(func() {
-			for j := range n {
-				if err := s.Enqueue(ctx, &store.Command{UUID: fmt.Sprintf("S%d-%02d", i, j)}, "e1"); err != nil {
-					errs <- err
-				}
-				if err := s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: "e1", Kind: "checkin"}); err != nil {
-					errs <- err
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					_, _ = s.NextCommand(ctx, "e1", false)
 				}
 			}
 		})
 	}
+	for i := range 200 {
+		uuid := fmt.Sprintf("C%03d", i)
+		if err := s.Enqueue(ctx, &store.Command{UUID: uuid, RequestType: "ProfileList"}, "e1"); err != nil {
+			t.Fatal(err)
+		}
+		it, err := s.NextCommand(ctx, "e1", false)
+		if err != nil || it.CommandUUID != uuid {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("after Enqueue(%s) returned, NextCommand = %+v, %v", uuid, it, err)
+		}
+		if err := s.SaveResult(ctx, "e1", uuid, store.CommandAcknowledged, nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	for _, s := range []*Store{a, b} {
-		items, err := s.QueueItems(ctx, "e1")
-		if err != nil || len(items) != 2*n {
-			t.Errorf("QueueItems = %d items, %v; want %d", len(items), err, 2*n)
-		}
-		tr, err := s.Transcript(ctx, "e1", 0, 0)
-		if err != nil || len(tr) != 2*n {
-			t.Errorf("Transcript = %d entries, %v; want %d", len(tr), err, 2*n)
-		}
-	}
 }
 
 func TestMigrationsIdempotent(t *testing.T) {

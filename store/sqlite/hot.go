@@ -1,0 +1,238 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+
+	"github.com/mockmdm/mockmdm/store"
+)
+
+// hot is what the Store remembers between requests so that the work every
+// device request repeats costs no query and no extra transaction: the
+// enrollment it authenticates against (read through, written through), the
+// fact that its queue is empty (the common Idle), and its last-seen time
+// (written behind, with the next group commit).
+//
+// It is correct because a Store is the only writer of its file: Open takes
+// an exclusive lock on the database (lock_unix.go), so no other process can
+// change what is remembered here.
+//
+// Last-seen times are the one thing written behind: a process killed with
+// kill -9 may lose the last second of them. Nothing acknowledged depends on
+// them — the command queue, results and transcript are written through.
+type hot struct {
+	mu sync.Mutex
+	// enrollments caches records by ID; gen counts enrollment writes, so a
+	// read that raced a write does not cache what it read.
+	enrollments map[string]*store.Enrollment
+	gen         uint64
+	// empty marks enrollments whose queue has no open item; qgen counts the
+	// committed enqueues per enrollment, so a NextCommand that raced one
+	// does not mark the queue empty.
+	empty map[string]bool
+	qgen  map[string]uint64
+	// seen holds last-seen times not written yet.
+	seen map[string]sql.NullInt64
+}
+
+// maxCachedEnrollments bounds the enrollment cache; past it the cache
+// starts over (a fleet larger than this pays the query again).
+const maxCachedEnrollments = 100_000
+
+func newHot() *hot {
+	return &hot{
+		enrollments: map[string]*store.Enrollment{},
+		empty:       map[string]bool{},
+		qgen:        map[string]uint64{},
+		seen:        map[string]sql.NullInt64{},
+	}
+}
+
+func (h *hot) reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.enrollments = map[string]*store.Enrollment{}
+	h.gen++
+	h.empty = map[string]bool{}
+	for id := range h.qgen {
+		h.qgen[id]++
+	}
+	h.seen = map[string]sql.NullInt64{}
+}
+
+func cloneEnrollment(e *store.Enrollment) *store.Enrollment {
+	c := *e
+	c.PushToken = cloneBytes(e.PushToken)
+	c.UnlockToken = cloneBytes(e.UnlockToken)
+	c.BootstrapToken = cloneBytes(e.BootstrapToken)
+	return &c
+}
+
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+// cached returns a copy of the cached record of id, or nil and the
+// generation to pass to remember after reading it from the database.
+func (h *hot) cached(id string) (*store.Enrollment, uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e, ok := h.enrollments[id]; ok {
+		return cloneEnrollment(e), h.gen
+	}
+	return nil, h.gen
+}
+
+// remember caches e (read from the database at generation gen) unless an
+// enrollment write happened since, and overlays a pending last-seen time.
+func (h *hot) remember(e *store.Enrollment, gen uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.overlaySeenLocked(e)
+	if h.gen != gen {
+		return
+	}
+	if len(h.enrollments) >= maxCachedEnrollments {
+		h.enrollments = map[string]*store.Enrollment{}
+	}
+	h.enrollments[e.ID] = cloneEnrollment(e)
+}
+
+// stored records an enrollment write that committed: the next read goes
+// to the file, so it returns the record exactly as stored (times in UTC).
+func (h *hot) stored(e *store.Enrollment) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.gen++
+	delete(h.seen, e.ID) // the write carried the record's own last-seen time
+	delete(h.enrollments, e.ID)
+}
+
+// overlaySeen applies pending last-seen times to records read from the
+// database.
+func (h *hot) overlaySeen(es ...*store.Enrollment) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range es {
+		h.overlaySeenLocked(e)
+	}
+}
+
+func (h *hot) overlaySeenLocked(e *store.Enrollment) {
+	if n, ok := h.seen[e.ID]; ok {
+		e.LastSeen = fromNanos(n)
+	}
+}
+
+// touch records a last-seen time to write behind.
+func (h *hot) touch(id string, n sql.NullInt64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seen[id] = n
+	if e, ok := h.enrollments[id]; ok {
+		e.LastSeen = fromNanos(n)
+	}
+}
+
+// takeSeen hands over the pending last-seen times.
+func (h *hot) takeSeen() map[string]sql.NullInt64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.seen) == 0 {
+		return nil
+	}
+	out := h.seen
+	h.seen = map[string]sql.NullInt64{}
+	return out
+}
+
+// queueEmpty reports whether id's queue is known to be empty, and the
+// enqueue generation to pass to markEmpty.
+func (h *hot) queueEmpty(id string) (bool, uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.empty[id], h.qgen[id]
+}
+
+// markEmpty remembers that id's queue had no open item, unless an enqueue
+// for it committed since generation gen.
+func (h *hot) markEmpty(id string, gen uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.qgen[id] == gen {
+		h.empty[id] = true
+	}
+}
+
+// enqueued records a committed enqueue for ids.
+func (h *hot) enqueued(ids []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		h.qgen[id]++
+		delete(h.empty, id)
+	}
+}
+
+// flushSeen writes the pending last-seen times with x (a group's
+// transaction, or alone). A record deleted meanwhile is simply not found.
+func (s *Store) flushSeen(x execer, seen map[string]sql.NullInt64) error {
+	for id, n := range seen {
+		if _, err := x.Exec(s.touchEnrollment, n, id); err != nil {
+			return fmt.Errorf("sqlite: write last-seen time of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// kickSeen asks the group writer to write pending last-seen times with its
+// next group, without waiting: nobody waits for a last-seen time.
+func (s *Store) kickSeen() {
+	s.opsMu.RLock()
+	defer s.opsMu.RUnlock()
+	if s.opsClosed || !s.seenQueued.CompareAndSwap(false, true) {
+		return
+	}
+	op := &writeOp{fn: s.seenOp(), done: nil}
+	select {
+	case s.ops <- op:
+	default:
+		s.seenQueued.Store(false) // a full queue: the next kick tries again
+	}
+}
+
+// seenOp is the group-commit operation that writes pending last-seen
+// times; it takes them when it first runs, so a retry writes the same.
+func (s *Store) seenOp() func(x execer) error {
+	var taken map[string]sql.NullInt64
+	var took bool
+	return func(x execer) error {
+		if !took {
+			s.seenQueued.Store(false)
+			taken, took = s.hot.takeSeen(), true
+		}
+		return s.flushSeen(x, taken)
+	}
+}
+
+// flushSeenNow writes what is pending, alone (Close).
+func (s *Store) flushSeenNow(ctx context.Context) error {
+	seen := s.hot.takeSeen()
+	if len(seen) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.flushSeen(txExecer{tx}, seen) })
+}
+
+// isClosed reports whether Close has begun: the remembered state must not
+// answer for a closed Store.
+func (s *Store) isClosed() bool {
+	s.opsMu.RLock()
+	defer s.opsMu.RUnlock()
+	return s.opsClosed
+}
