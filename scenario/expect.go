@@ -109,6 +109,9 @@ func (p *parser) expectStep(m map[string]kv, field string) (action, error) {
 			if err != nil {
 				return nil, err
 			}
+			if err := p.checkRefsTree(f.value, kf, 0); err != nil {
+				return nil, err
+			}
 			a.bodies = append(a.bodies, fieldWant{strings.TrimPrefix(k, "body."), v})
 		case k == "status":
 			if a.status, err = p.str(f.value, kf); err != nil {
@@ -126,10 +129,16 @@ func (p *parser) expectStep(m map[string]kv, field string) (action, error) {
 			if err != nil {
 				return nil, err
 			}
+			if err := p.checkRefsTree(f.value, kf, 0); err != nil {
+				return nil, err
+			}
 			a.results = append(a.results, fieldWant{strings.TrimPrefix(k, "result."), v})
 		case strings.HasPrefix(k, "enrollment."):
 			v, err := p.value(f.value, kf, 0)
 			if err != nil {
+				return nil, err
+			}
+			if err := p.checkRefsTree(f.value, kf, 0); err != nil {
 				return nil, err
 			}
 			a.fields = append(a.fields, fieldWant{strings.TrimPrefix(k, "enrollment."), v})
@@ -226,7 +235,7 @@ func (a *expectAction) run(ctx context.Context, r *run) error {
 			return err
 		}
 		for _, f := range a.bodies {
-			if err := compareAt(doc, f, a.response+".body"); err != nil {
+			if err := compareAt(doc, f, a.response+".body", r); err != nil {
 				return err
 			}
 		}
@@ -271,7 +280,7 @@ func (a *expectAction) run(ctx context.Context, r *run) error {
 			return err
 		}
 		for _, f := range a.fields {
-			if err := compareAt(doc, f, "enrollment"); err != nil {
+			if err := compareAt(doc, f, "enrollment", r); err != nil {
 				return err
 			}
 		}
@@ -362,7 +371,7 @@ func (a *expectAction) checkCommand(ctx context.Context, r *run) error {
 		if err := json.Unmarshal(res.Result, &doc); err != nil {
 			return fmt.Errorf("result of command %s is not JSON: %w", a.command, err)
 		}
-		if err := compareAt(doc, f, "result"); err != nil {
+		if err := compareAt(doc, f, "result", r); err != nil {
 			return err
 		}
 	}
@@ -428,7 +437,16 @@ func asJSON(v any) (any, error) {
 
 // compareAt follows a dotted path (a number indexes a list) into doc and
 // compares what is there with the expected value.
-func compareAt(doc any, f fieldWant, root string) error {
+// References (${ipad.serial}) in the expected value are expanded with r
+// (nil: none).
+func compareAt(doc any, f fieldWant, root string, r *run) error {
+	if r != nil {
+		w, err := r.expandTree(f.want)
+		if err != nil {
+			return err
+		}
+		f.want = w
+	}
 	cur := doc
 	walked := root
 	for _, part := range strings.Split(f.path, ".") {

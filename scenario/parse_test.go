@@ -162,7 +162,7 @@ func TestCompareAt(t *testing.T) {
 		{"list.9", "x", "is a list of 2"},
 		{"type.kind", "x", "with no field \"kind\""},
 	} {
-		err := compareAt(doc, fieldWant{tc.path, tc.want}, "enrollment")
+		err := compareAt(doc, fieldWant{tc.path, tc.want}, "enrollment", nil)
 		if tc.seen == "" {
 			if err != nil {
 				t.Errorf("%s: %v", tc.path, err)
