@@ -48,8 +48,9 @@ type SignIn struct {
 // ActivateOptions configure Activate.
 type ActivateOptions struct {
 	// AppleDeviceCA issues the device's mock Apple identity, which signs
-	// MachineInfo; nil sends the MachineInfo unsigned (a server in "off"
-	// mode accepts it, others refuse it).
+	// MachineInfo; nil signs with the identity SetAppleIdentity gave, or
+	// sends the MachineInfo unsigned (a server in "off" mode accepts it,
+	// others refuse it).
 	AppleDeviceCA *certs.AppleDeviceCA
 	// User answers the sign-in prompts; nil answers none.
 	User *SignIn
@@ -110,11 +111,19 @@ func (d *Device) MachineInfo() ([]byte, error) {
 }
 
 // SignedMachineInfo is the MachineInfo signed with a fresh identity from
-// the mock Apple device CA, as the device posts it.
+// the mock Apple device CA, as the device posts it; with no CA, it is
+// signed with the identity SetAppleIdentity gave, or left unsigned.
 func (d *Device) SignedMachineInfo(ca *certs.AppleDeviceCA) ([]byte, error) {
 	mi, err := d.MachineInfo()
-	if err != nil || ca == nil {
-		return mi, err
+	if err != nil {
+		return nil, err
+	}
+	if ca == nil {
+		// A ready-made identity (SetAppleIdentity), else unsigned.
+		if signed, ok, err := d.signWithAppleIdentity(mi); ok {
+			return signed, err
+		}
+		return mi, nil
 	}
 	cert, key, err := ca.IssueDevice(d.hw.SerialNumber, d.hw.UDID, 24*time.Hour)
 	if err != nil {

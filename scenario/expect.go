@@ -23,12 +23,14 @@ var (
 // enrollment.serial_number, result.QueryResponses.OSVersion…, so a field
 // the API gains later is assertable without a change here.
 var expectFields = []string{"command", "status", "within", "result.", "device", "enrollment.", "enrolled",
-	"profile_installed", "profile_absent", "transcript_contains", "queue_empty"}
+	"profile_installed", "profile_absent", "transcript_contains", "queue_empty", "response", "body."}
 
 // commandOnly and deviceOnly keys need a command or a device to be about.
 var (
 	commandOnly = []string{"status", "within", "result."}
 	deviceOnly  = []string{"enrollment.", "enrolled", "profile_installed", "profile_absent", "transcript_contains", "queue_empty"}
+	// responseOnly keys are about the answer of an api step (response: NAME).
+	responseOnly = []string{"body."}
 )
 
 // defaultWithin is how long a command assertion waits when it says not.
@@ -51,6 +53,8 @@ type expectAction struct {
 	absent     []string
 	transcript []string
 	queueEmpty *bool
+	response   string
+	bodies     []fieldWant
 }
 
 func (p *parser) expectStep(m map[string]kv, field string) (action, error) {
@@ -78,6 +82,14 @@ func (p *parser) expectStep(m map[string]kv, field string) (action, error) {
 			return nil, err
 		}
 	}
+	if f, ok := em["response"]; ok {
+		if a.response, err = p.name(f.value, join(field, "response")); err != nil {
+			return nil, err
+		}
+		if !p.responses[a.response] {
+			return nil, p.errf(deref(f.value), join(field, "response"), "no api step kept an answer as %q (name one with as:; named so far: %s)", a.response, known(p.responses))
+		}
+	}
 	for _, k := range order {
 		f := em[k]
 		kf := join(field, k)
@@ -87,8 +99,20 @@ func (p *parser) expectStep(m map[string]kv, field string) (action, error) {
 		if a.device == "" && allowedKey(deviceOnly, k) {
 			return nil, p.errf(f.key, kf, "is about a device: add device: NAME")
 		}
+		if a.response == "" && allowedKey(responseOnly, k) {
+			return nil, p.errf(f.key, kf, "is about the answer of an api step: add response: NAME (a name given with as:)")
+		}
 		switch {
-		case k == "command" || k == "device":
+		case k == "command" || k == "device" || k == "response":
+		case strings.HasPrefix(k, "body."):
+			v, err := p.value(f.value, kf, 0)
+			if err != nil {
+				return nil, err
+			}
+			if err := p.checkRefsTree(f.value, kf, 0); err != nil {
+				return nil, err
+			}
+			a.bodies = append(a.bodies, fieldWant{strings.TrimPrefix(k, "body."), v})
 		case k == "status":
 			if a.status, err = p.str(f.value, kf); err != nil {
 				return nil, err
@@ -105,10 +129,16 @@ func (p *parser) expectStep(m map[string]kv, field string) (action, error) {
 			if err != nil {
 				return nil, err
 			}
+			if err := p.checkRefsTree(f.value, kf, 0); err != nil {
+				return nil, err
+			}
 			a.results = append(a.results, fieldWant{strings.TrimPrefix(k, "result."), v})
 		case strings.HasPrefix(k, "enrollment."):
 			v, err := p.value(f.value, kf, 0)
 			if err != nil {
+				return nil, err
+			}
+			if err := p.checkRefsTree(f.value, kf, 0); err != nil {
 				return nil, err
 			}
 			a.fields = append(a.fields, fieldWant{strings.TrimPrefix(k, "enrollment."), v})
@@ -139,7 +169,10 @@ func (p *parser) expectStep(m map[string]kv, field string) (action, error) {
 	if a.command != "" && a.status == "" && len(a.results) == 0 {
 		return nil, p.errf(em["command"].key, join(field, "status"), "missing: what should command %q have come to? (status: Acknowledged, or result.PATH)", a.command)
 	}
-	if a.command == "" && len(order) == 1 {
+	if a.response != "" && len(a.bodies) == 0 {
+		return nil, p.errf(em["response"].key, field, "asserts nothing about answer %q (give body.PATH: VALUE)", a.response)
+	}
+	if a.command == "" && a.response == "" && len(order) == 1 {
 		return nil, p.errf(em["device"].key, field, "asserts nothing about device %q (give enrollment.FIELD, enrolled, profile_installed, profile_absent, transcript_contains or queue_empty)", a.device)
 	}
 	return a, nil
@@ -161,6 +194,13 @@ func (a *expectAction) summary() string {
 		parts = append(parts, s)
 	} else if a.device != "" {
 		parts = append(parts, "device "+a.device)
+	}
+	if a.response != "" {
+		s := "answer " + a.response
+		for _, f := range a.bodies {
+			s += fmt.Sprintf(", body.%s = %v", f.path, show(f.want))
+		}
+		parts = append(parts, s)
 	}
 	for _, f := range a.fields {
 		parts = append(parts, fmt.Sprintf("enrollment.%s = %v", f.path, show(f.want)))
@@ -187,6 +227,17 @@ func (a *expectAction) run(ctx context.Context, r *run) error {
 	if a.command != "" {
 		if err := a.checkCommand(ctx, r); err != nil {
 			return err
+		}
+	}
+	if a.response != "" {
+		doc, err := asJSON(r.responses[a.response].Body)
+		if err != nil {
+			return err
+		}
+		for _, f := range a.bodies {
+			if err := compareAt(doc, f, a.response+".body", r); err != nil {
+				return err
+			}
 		}
 	}
 	if a.device == "" {
@@ -229,7 +280,7 @@ func (a *expectAction) run(ctx context.Context, r *run) error {
 			return err
 		}
 		for _, f := range a.fields {
-			if err := compareAt(doc, f, "enrollment"); err != nil {
+			if err := compareAt(doc, f, "enrollment", r); err != nil {
 				return err
 			}
 		}
@@ -320,7 +371,7 @@ func (a *expectAction) checkCommand(ctx context.Context, r *run) error {
 		if err := json.Unmarshal(res.Result, &doc); err != nil {
 			return fmt.Errorf("result of command %s is not JSON: %w", a.command, err)
 		}
-		if err := compareAt(doc, f, "result"); err != nil {
+		if err := compareAt(doc, f, "result", r); err != nil {
 			return err
 		}
 	}
@@ -386,7 +437,16 @@ func asJSON(v any) (any, error) {
 
 // compareAt follows a dotted path (a number indexes a list) into doc and
 // compares what is there with the expected value.
-func compareAt(doc any, f fieldWant, root string) error {
+// References (${ipad.serial}) in the expected value are expanded with r
+// (nil: none).
+func compareAt(doc any, f fieldWant, root string, r *run) error {
+	if r != nil {
+		w, err := r.expandTree(f.want)
+		if err != nil {
+			return err
+		}
+		f.want = w
+	}
 	cur := doc
 	walked := root
 	for _, part := range strings.Split(f.path, ".") {

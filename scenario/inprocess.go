@@ -71,6 +71,9 @@ func InProcess(sc *Scenario, log *slog.Logger) (*Target, func(), error) {
 		APNsURL: "http://mockmdm.test" + server.PathAPNs,
 		APNs:    mockapns.DialOptions{Conn: srv.MockAPNs().DialInProcess},
 		Now:     now,
+		// The runner shares the process with the server, so ADE devices
+		// sign with identities from its own mock Apple device CA.
+		AppleDeviceCA: p.AppleDeviceCA,
 	}
 	return t, func() { srv.Close(); st.Close() }, nil
 }

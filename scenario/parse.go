@@ -80,7 +80,9 @@ type parser struct {
 	devices  map[string]bool
 	commands map[string]bool
 	faults   map[string]bool
-	nDevices int
+	// responses are the as: names of api steps.
+	responses map[string]bool
+	nDevices  int
 }
 
 func (p *parser) errf(n *yaml.Node, field, format string, args ...any) *Error {
@@ -399,7 +401,7 @@ func (p *parser) scenario(doc *yaml.Node) (*Scenario, error) {
 	if len(steps.Content) > maxSteps {
 		return nil, p.errf(steps, "steps", "%d steps; at most %d", len(steps.Content), maxSteps)
 	}
-	p.devices, p.commands, p.faults = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	p.devices, p.commands, p.faults, p.responses = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for i, n := range steps.Content {
 		st, err := p.step(n, i+1)
 		if err != nil {
@@ -473,6 +475,10 @@ func (p *parser) step(n *yaml.Node, index int) (Step, error) {
 		st.action, err = p.behaviourStep(m, field)
 	case KindExpect:
 		st.action, err = p.expectStep(m, field)
+	case KindAPI:
+		st.action, err = p.apiStep(m, field)
+	case KindRegister:
+		st.action, err = p.registerStep(m, field)
 	}
 	return st, err
 }

@@ -162,7 +162,7 @@ func TestCompareAt(t *testing.T) {
 		{"list.9", "x", "is a list of 2"},
 		{"type.kind", "x", "with no field \"kind\""},
 	} {
-		err := compareAt(doc, fieldWant{tc.path, tc.want}, "enrollment")
+		err := compareAt(doc, fieldWant{tc.path, tc.want}, "enrollment", nil)
 		if tc.seen == "" {
 			if err != nil {
 				t.Errorf("%s: %v", tc.path, err)
@@ -206,6 +206,9 @@ func FuzzParse(f *testing.F) {
 		"name: n\nseed: 2\nclock: 2026-01-01T00:00:00Z\nsteps:\n  - device: a\n    behaviours: {not_now: {'*': 1}, delay: {X: 1s}, fail: {Y: {code: 1}}}\n",
 		"name: n\nsteps:\n  - device: a\n  - command: {RequestType: DeviceInformation, Queries: [A]}\n    devices: [a]\n    as: c\n  - expect: {command: c, status: NotNow, result.a.0: 1.5}\n",
 		"name: n\nsteps:\n  - fault: {action: status, status: 503, times: 2}\n    as: f\n  - fault: {clear: f}\n  - fault: clear\n",
+		"name: n\nsteps:\n  - device: a\n  - api: PUT /v1/x/${a.serial}\n    body: {s: ['${a.udid}']}\n    as: r\n  - expect: {response: r, body.s.0: '${r.status}'}\n",
+		"name: n\nsteps:\n  - device: a\n  - enroll: a\n    path: company-portal\n    with: {user: u, password: p, ownership: personal, scope: work}\n  - register: a\n    with: {user: u, password: p}\n    error: 401\n",
+		"name: n\nsteps:\n  - api: POST /v1/ade/tokens\n    raw: x\n    content_type: text/plain\n  - api: PUT /v1/directory\n    yaml: 'users: []'\n",
 		"a: &a [x]\nb: [*a, *a]\n",
 		"--- \n---\nname: x\n",
 		"name: [\n",

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/mockmdm/mockmdm/api"
+	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/device"
 )
 
@@ -25,6 +26,28 @@ type PathEnv struct {
 	// path can take what it needs (a user, an ownership) without a change
 	// to the scenario format.
 	Params map[string]string
+	// APIKey is the REST API's key, for set-up calls a path makes.
+	APIKey string
+	// BaseURL is the server's base URL (https://host:port), where its
+	// device-facing programs (ADE activation, Company Portal, web and
+	// account-driven enrollment) live.
+	BaseURL string
+	// AppleDeviceCA is the server's mock Apple device CA when the runner
+	// holds it (an in-process server); nil against a running server, where
+	// the ADE path asks the server for a device identity instead.
+	AppleDeviceCA *certs.AppleDeviceCA
+}
+
+// Param is one "with:" parameter a path declares: the parser refuses an
+// unknown one, a missing required one and a value outside Values, with the
+// file and line, before anything runs.
+type Param struct {
+	Name     string
+	Required bool
+	// Values, when set, are the only values allowed.
+	Values []string
+	// Doc says what the parameter does (shown in listings and docs).
+	Doc string
 }
 
 // PathFunc enrolls env.Device and returns the enrollment ID the server
@@ -33,15 +56,42 @@ type PathEnv struct {
 // against an HTTP status, so keep a *device.ServerError in the chain.
 type PathFunc func(ctx context.Context, env *PathEnv) (enrollmentID string, err error)
 
+type pathEntry struct {
+	fn PathFunc
+	// params are the declared parameters; declared false means the path
+	// takes any (RegisterPath).
+	params   []Param
+	declared bool
+}
+
 var (
 	pathsMu sync.RWMutex
-	paths   = map[string]PathFunc{}
+	paths   = map[string]pathEntry{}
 )
 
 // RegisterPath makes an enrollment path available to enroll steps under
 // name. Paths are registered at init time; registering a name twice, an
 // empty name or a nil function panics, as it is a programming mistake.
 func RegisterPath(name string, fn PathFunc) {
+	register(name, fn, nil, false)
+}
+
+// RegisterPathParams is RegisterPath for a path that declares its "with:"
+// parameters, so that a misspelt or missing one is a parse error naming
+// the file and line rather than a surprise halfway through a run. A nil
+// list declares that the path takes none.
+func RegisterPathParams(name string, params []Param, fn PathFunc) {
+	seen := map[string]bool{}
+	for _, p := range params {
+		if p.Name == "" || seen[p.Name] {
+			panic("scenario: enrollment path " + name + " declares an empty or repeated parameter")
+		}
+		seen[p.Name] = true
+	}
+	register(name, fn, params, true)
+}
+
+func register(name string, fn PathFunc, params []Param, declared bool) {
 	if name == "" || fn == nil {
 		panic("scenario: RegisterPath needs a name and a function")
 	}
@@ -50,7 +100,19 @@ func RegisterPath(name string, fn PathFunc) {
 	if _, dup := paths[name]; dup {
 		panic("scenario: enrollment path " + name + " registered twice")
 	}
-	paths[name] = fn
+	paths[name] = pathEntry{fn: fn, params: slices.Clone(params), declared: declared}
+}
+
+// PathParams returns the parameters a path declares; ok is false for an
+// unknown path or one registered without a declaration (it takes any).
+func PathParams(name string) (params []Param, ok bool) {
+	pathsMu.RLock()
+	defer pathsMu.RUnlock()
+	e, found := paths[name]
+	if !found || !e.declared {
+		return nil, false
+	}
+	return slices.Clone(e.params), true
 }
 
 // Paths lists the registered enrollment paths, sorted.
@@ -68,7 +130,7 @@ func Paths() []string {
 func lookupPath(name string) PathFunc {
 	pathsMu.RLock()
 	defer pathsMu.RUnlock()
-	return paths[name]
+	return paths[name].fn
 }
 
 func init() {

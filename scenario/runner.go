@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mockmdm/mockmdm/api"
+	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/device"
 	"github.com/mockmdm/mockmdm/push/mockapns"
 )
@@ -43,6 +44,10 @@ type Target struct {
 	Now func() time.Time
 	// DeviceOptions are added to every device the scenario creates.
 	DeviceOptions []device.Option
+	// AppleDeviceCA is the server's mock Apple device CA, when the runner
+	// holds it (in-process): ADE devices get their identities from it.
+	// Nil against a running server: they ask POST /v1/ade/device-identities.
+	AppleDeviceCA *certs.AppleDeviceCA
 }
 
 // Connect returns a Target for a running server at baseURL reached with
@@ -179,7 +184,9 @@ type run struct {
 	devices  map[string]*devState
 	commands map[string]string
 	faults   map[string]string
-	notes    []string
+	// responses are the answers of api steps, by their as: names.
+	responses map[string]*apiResponse
+	notes     []string
 	// ctx lives as long as the scenario: listeners run under it.
 	ctx       context.Context
 	listeners sync.WaitGroup
@@ -216,6 +223,7 @@ func (r *Runner) Run(ctx context.Context, sc *Scenario) ScenarioReport {
 	ru := &run{
 		sc: sc, target: target, log: r.log, now: target.Now, ctx: lctx,
 		devices: map[string]*devState{}, commands: map[string]string{}, faults: map[string]string{},
+		responses: map[string]*apiResponse{},
 	}
 	// Listeners end with the scenario, before its server stops.
 	defer func() { stop(); ru.listeners.Wait() }()

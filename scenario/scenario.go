@@ -40,10 +40,12 @@ const (
 	KindFault     = "fault"
 	KindBehaviour = "behaviour"
 	KindExpect    = "expect"
+	KindAPI       = "api"
+	KindRegister  = "register"
 )
 
 // kinds is the order kinds are listed in messages.
-var kinds = []string{KindDevice, KindEnroll, KindCommand, KindConnect, KindListen, KindFault, KindBehaviour, KindExpect}
+var kinds = []string{KindDevice, KindEnroll, KindRegister, KindCommand, KindConnect, KindListen, KindFault, KindBehaviour, KindAPI, KindExpect}
 
 // Scenario is one parsed story.
 type Scenario struct {

@@ -188,17 +188,8 @@ func (p *parser) enrollStep(m map[string]kv, field string) (action, error) {
 	if lookupPath(a.path) == nil {
 		return nil, p.errf(deref(f.value), sibling(field, "path"), "unknown enrollment path %q (known: %s)", clip(a.path), strings.Join(Paths(), ", "))
 	}
-	if f, ok := m["with"]; ok {
-		wm, order, err := p.mapping(f.value, sibling(field, "with"))
-		if err != nil {
-			return nil, err
-		}
-		a.params = map[string]string{}
-		for _, k := range order {
-			if a.params[k], err = p.str(wm[k].value, join(sibling(field, "with"), k)); err != nil {
-				return nil, err
-			}
-		}
+	if a.params, err = p.withParams(m, field, "enrollment path "+a.path, func() ([]Param, bool) { return PathParams(a.path) }); err != nil {
+		return nil, err
 	}
 	if f, ok := m["error"]; ok {
 		if a.want, err = p.errorWant(f.value, sibling(field, "error")); err != nil {
@@ -222,7 +213,8 @@ func (a *enrollAction) run(ctx context.Context, r *run) error {
 	if err != nil {
 		return err
 	}
-	id, err := lookupPath(a.path)(ctx, &PathEnv{Device: ds.dev, Client: r.target.Client, Info: info, HTTP: r.target.HTTP, Params: a.params})
+	id, err := lookupPath(a.path)(ctx, &PathEnv{Device: ds.dev, Client: r.target.Client, Info: info, HTTP: r.target.HTTP, Params: a.params,
+		APIKey: r.target.APIKey, BaseURL: r.target.BaseURL, AppleDeviceCA: r.target.AppleDeviceCA})
 	if a.want != nil {
 		return a.want.check("enrollment of "+a.device, err)
 	}
@@ -273,6 +265,14 @@ func (w *errorWant) check(what string, err error) error {
 	case w.status != 0:
 		var se *device.ServerError
 		if errors.As(err, &se) && se.StatusCode == w.status {
+			return nil
+		}
+		var ee *device.EnrollError
+		if errors.As(err, &ee) && ee.StatusCode == w.status {
+			return nil
+		}
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Status == w.status {
 			return nil
 		}
 		return &Mismatch{What: what, Expected: w.String(), Seen: err.Error()}

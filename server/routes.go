@@ -117,6 +117,7 @@ func (s *Server) routes() http.Handler {
 	for _, rt := range admin {
 		add(rt.Method, rt.Path, key(rt.Handler))
 	}
+	add(http.MethodPost, PathADEDeviceIdentities, key(http.HandlerFunc(s.serveDeviceIdentity))) // for virtual devices outside the process (ade_identity.go)
 	// The dashboard checks its own session cookie (a person logs in with
 	// the API key through its form), so the router treats it as public.
 	for _, rt := range s.dash.Routes() {

@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mockmdm/mockmdm/scenario"
 )
 
 const scenarioDir = "../../testdata/scenarios"
@@ -77,8 +80,21 @@ func TestScenarioRunAgainstServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s%s", err, stdout.String(), stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "6 passed, 0 failed") {
-		t.Fatalf("output:\n%s", stdout.String())
+	want := 0
+	files, _ := filepath.Glob(filepath.Join(scenarioDir, "*.yaml"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scs, err := scenario.Parse(f, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want += len(scs)
+	}
+	if want < 26 || !strings.Contains(stdout.String(), fmt.Sprintf("%d passed, 0 failed", want)) {
+		t.Fatalf("want every one of the %d example scenarios to pass; output:\n%s", want, stdout.String())
 	}
 }
 
