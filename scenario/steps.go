@@ -492,7 +492,7 @@ func (a *listenAction) run(ctx context.Context, r *run) error {
 
 // faultFields are the keys of a /v1/faults rule (checkin.FaultRule), plus
 // device, which names a device instead of its enrollment ID.
-var faultFields = []string{"endpoint", "message_type", "enrollment_id", "device", "action", "status", "delay", "os_version", "times"}
+var faultFields = []string{"endpoint", "message_type", "enrollment_id", "device", "action", "status", "delay", "os_version", "fail_info", "skew", "times"}
 
 type faultAction struct {
 	rule     map[string]any
@@ -536,7 +536,7 @@ func (p *parser) faultStep(m map[string]kv, field string) (action, error) {
 		return a, nil
 	}
 	if _, ok := fm["action"]; !ok {
-		return nil, p.errf(body.key, join(field, "action"), "missing: status, delay, drop, unrecognized-device, softwareupdate-required or unauthorized")
+		return nil, p.errf(body.key, join(field, "action"), "missing: one of the fault actions (status, delay, drop, unrecognized-device, softwareupdate-required, unauthorized, notnow, scep-bad-challenge, scep-pending, scep-failure, expired-identity, signing-time-skew); the server checks it")
 	}
 	a.rule = map[string]any{}
 	for _, k := range order {

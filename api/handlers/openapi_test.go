@@ -69,7 +69,9 @@ func TestOpenAPISpec(t *testing.T) {
 				opIDs[id] = where
 			}
 			sec, hasSec := op["security"].([]any)
-			if strings.HasPrefix(path, "/v1/") {
+			// /metrics sits outside /v1 where scrapers look for it, and
+			// needs the API key all the same.
+			if strings.HasPrefix(path, "/v1/") || path == "/metrics" {
 				if len(sec) == 0 {
 					t.Errorf("%s is an API route without security", where)
 				}

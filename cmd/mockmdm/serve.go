@@ -49,6 +49,7 @@ type serveFlags struct {
 	cpuProfile       string
 	faultsFile       string
 	directoryFile    string
+	machineInfo      string
 	webhookURLs      listFlag
 	webhookSecret    string
 	webhookAttempts  int
@@ -85,6 +86,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.pushIssuer, "push-issuer", "", "PEM file of extra issuers an uploaded push certificate may chain to (Apple's push CA for a real certificate)")
 	fs.StringVar(&f.apnsListen, "apns-listen", "", "also serve the mock APNs alone on this address (TLS, HTTP/2, Apple's paths); it is always at <url>/apns")
 	fs.StringVar(&f.faultsFile, "faults", "", "YAML or JSON file of fault rules for the device endpoints, loaded at start (see POST /v1/faults)")
+	fs.StringVar(&f.machineInfo, "machineinfo-verify", string(certs.VerifySignature), "how the ADE enrollment endpoints check a device's signed MachineInfo: off, signature (the signature only, as MicroMDM does), or strict (also chained to the mock Apple device CA, within its validity)")
 	fs.StringVar(&f.directoryFile, "directory", "", "YAML or JSON organisation for the BYOD enrollment programs (users, groups, enrollment type profiles, settings), loaded at start and again after POST /v1/reset")
 	fs.Var(&f.webhookURLs, "webhook-url", "send MicroMDM-format webhook events to this http(s) URL (repeat the flag or give a comma list for several)")
 	fs.StringVar(&f.webhookSecret, "webhook-secret", "", "sign webhook bodies with HMAC-SHA256 under this secret, base64 in the X-Hmac-Signature header (empty: unsigned)")
@@ -156,6 +158,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	apnsPolicy, err := parseExpiryPolicy(f.apnsNoExpiration)
 	if err != nil {
 		return usageError{err}
+	}
+	machineInfo, err := certs.ParseMachineInfoVerify(f.machineInfo)
+	if err != nil {
+		return usageError{fmt.Errorf("-machineinfo-verify: %w", err)}
 	}
 	if f.webhookAttempts < 1 {
 		return usageError{fmt.Errorf("-webhook-max-attempts %d: at least 1", f.webhookAttempts)}
@@ -237,6 +243,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		server.WithPushTarget(f.pushURL, nil),
 		server.WithPushExpiration(f.pushExpiration),
 		server.WithAPNsExpiryPolicy(apnsPolicy),
+		server.WithADEFlow(server.ADEFlowConfig{Verify: machineInfo}),
 	}
 	if len(f.webhookURLs) > 0 || f.webhookSecret != "" {
 		opts = append(opts, server.WithWebhook(f.webhookURLs,
