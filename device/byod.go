@@ -222,7 +222,22 @@ func (d *Device) CompanyPortalEnroll(ctx context.Context, baseURL string, creds 
 	if json.Unmarshal(r.body, &sess) != nil || sess.Token == "" {
 		return nil, &EnrollError{Step: "company portal sign-in", StatusCode: r.status, Code: "bad_reply", Message: "the sign-in answer has no token"}
 	}
-	body, _ = json.Marshal(choice)
+	// The app knows whether the device is enrolled already, and says so:
+	// the server refuses a second enrollment (a User Enrollment cannot
+	// switch to device enrollment without unenrolling).
+	req := struct {
+		Choice
+		CurrentEnrollmentID string `json:"current_enrollment_id,omitempty"`
+	}{Choice: choice}
+	d.mu.RLock()
+	if e := d.st.enrollment; e != nil {
+		req.CurrentEnrollmentID = d.hw.UDID
+		if e.userEnrollment {
+			req.CurrentEnrollmentID = d.hw.EnrollmentID
+		}
+	}
+	d.mu.RUnlock()
+	body, _ = json.Marshal(req)
 	r, err = b.do(ctx, "company portal enroll", http.MethodPost, base+portalAPI+"/enroll", "application/json", body,
 		http.Header{"Authorization": {"Bearer " + sess.Token}})
 	if err != nil {

@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -58,6 +59,33 @@ func (s *Service) apiOptions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, o)
 }
 
+// PortalEnrollRequest is POST /portal/v1/enroll: the user's choice, and the
+// device's current enrollment when the Company Portal app knows it has one.
+type PortalEnrollRequest struct {
+	Choice
+	CurrentEnrollmentID string `json:"current_enrollment_id,omitempty"`
+}
+
+// checkNotEnrolled refuses to enroll a device that is enrolled already: the
+// Company Portal app does not start a second enrollment, and a User
+// Enrollment cannot switch to device enrollment without unenrolling (seed
+// 000: "When devices are enrolled using user enrollment, you can't switch
+// to device enrollment … Users must unenroll from user enrollment, and then
+// re-enroll to device enrollment").
+func (s *Service) checkNotEnrolled(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	e, err := s.docs.GetEnrollment(ctx, id)
+	if err != nil || !e.Enrolled || e.CheckedOut {
+		return nil // unknown here, or gone: nothing to switch from
+	}
+	if e.Management.Mode == store.ModeUserEnrollment {
+		return refuse(http.StatusConflict, CodeUserEnrollmentSwitch, "this device is in User Enrollment (%s); it cannot switch to device enrollment, or enroll again, without unenrolling: remove the management profile in Settings (or have the administrator retire it), then enroll again", id)
+	}
+	return refuse(http.StatusConflict, CodeInvalid, "this device is enrolled already (%s): remove the management profile first to enroll it again", id)
+}
+
 // apiEnroll takes the choice and answers with the enrollment profile
 // (application/x-apple-aspen-config) and its ticket in TicketHeader.
 func apiEnroll(s *Service, p Profiles) http.Handler {
@@ -67,20 +95,23 @@ func apiEnroll(s *Service, p Profiles) http.Handler {
 			writeError(w, err)
 			return
 		}
-		var c Choice
+		var in PortalEnrollRequest
 		if err := requireJSON(r); err != nil {
 			writeError(w, err)
 			return
 		}
 		body, err := readBody(w, r)
 		if err == nil && len(body) > 0 {
-			err = decodeJSON(body, &c)
+			err = decodeJSON(body, &in)
+		}
+		if err == nil {
+			err = s.checkNotEnrolled(r.Context(), in.CurrentEnrollmentID)
 		}
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		t, req, err := s.Prepare(r.Context(), PurposePortal, u, c)
+		t, req, err := s.Prepare(r.Context(), PurposePortal, u, in.Choice)
 		if err != nil {
 			s.log.InfoContext(r.Context(), "Company Portal choice refused", "upn", u.UPN, "err", err)
 			writeError(w, err)

@@ -524,3 +524,35 @@ func portalSignIn(t *testing.T, s *Server, upn string) string {
 	}
 	return r.Token
 }
+
+// TestBYODUserEnrollmentCannotSwitch: a User Enrollment cannot become a
+// device enrollment without unenrolling (seed 000). The Company Portal
+// refuses the second enrollment by the rule's code, nothing is created, and
+// once the user removes the management profile the device enrollment works.
+func TestBYODUserEnrollmentCannotSwitch(t *testing.T) {
+	s := byodServer(t)
+	ctx := byodCtx(t)
+	base := "https://mockmdm.test"
+	chooser := device.Credentials{UPN: "chooser@contoso.com", Password: "Passw0rd!"}
+	dev := byodDevice(s, 120)
+	if _, err := dev.CompanyPortalEnroll(ctx, base, chooser, device.Choice{Ownership: "personal", Scope: "work"}); err != nil {
+		t.Fatal(err)
+	}
+	enrollments, tickets, _ := counts(t, s)
+	_, err := dev.CompanyPortalEnroll(ctx, base, chooser, device.Choice{Ownership: "personal", Scope: "device"})
+	var ee *device.EnrollError
+	if !errors.As(err, &ee) || ee.Code != enroll.CodeUserEnrollmentSwitch || ee.StatusCode != 409 || !strings.Contains(ee.Message, "without unenrolling") {
+		t.Fatalf("switching a User Enrollment to device enrollment: %v, want 409 %s", err, enroll.CodeUserEnrollmentSwitch)
+	}
+	if e, tk, _ := counts(t, s); e != enrollments || tk != tickets {
+		t.Errorf("the refusal left enrollments %d→%d, tickets %d→%d", enrollments, e, tickets, tk)
+	}
+	if err := dev.Unenroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := dev.CompanyPortalEnroll(ctx, base, chooser, device.Choice{Ownership: "personal", Scope: "device"})
+	if err != nil || res.UserEnrollment {
+		t.Fatalf("device enrollment after unenrolling: %+v, %v", res, err)
+	}
+	checkState(t, s, dev.UDID(), wantState{"Device", "company-portal", "device", "personal", "chooser@contoso.com", "company-portal", "BYOD user choice", false})
+}
