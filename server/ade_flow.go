@@ -59,7 +59,7 @@ func (s *Server) newADE() {
 
 // adeFlowRoutes are the ADE flow's routes for the table: device endpoints
 // public, the rest behind the API key.
-func (s *Server) adeFlowRoutes(key func(http.Handler) http.Handler) []struct {
+func (s *Server) adeFlowRoutes(key, device func(http.Handler) http.Handler) []struct {
 	method, path string
 	h            http.Handler
 } {
@@ -74,7 +74,7 @@ func (s *Server) adeFlowRoutes(key func(http.Handler) http.Handler) []struct {
 		out = append(out, struct {
 			method, path string
 			h            http.Handler
-		}{rt.Method, rt.Path, s.faults.Wrap("enroll", rt.Handler)}) // the "enroll" fault family covers profile serving
+		}{rt.Method, rt.Path, device(rt.Handler)}) // enrollment faults and transcript
 	}
 	for _, rt := range s.ade.AdminRoutes() {
 		out = append(out, struct {

@@ -33,13 +33,13 @@ type byodRoute struct {
 
 // byodRoutes are the enrollment programs' routes: the admin ones behind
 // the API key, the device-facing ones public.
-func (s *Server) byodRoutes(key func(http.Handler) http.Handler) []byodRoute {
+func (s *Server) byodRoutes(key, device func(http.Handler) http.Handler) []byodRoute {
 	var out []byodRoute
 	for _, r := range s.programs.AdminRoutes() {
 		out = append(out, byodRoute{r.Method, r.Path, key(r.Handler)})
 	}
 	for _, r := range s.programs.DeviceRoutes(s.issuer, s.publicURL.String()) {
-		out = append(out, byodRoute{r.Method, r.Path, r.Handler})
+		out = append(out, byodRoute{r.Method, r.Path, device(r.Handler)})
 	}
 	return out
 }

@@ -39,6 +39,13 @@ func (s *Server) routes() http.Handler {
 	// SCEP and the enrollment profile are recorded in the transcript by a
 	// checkin.Recorder (the check-in and command handlers record their own).
 	rec := checkin.NewRecorder(s.store, s.now, checkin.WithRecorderLogger(s.log))
+	// Every device-facing enrollment endpoint (profile downloads, the
+	// Company Portal, web and account-driven enrollment, the ADE url and
+	// configuration_web_url) takes the "enroll" fault rules and is recorded
+	// in the transcript.
+	enrollment := func(h http.Handler) http.Handler {
+		return s.faults.Wrap("enroll", rec.Wrap(checkin.KindEnroll, h))
+	}
 	scep := s.faults.Wrap("scep", rec.Wrap(checkin.KindSCEP, s.scep))
 	checkinH := s.faults.Wrap("checkin", s.checkin.Checkin())
 	connect := s.faults.Wrap("mdm", s.checkin.Connect())
@@ -49,7 +56,7 @@ func (s *Server) routes() http.Handler {
 		// Device-facing and public endpoints.
 		{http.MethodGet, "/", http.HandlerFunc(s.serveIndex)},
 		{http.MethodGet, "/healthz", health},
-		{http.MethodGet, PathEnroll, s.faults.Wrap("enroll", rec.Wrap(checkin.KindEnroll, http.HandlerFunc(s.serveEnroll)))},
+		{http.MethodGet, PathEnroll, enrollment(http.HandlerFunc(s.serveEnroll))},
 		{http.MethodGet, PathCA, http.HandlerFunc(s.serveCA)},
 		{http.MethodGet, PathCAPEM, http.HandlerFunc(s.serveCAPEM)},
 		{http.MethodGet, PathSCEP, scep},
@@ -99,7 +106,7 @@ func (s *Server) routes() http.Handler {
 		{http.MethodPost, PathAPNs + "/3/device/{token}", apns},
 		{http.MethodGet, PathAPNs + "/mock/v1/stream", apns},
 	}
-	table = append(table, s.adeFlowRoutes(key)...) // ADE device flow (ade_flow.go)
+	table = append(table, s.adeFlowRoutes(key, enrollment)...) // ADE device flow (ade_flow.go)
 
 	add := func(method, path string, h http.Handler) {
 		table = append(table, struct {
@@ -126,7 +133,7 @@ func (s *Server) routes() http.Handler {
 
 	// BYOD enrollment programs (server/byod.go): directory admin, Company
 	// Portal, web-based and account-driven enrollment.
-	for _, b := range s.byodRoutes(key) {
+	for _, b := range s.byodRoutes(key, enrollment) {
 		table = append(table, struct {
 			method, path string
 			h            http.Handler
