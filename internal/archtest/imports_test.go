@@ -33,6 +33,7 @@ var allowed = map[string][]string{
 	"mdm/schema":          {},
 	"internal/httperr":    {},
 	"internal/httpx":      {},
+	"internal/apiview":    {"api", "mdm", "store"},
 	"internal/plistguard": {},
 	"internal/schemagen":  {},
 	"internal/flowtest":   {"api", "device", "push/mockapns", "mdm"},
