@@ -165,16 +165,12 @@ type upload struct {
 }
 
 func (s *Service) loadState(ctx context.Context) (*serverState, error) {
-	b, err := s.docs.GetDocument(ctx, KindServer, "state")
-	st := &serverState{}
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
+	st, err := getJSON[serverState](ctx, s, KindServer, "state")
+	if err != nil {
 		return nil, err
-	default:
-		if err := json.Unmarshal(b, st); err != nil {
-			return nil, fmt.Errorf("ade: server state document: %w", err)
-		}
+	}
+	if st == nil {
+		st = &serverState{}
 	}
 	if len(st.CursorSecret) == 0 || st.ServerUUID == "" {
 		st.CursorSecret = make([]byte, 32)
@@ -191,6 +187,24 @@ func (s *Service) loadState(ctx context.Context) (*serverState, error) {
 
 func (s *Service) saveState(ctx context.Context, st *serverState) error {
 	return s.putJSON(ctx, KindServer, "state", st)
+}
+
+// getJSON reads the document kind/id into a new T. A missing document is
+// (nil, nil): the callers answer it in Apple's words (NOT_FOUND,
+// NOT_ACCESSIBLE, an unknown token), which differ by endpoint.
+func getJSON[T any](ctx context.Context, s *Service, kind, id string) (*T, error) {
+	b, err := s.docs.GetDocument(ctx, kind, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v := new(T)
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, fmt.Errorf("ade: %s document %s: %w", kind, id, err)
+	}
+	return v, nil
 }
 
 func (s *Service) putJSON(ctx context.Context, kind, id string, v any) error {

@@ -234,6 +234,13 @@ func TestNanoDEPClient(t *testing.T) {
 	if dis, err := dep.DisownDevices(ctx, name, "C02X00249"); err != nil || dis.Devices["C02X00249"] != "SUCCESS" {
 		t.Errorf("disown: %+v %v", dis, err)
 	}
+	// A serial with no profile left, or disowned already, is not accessible.
+	if rm, err := dep.RemoveProfile(ctx, name, "C02X00001"); err != nil || rm.Devices["C02X00001"] != "NOT_ACCESSIBLE" {
+		t.Errorf("remove again: %+v %v", rm, err)
+	}
+	if dis, err := dep.DisownDevices(ctx, name, "C02X00249"); err != nil || dis.Devices["C02X00249"] != "NOT_ACCESSIBLE" {
+		t.Errorf("disown again: %+v %v", dis, err)
+	}
 	sr2, err := dep.SyncDevices(ctx, name, godep.WithCursor(sr.Cursor))
 	if err != nil {
 		t.Fatal(err)

@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/mockmdm/mockmdm/store"
 )
 
 // Device is a device of the organisation, under Apple's JSON names.
@@ -91,18 +88,7 @@ func (d *Device) normalize() error {
 }
 
 func (s *Service) getDevice(ctx context.Context, serial string) (*deviceRecord, error) {
-	b, err := s.docs.GetDocument(ctx, KindDevice, strings.ToUpper(serial))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var rec deviceRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("ade: device document %s: %w", serial, err)
-	}
-	return &rec, nil
+	return getJSON[deviceRecord](ctx, s, KindDevice, strings.ToUpper(serial))
 }
 
 func (s *Service) allDevices(ctx context.Context) ([]*deviceRecord, error) {
@@ -127,6 +113,37 @@ func (s *Service) touch(ctx context.Context, st *serverState, rec *deviceRecord,
 	now := s.now().UTC()
 	rec.Seq, rec.OpType, rec.OpDate = st.Seq, op, &now
 	return s.putJSON(ctx, KindDevice, rec.SerialNumber, rec)
+}
+
+// updateOwned applies change to the record of each owned serial and stamps
+// the change (op) with the next sequence, then saves the server state: the
+// one loop behind disown, assign and remove. A serial that is not owned, or
+// that change declines (returns false), answers NOT_ACCESSIBLE as Apple
+// does; the others SUCCESS. s.mu held.
+func (s *Service) updateOwned(ctx context.Context, serials []string, op string, change func(*deviceRecord) bool) (map[string]string, error) {
+	out := map[string]string{}
+	if len(serials) == 0 {
+		return out, nil
+	}
+	st, err := s.loadState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, serial := range serials {
+		rec, err := s.lookup(ctx, serial)
+		if err != nil {
+			return nil, err
+		}
+		if rec == nil || !change(rec) {
+			out[serial] = "NOT_ACCESSIBLE"
+			continue
+		}
+		if err := s.touch(ctx, st, rec, op); err != nil {
+			return nil, err
+		}
+		out[serial] = "SUCCESS"
+	}
+	return out, s.saveState(ctx, st)
 }
 
 // BuyDevices adds devices to the organisation (as if bought from Apple or a
@@ -412,26 +429,9 @@ func (s *Service) disown(ctx context.Context, req serialsRequest) (map[string]st
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, err := s.loadState(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, serial := range req.Devices {
-		rec, err := s.lookup(ctx, serial)
-		if err != nil {
-			return nil, err
-		}
-		if rec == nil {
-			out[serial] = "NOT_ACCESSIBLE"
-			continue
-		}
+	return s.updateOwned(ctx, req.Devices, "deleted", func(rec *deviceRecord) bool {
 		rec.Removed = true
 		rec.ProfileStatus, rec.ProfileUUID = "empty", ""
-		if err := s.touch(ctx, st, rec, "deleted"); err != nil {
-			return nil, err
-		}
-		out[serial] = "SUCCESS"
-	}
-	return out, s.saveState(ctx, st)
+		return true
+	})
 }

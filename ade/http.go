@@ -24,13 +24,13 @@ func (s *Service) Routes() []Route {
 		{"GET", "/account", s.api("account", true, s.handleAccount)},
 		{"POST", "/server/devices", s.api("fetch", true, s.handleFetch)},
 		{"POST", "/devices/sync", s.api("sync", true, s.handleSync)},
-		{"POST", "/devices", s.api("details", true, s.handleDetails)},
-		{"POST", "/devices/disown", s.api("disown", true, s.handleDisown)},
+		{"POST", "/devices", s.api("details", true, perDevice(s.details))},
+		{"POST", "/devices/disown", s.api("disown", true, perDevice(s.disown))},
 		{"POST", "/profile", s.api("define-profile", true, s.handleDefine)},
 		{"GET", "/profile", s.api("get-profile", true, s.handleGetProfile)},
 		{"PUT", "/profile/devices", s.api("assign-profile", true, s.handleAssign)},
 		{"POST", "/profile/devices", s.api("assign-profile", true, s.handleAssign)},
-		{"DELETE", "/profile/devices", s.api("remove-profile", true, s.handleRemove)},
+		{"DELETE", "/profile/devices", s.api("remove-profile", true, perDevice(s.removeProfile))},
 	}
 }
 
@@ -256,28 +256,21 @@ func ParseSerials(body []byte) ([]string, string, error) {
 	return req.Devices, req.ProfileUUID, nil
 }
 
-func (s *Service) handleDetails(ctx context.Context, _ *http.Request, body []byte) (any, error) {
-	list, _, err := ParseSerials(body)
-	if err != nil {
-		return nil, err
+// perDevice adapts an operation on a {"devices": [serial…],
+// "profile_uuid"?} body to the handler shape, answering Apple's
+// {"devices": {serial: result}}: the shape of details, disown and remove.
+func perDevice[T any](op func(context.Context, serialsRequest) (T, error)) apiHandler {
+	return func(ctx context.Context, _ *http.Request, body []byte) (any, error) {
+		var req serialsRequest
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		d, err := op(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"devices": d}, nil
 	}
-	d, err := s.details(ctx, serialsRequest{Devices: list})
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"devices": d}, nil
-}
-
-func (s *Service) handleDisown(ctx context.Context, _ *http.Request, body []byte) (any, error) {
-	list, _, err := ParseSerials(body)
-	if err != nil {
-		return nil, err
-	}
-	d, err := s.disown(ctx, serialsRequest{Devices: list})
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"devices": d}, nil
 }
 
 func (s *Service) handleDefine(ctx context.Context, _ *http.Request, body []byte) (any, error) {
@@ -311,16 +304,8 @@ func (s *Service) handleAssign(ctx context.Context, _ *http.Request, body []byte
 	return s.AssignProfile(ctx, uuid, list)
 }
 
-func (s *Service) handleRemove(ctx context.Context, _ *http.Request, body []byte) (any, error) {
-	list, uuid, err := ParseSerials(body)
-	if err != nil {
-		return nil, err
-	}
-	d, err := s.RemoveProfile(ctx, uuid, list)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"devices": d}, nil
+func (s *Service) removeProfile(ctx context.Context, req serialsRequest) (map[string]string, error) {
+	return s.RemoveProfile(ctx, req.ProfileUUID, req.Devices)
 }
 
 // ActivationRoutes is the mock of Apple's activation service: POST

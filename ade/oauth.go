@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/mockmdm/mockmdm/certs"
-	"github.com/mockmdm/mockmdm/store"
 )
 
 // apiError is an answer of the ADE API: Apple's status and bare-string body
@@ -259,18 +257,7 @@ func (s *Service) issuedToken(ctx context.Context, accessToken string) (*certs.A
 	if accessToken == "" || len(accessToken) > 512 {
 		return nil, nil
 	}
-	b, err := s.docs.GetDocument(ctx, KindToken, accessToken)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var tok certs.ADEToken
-	if err := json.Unmarshal(b, &tok); err != nil {
-		return nil, err
-	}
-	return &tok, nil
+	return getJSON[certs.ADEToken](ctx, s, KindToken, accessToken)
 }
 
 // session is an auth session token's record (memory only).

@@ -5,15 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/mockmdm/mockmdm/store"
 )
 
 // Profile is an ADE profile under Apple's JSON names ("Define a Profile").
@@ -133,16 +129,9 @@ func (s *Service) getProfile(ctx context.Context, uuid string) (*Profile, error)
 	if uuid == "" || len(uuid) > 64 {
 		return nil, nil
 	}
-	b, err := s.docs.GetDocument(ctx, KindProfile, strings.ToUpper(uuid))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	rec, err := getJSON[profileRecord](ctx, s, KindProfile, strings.ToUpper(uuid))
+	if err != nil || rec == nil {
 		return nil, err
-	}
-	var rec profileRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("ade: profile document %s: %w", uuid, err)
 	}
 	return &rec.Profile, nil
 }
@@ -180,31 +169,11 @@ func (s *Service) DefineProfile(ctx context.Context, p *Profile) (*DefineRespons
 
 // assignLocked assigns profile uuid to serials; s.mu held.
 func (s *Service) assignLocked(ctx context.Context, uuid string, serials []string) (map[string]string, error) {
-	out := map[string]string{}
-	if len(serials) == 0 {
-		return out, nil
-	}
-	st, err := s.loadState(ctx)
-	if err != nil {
-		return nil, err
-	}
 	now := s.now().UTC()
-	for _, serial := range serials {
-		rec, err := s.lookup(ctx, serial)
-		if err != nil {
-			return nil, err
-		}
-		if rec == nil {
-			out[serial] = "NOT_ACCESSIBLE"
-			continue
-		}
+	return s.updateOwned(ctx, serials, "modified", func(rec *deviceRecord) bool {
 		rec.ProfileUUID, rec.ProfileStatus, rec.ProfileAssignTime = uuid, "assigned", &now
-		if err := s.touch(ctx, st, rec, "modified"); err != nil {
-			return nil, err
-		}
-		out[serial] = "SUCCESS"
-	}
-	return out, s.saveState(ctx, st)
+		return true
+	})
 }
 
 // AssignProfile assigns an existing profile to serials.
@@ -238,27 +207,13 @@ func (s *Service) RemoveProfile(ctx context.Context, uuid string, serials []stri
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, err := s.loadState(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, serial := range serials {
-		rec, err := s.lookup(ctx, serial)
-		if err != nil {
-			return nil, err
-		}
-		if rec == nil || rec.ProfileUUID == "" || (uuid != "" && !strings.EqualFold(rec.ProfileUUID, uuid)) {
-			out[serial] = "NOT_ACCESSIBLE"
-			continue
+	return s.updateOwned(ctx, serials, "modified", func(rec *deviceRecord) bool {
+		if rec.ProfileUUID == "" || (uuid != "" && !strings.EqualFold(rec.ProfileUUID, uuid)) {
+			return false // not assigned this profile: Apple answers NOT_ACCESSIBLE
 		}
 		rec.ProfileUUID, rec.ProfileStatus, rec.ProfileAssignTime, rec.ProfilePushTime = "", "removed", nil, nil
-		if err := s.touch(ctx, st, rec, "modified"); err != nil {
-			return nil, err
-		}
-		out[serial] = "SUCCESS"
-	}
-	return out, s.saveState(ctx, st)
+		return true
+	})
 }
 
 // ActivationProfile is what the mock Apple activation service tells a

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/internal/httperr"
+	"github.com/mockmdm/mockmdm/internal/httpx"
 	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/store"
 )
@@ -476,9 +477,9 @@ func (f *Faults) apply(rule *FaultRule, w http.ResponseWriter, r *http.Request, 
 		case <-r.Context().Done():
 			return 0
 		}
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		return sw.status
+		sw, ww := httpx.NewStatusWriter(w)
+		next.ServeHTTP(ww, r)
+		return sw.Status()
 	case FaultDrop:
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
@@ -541,26 +542,6 @@ func ruleDetail(r *FaultRule) string {
 		return " " + r.Skew
 	}
 	return ""
-}
-
-// statusWriter remembers the status a handler answered with.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
 }
 
 // clip shortens a value a client sent before it goes in a message.

@@ -313,13 +313,9 @@ var (
 // handleInstalledApplicationList lists the built-in apps (none of them
 // managed), filtered by Identifiers.
 func handleInstalledApplicationList(_ context.Context, d *Device, cmd *Command) Response {
-	var want []string
-	if v, present := cmd.Params["Identifiers"]; present {
-		ids, ok := stringList(v)
-		if !ok {
-			return formatError("Identifiers must be an array of strings")
-		}
-		want = ids
+	want, ok := identifiersParam(cmd)
+	if !ok {
+		return formatError("Identifiers must be an array of strings")
 	}
 	managedOnly, err := optBool(cmd.Params, "ManagedAppsOnly")
 	if err != nil {
@@ -334,25 +330,43 @@ func handleInstalledApplicationList(_ context.Context, d *Device, cmd *Command) 
 		if managedOnly || (want != nil && !slices.Contains(want, a.id)) {
 			continue
 		}
-		list = append(list, map[string]any{
-			"Identifier":                a.id,
-			"Name":                      a.name,
-			"Version":                   a.version,
-			"ShortVersion":              a.shortVersion,
-			"ExternalVersionIdentifier": a.externalID,
-			"BundleSize":                a.bundleSize,
-			"DynamicSize":               a.dynamicSize,
-			"IsValidated":               true,
-			"Installing":                false,
-			"AppStoreVendable":          true,
-			"DeviceBasedVPP":            false,
-			"BetaApp":                   false,
-			"AdHocCodeSigned":           false,
-			"HasUpdateAvailable":        false,
-			"IsAppClip":                 false,
-		})
+		e := installedAppEntry(a.id, a.name, a.version, a.shortVersion, a.externalID)
+		e["BundleSize"], e["DynamicSize"] = a.bundleSize, a.dynamicSize
+		list = append(list, e)
 	}
 	return Acknowledged(map[string]any{"InstalledApplicationList": list})
+}
+
+// identifiersParam reads the optional Identifiers filter of the app list
+// commands: nil when absent (list all), false when it is not an array of
+// strings.
+func identifiersParam(cmd *Command) (want []string, ok bool) {
+	v, present := cmd.Params["Identifiers"]
+	if !present {
+		return nil, true
+	}
+	return stringList(v)
+}
+
+// installedAppEntry is one InstalledApplicationList entry of an App Store
+// app that is installed, validated and up to date: the keys every app the
+// virtual device lists shares, whether built in or the user's own.
+func installedAppEntry(id, name, version, shortVersion string, externalID int64) map[string]any {
+	return map[string]any{
+		"Identifier":                id,
+		"Name":                      name,
+		"Version":                   version,
+		"ShortVersion":              shortVersion,
+		"ExternalVersionIdentifier": externalID,
+		"IsValidated":               true,
+		"Installing":                false,
+		"AppStoreVendable":          true,
+		"DeviceBasedVPP":            false,
+		"BetaApp":                   false,
+		"AdHocCodeSigned":           false,
+		"HasUpdateAvailable":        false,
+		"IsAppClip":                 false,
+	}
 }
 
 // handleDeviceLock locks the device; with a message or phone number to

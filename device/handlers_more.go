@@ -88,13 +88,9 @@ func (d *Device) appEntry(a *managedApp) map[string]any {
 
 // handleManagedApplicationList reports the apps the server installed.
 func handleManagedApplicationList(_ context.Context, d *Device, cmd *Command) Response {
-	var want []string
-	if v, present := cmd.Params["Identifiers"]; present {
-		ids, ok := stringList(v)
-		if !ok {
-			return formatError("Identifiers must be an array of strings")
-		}
-		want = ids
+	want, ok := identifiersParam(cmd)
+	if !ok {
+		return formatError("Identifiers must be an array of strings")
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()

@@ -69,8 +69,8 @@ func (d *Device) AddUserInstalledApps(apps ...UserApp) {
 			if managedOnly, _ := cmd.Params["ManagedAppsOnly"].(bool); managedOnly {
 				return r
 			}
-			want, filtered := stringList(cmd.Params["Identifiers"])
-			filtered = filtered && cmd.Params["Identifiers"] != nil
+			want, _ := identifiersParam(cmd) // a bad filter was refused above
+			filtered := want != nil
 			d.mu.RLock()
 			for _, a := range own {
 				if _, managed := d.st.apps[a.Identifier]; managed {
@@ -79,21 +79,7 @@ func (d *Device) AddUserInstalledApps(apps ...UserApp) {
 				if filtered && !slices.Contains(want, a.Identifier) {
 					continue
 				}
-				entries = append(entries, map[string]any{
-					"Identifier":                a.Identifier,
-					"Name":                      a.Name,
-					"Version":                   a.Version,
-					"ShortVersion":              a.Version,
-					"ExternalVersionIdentifier": a.ITunesStoreID,
-					"IsValidated":               true,
-					"Installing":                false,
-					"AppStoreVendable":          true,
-					"DeviceBasedVPP":            false,
-					"BetaApp":                   false,
-					"AdHocCodeSigned":           false,
-					"HasUpdateAvailable":        false,
-					"IsAppClip":                 false,
-				})
+				entries = append(entries, installedAppEntry(a.Identifier, a.Name, a.Version, a.Version, a.ITunesStoreID))
 			}
 			d.mu.RUnlock()
 			keys := map[string]any{}

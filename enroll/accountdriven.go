@@ -215,33 +215,16 @@ const CallbackURL = "apple-remotemanagement-user-login://authentication-results"
 func (a *accountDriven) signIn(w http.ResponseWriter, r *http.Request) {
 	st, _ := a.s.Settings(r.Context())
 	p := page{Title: "Sign in to " + st.Company, Action: PathAccountDrivenIn, Company: st.Company}
-	err := parseForm(w, r)
-	if err == nil {
-		err = checkCSRF(r)
-	}
-	p.CSRF = csrfToken(w, r, a.secure)
-	if err != nil {
-		p.Err = asError(err)
-		render(w, httpStatus(err), "signin", p)
-		return
-	}
-	c := credentialsOf(r)
-	sess, u, err := a.s.StartSession(r.Context(), PurposeAccountDriven, c)
-	if err == nil && strings.TrimSpace(u.ManagedAppleID) == "" {
+	sess, ok := a.s.signInForm(w, r, p, a.secure, PurposeAccountDriven, func(sess *Session, u *User) error {
+		if strings.TrimSpace(u.ManagedAppleID) != "" {
+			return nil
+		}
 		// Refuse here, where the person can read it, rather than at the
 		// device's re-POST; and leave no token behind.
 		_ = a.s.docs.DeleteDocument(r.Context(), kindSession, sess.Token)
-		err = refuse(http.StatusForbidden, CodeNoManagedAppleID, "User Enrollment needs a Managed Apple ID, and %s has none; ask the administrator", u.UPN)
-	}
-	if err != nil {
-		p.Err, p.UPN, p.Password, p.MFACode = asError(err), c.UPN, c.Password, c.MFACode
-		switch p.Err.Code {
-		case CodeMFARequired, CodeMFAFailed:
-			p.AskMFA = true
-		case CodePasswordExpired, CodeWeakPassword:
-			p.AskNewPassword = true
-		}
-		render(w, p.Err.Status, "signin", p)
+		return refuse(http.StatusForbidden, CodeNoManagedAppleID, "User Enrollment needs a Managed Apple ID, and %s has none; ask the administrator", u.UPN)
+	})
+	if !ok {
 		return
 	}
 	http.Redirect(w, r, CallbackURL+"?access-token="+url.QueryEscape(sess.Token), http.StatusFound)

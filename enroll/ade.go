@@ -147,9 +147,9 @@ func (a *ADE) EnrollURL(profile string) string { return a.base + PathADEEnroll +
 func (a *ADE) WebURL(profile string) string    { return a.base + PathADEWeb + profile }
 
 func (p *ADEProfile) normalize() error {
-	p.Name = strings.TrimSpace(p.Name)
-	if p.Name == "" || strings.ContainsAny(p.Name, "/?#% ") {
-		return invalid("ADE enrollment profile name %q: give a non-empty name without spaces, / ? # %%", p.Name)
+	var err error
+	if p.Name, err = profileName("ADE enrollment profile", p.Name); err != nil {
+		return err
 	}
 	if !p.UserAffinity {
 		if p.AuthMethod != "" && p.AuthMethod != AuthNone {
@@ -177,23 +177,8 @@ func (p *ADEProfile) normalize() error {
 	if p.SharedIPad {
 		p.Supervised = true // Shared iPad requires supervision
 	}
-	seen := map[string]bool{}
-	var serials []string
-	for _, s := range p.Serials {
-		s = strings.ToUpper(strings.TrimSpace(s))
-		if s == "" || len(s) > 64 || strings.ContainsAny(s, " /?#") {
-			return invalid("ADE profile %s: serial %q is not a serial number", p.Name, s)
-		}
-		if !seen[s] {
-			seen[s] = true
-			serials = append(serials, s)
-		}
-	}
-	p.Serials = serials
-	if p.Serials == nil {
-		p.Serials = []string{}
-	}
-	return nil
+	p.Serials, err = profileSerials("ADE profile "+p.Name, p.Serials)
+	return err
 }
 
 // DEPProfile is the DEP profile an ADE enrollment profile defines.
@@ -232,14 +217,8 @@ func (a *ADE) PutProfile(ctx context.Context, p ADEProfile) (*ADEProfile, error)
 
 // Profile returns an ADE enrollment profile.
 func (a *ADE) Profile(ctx context.Context, name string) (*ADEProfile, error) {
-	var p ADEProfile
-	if err := a.svc.get(ctx, kindADEProfile, name, &p); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, refuse(http.StatusNotFound, CodeNoADEProfile, "no ADE enrollment profile %q on this server", name)
-		}
-		return nil, err
-	}
-	return &p, nil
+	return getDoc[ADEProfile](ctx, a.svc, kindADEProfile, name,
+		refuse(http.StatusNotFound, CodeNoADEProfile, "no ADE enrollment profile %q on this server", name))
 }
 
 // Profiles lists the ADE enrollment profiles by name.

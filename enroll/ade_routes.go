@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/mockmdm/mockmdm/profiles"
@@ -20,102 +21,66 @@ func (a *ADE) Routes() []Route {
 // the server puts them behind the API key.
 func (a *ADE) AdminRoutes() []Route {
 	return []Route{
-		{http.MethodGet, "/v1/ade/profiles", http.HandlerFunc(a.listProfiles)},
-		{http.MethodGet, "/v1/ade/profiles/{name}", http.HandlerFunc(a.getProfile)},
-		{http.MethodPut, "/v1/ade/profiles/{name}", http.HandlerFunc(a.putProfile)},
-		{http.MethodGet, "/v1/ade/awaiting", http.HandlerFunc(a.listAwaiting)},
-		{http.MethodGet, "/v1/configurator/profiles", http.HandlerFunc(a.listConfigurator)},
-		{http.MethodGet, "/v1/configurator/profiles/{name}", http.HandlerFunc(a.getConfigurator)},
-		{http.MethodPut, "/v1/configurator/profiles/{name}", http.HandlerFunc(a.putConfigurator)},
+		{http.MethodGet, "/v1/ade/profiles", listed(a, a.Profiles)},
+		{http.MethodGet, "/v1/ade/profiles/{name}", named(a, a.Profile)},
+		{http.MethodPut, "/v1/ade/profiles/{name}", putNamed(a, a.PutProfile, func(p *ADEProfile) *string { return &p.Name })},
+		{http.MethodGet, "/v1/ade/awaiting", listed(a, a.AwaitingConfiguration)},
+		{http.MethodGet, "/v1/configurator/profiles", listed(a, a.ConfiguratorProfiles)},
+		{http.MethodGet, "/v1/configurator/profiles/{name}", named(a, a.ConfiguratorProfile)},
+		{http.MethodPut, "/v1/configurator/profiles/{name}", putNamed(a, a.PutConfiguratorProfile, func(p *ConfiguratorProfile) *string { return &p.Name })},
 		{http.MethodPost, "/v1/configurator/profiles/{name}/export", http.HandlerFunc(a.exportConfigurator)},
 	}
 }
 
-func (a *ADE) listProfiles(w http.ResponseWriter, r *http.Request) {
-	ps, err := a.Profiles(r.Context())
-	if err != nil {
-		a.fail(w, r, err)
-		return
+// serveJSON answers with what do returns, as JSON, or with the ADE error
+// body: the one shape of the admin GET handlers.
+func serveJSON[T any](a *ADE, do func(*http.Request) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := do(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
 	}
-	writeJSON(w, http.StatusOK, ps)
 }
 
-func (a *ADE) getProfile(w http.ResponseWriter, r *http.Request) {
-	p, err := a.Profile(r.Context(), r.PathValue("name"))
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, p)
+// listed serves GET of a collection.
+func listed[T any](a *ADE, list func(context.Context) (T, error)) http.HandlerFunc {
+	return serveJSON(a, func(r *http.Request) (T, error) { return list(r.Context()) })
 }
 
-func (a *ADE) putProfile(w http.ResponseWriter, r *http.Request) {
-	var p ADEProfile
-	if err := readJSON(w, r, &p); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if p.Name == "" {
-		p.Name = r.PathValue("name")
-	}
-	if p.Name != r.PathValue("name") {
-		a.fail(w, r, invalid("the body names profile %q but the path %q", p.Name, r.PathValue("name")))
-		return
-	}
-	out, err := a.PutProfile(r.Context(), p)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+// named serves GET of one item by the path's {name}.
+func named[T any](a *ADE, get func(context.Context, string) (T, error)) http.HandlerFunc {
+	return serveJSON(a, func(r *http.Request) (T, error) { return get(r.Context(), r.PathValue("name")) })
 }
 
-func (a *ADE) listAwaiting(w http.ResponseWriter, r *http.Request) {
-	as, err := a.AwaitingConfiguration(r.Context())
-	if err != nil {
-		a.fail(w, r, err)
-		return
+// putNamed serves PUT of one item by the path's {name}: the body may leave
+// its name out (the path's is used) but may not name another item, so that
+// a PUT never writes anything but the resource its URL names. nameOf points
+// at the body's name field.
+func putNamed[T any](a *ADE, put func(context.Context, T) (*T, error), nameOf func(*T) *string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var p T
+		if err := readJSON(w, r, &p); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		name, path := nameOf(&p), r.PathValue("name")
+		if *name == "" {
+			*name = path
+		}
+		if *name != path {
+			a.fail(w, r, invalid("the body names profile %q but the path %q", *name, path))
+			return
+		}
+		out, err := put(r.Context(), p)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
 	}
-	writeJSON(w, http.StatusOK, as)
-}
-
-func (a *ADE) listConfigurator(w http.ResponseWriter, r *http.Request) {
-	ps, err := a.ConfiguratorProfiles(r.Context())
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, ps)
-}
-
-func (a *ADE) getConfigurator(w http.ResponseWriter, r *http.Request) {
-	p, err := a.ConfiguratorProfile(r.Context(), r.PathValue("name"))
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, p)
-}
-
-func (a *ADE) putConfigurator(w http.ResponseWriter, r *http.Request) {
-	var p ConfiguratorProfile
-	if err := readJSON(w, r, &p); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if p.Name == "" {
-		p.Name = r.PathValue("name")
-	}
-	if p.Name != r.PathValue("name") {
-		a.fail(w, r, invalid("the body names profile %q but the path %q", p.Name, r.PathValue("name")))
-		return
-	}
-	out, err := a.PutConfiguratorProfile(r.Context(), p)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *ADE) exportConfigurator(w http.ResponseWriter, r *http.Request) {

@@ -220,14 +220,8 @@ func (s *Service) adminTypeProfiles(w http.ResponseWriter, r *http.Request) erro
 
 // TypeProfile returns an enrollment type profile by name.
 func (s *Service) TypeProfile(ctx context.Context, name string) (*TypeProfile, error) {
-	var p TypeProfile
-	if err := s.get(ctx, kindTypeProfile, name, &p); err != nil {
-		if isNotFound(err) {
-			return nil, refuse(http.StatusNotFound, CodeNoTypeProfile, "no enrollment type profile %q", name)
-		}
-		return nil, err
-	}
-	return &p, nil
+	return getDoc[TypeProfile](ctx, s, kindTypeProfile, name,
+		refuse(http.StatusNotFound, CodeNoTypeProfile, "no enrollment type profile %q", name))
 }
 
 func (s *Service) adminGetTypeProfile(w http.ResponseWriter, r *http.Request) error {

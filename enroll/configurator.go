@@ -2,7 +2,6 @@ package enroll
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -40,9 +39,9 @@ type ConfiguratorExport struct {
 
 // PutConfiguratorProfile saves an Apple Configurator profile.
 func (a *ADE) PutConfiguratorProfile(ctx context.Context, p ConfiguratorProfile) (*ConfiguratorProfile, error) {
-	p.Name = strings.TrimSpace(p.Name)
-	if p.Name == "" || strings.ContainsAny(p.Name, "/?#% ") {
-		return nil, invalid("Apple Configurator profile name %q: give a non-empty name without spaces, / ? # %%", p.Name)
+	var err error
+	if p.Name, err = profileName("Apple Configurator profile", p.Name); err != nil {
+		return nil, err
 	}
 	if !p.UserAffinity {
 		if p.AuthMethod != "" && p.AuthMethod != AuthNone {
@@ -52,19 +51,8 @@ func (a *ADE) PutConfiguratorProfile(ctx context.Context, p ConfiguratorProfile)
 	} else if p.AuthMethod != AuthSetupAssistant && p.AuthMethod != AuthCompanyPortal {
 		return nil, invalid("Apple Configurator profile %s: auth_method %q must be %q or %q with user affinity", p.Name, p.AuthMethod, AuthSetupAssistant, AuthCompanyPortal)
 	}
-	var serials []string
-	for _, s := range p.Serials {
-		s = strings.ToUpper(strings.TrimSpace(s))
-		if s == "" || len(s) > 64 || strings.ContainsAny(s, " /?#") {
-			return nil, invalid("Apple Configurator profile %s: serial %q is not a serial number", p.Name, s)
-		}
-		if !slices.Contains(serials, s) {
-			serials = append(serials, s)
-		}
-	}
-	p.Serials = serials
-	if p.Serials == nil {
-		p.Serials = []string{}
+	if p.Serials, err = profileSerials("Apple Configurator profile "+p.Name, p.Serials); err != nil {
+		return nil, err
 	}
 	p.UpdatedAt = a.svc.now().UTC()
 	if err := a.svc.put(ctx, kindConfigurator, p.Name, p); err != nil {
@@ -73,16 +61,41 @@ func (a *ADE) PutConfiguratorProfile(ctx context.Context, p ConfiguratorProfile)
 	return &p, nil
 }
 
+// profileName trims the name of an ADE or Apple Configurator profile
+// (what says which) and refuses one that cannot stand as one segment of
+// the URL paths it names.
+func profileName(what, name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || strings.ContainsAny(name, "/?#% ") {
+		return "", invalid("%s name %q: give a non-empty name without spaces, / ? # %%", what, name)
+	}
+	return name, nil
+}
+
+// profileSerials normalizes a profile's assigned (or imported) serial
+// numbers as devices report them — trimmed, upper case, each once, in the
+// order given — and refuses anything that is not a serial. It never
+// returns nil, so the JSON lists [] rather than null. what names the
+// profile in the error.
+func profileSerials(what string, serials []string) ([]string, error) {
+	out, seen := []string{}, map[string]bool{}
+	for _, s := range serials {
+		s = strings.ToUpper(strings.TrimSpace(s))
+		if s == "" || len(s) > 64 || strings.ContainsAny(s, " /?#") {
+			return nil, invalid("%s: serial %q is not a serial number", what, s)
+		}
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // ConfiguratorProfile returns an Apple Configurator profile.
 func (a *ADE) ConfiguratorProfile(ctx context.Context, name string) (*ConfiguratorProfile, error) {
-	var p ConfiguratorProfile
-	if err := a.svc.get(ctx, kindConfigurator, name, &p); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, refuse(http.StatusNotFound, CodeNoConfigurator, "no Apple Configurator profile %q", name)
-		}
-		return nil, err
-	}
-	return &p, nil
+	return getDoc[ConfiguratorProfile](ctx, a.svc, kindConfigurator, name,
+		refuse(http.StatusNotFound, CodeNoConfigurator, "no Apple Configurator profile %q", name))
 }
 
 // ConfiguratorProfiles lists the Apple Configurator profiles.

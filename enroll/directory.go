@@ -90,14 +90,8 @@ func (s *Service) PutUser(ctx context.Context, u User) error {
 
 // User returns a user by UPN.
 func (s *Service) User(ctx context.Context, upn string) (*User, error) {
-	var u User
-	if err := s.get(ctx, kindUser, userKey(upn), &u); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, refuse(http.StatusNotFound, CodeUnknownUser, "no user %q in the directory", upn)
-		}
-		return nil, err
-	}
-	return &u, nil
+	return getDoc[User](ctx, s, kindUser, userKey(upn),
+		refuse(http.StatusNotFound, CodeUnknownUser, "no user %q in the directory", upn))
 }
 
 // Users lists every user, ordered by UPN.
@@ -128,14 +122,8 @@ func (s *Service) PutGroup(ctx context.Context, g Group) error {
 
 // Group returns a group by name.
 func (s *Service) Group(ctx context.Context, name string) (*Group, error) {
-	var g Group
-	if err := s.get(ctx, kindGroup, name, &g); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, refuse(http.StatusNotFound, CodeUnknownGroup, "no group %q in the directory", name)
-		}
-		return nil, err
-	}
-	return &g, nil
+	return getDoc[Group](ctx, s, kindGroup, name,
+		refuse(http.StatusNotFound, CodeUnknownGroup, "no group %q in the directory", name))
 }
 
 // Groups lists every group, ordered by name.
@@ -209,6 +197,20 @@ func (s *Service) get(ctx context.Context, kind, id string, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
+}
+
+// getDoc reads the document kind/id into a T; a missing one is the error
+// missing, which says in the caller's words what was not found and what to
+// do, while other store errors pass through.
+func getDoc[T any](ctx context.Context, s *Service, kind, id string, missing *Error) (*T, error) {
+	var v T
+	if err := s.get(ctx, kind, id, &v); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, missing
+		}
+		return nil, err
+	}
+	return &v, nil
 }
 
 func list[T any](ctx context.Context, s *Service, kind string) ([]T, error) {

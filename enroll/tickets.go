@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -46,14 +45,8 @@ func (s *Service) IssueTicket(ctx context.Context, m store.Management, serial st
 
 // Ticket returns a ticket by ID.
 func (s *Service) Ticket(ctx context.Context, id string) (*Ticket, error) {
-	var t Ticket
-	if err := s.get(ctx, kindTicket, id, &t); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, refuse(http.StatusForbidden, CodeBadTicket, "enrollment ticket %q is unknown (the server was reset, or the profile came from another server): download the enrollment profile again", id)
-		}
-		return nil, err
-	}
-	return &t, nil
+	return getDoc[Ticket](ctx, s, kindTicket, id,
+		refuse(http.StatusForbidden, CodeBadTicket, "enrollment ticket %q is unknown (the server was reset, or the profile came from another server): download the enrollment profile again", id))
 }
 
 // Admit decides, at Authenticate, the Management of the enrollment e from

@@ -118,6 +118,48 @@ func checkCSRF(r *http.Request) error {
 	return nil
 }
 
+// signInForm is the POST of a sign-in page p, shared by the enrollment web
+// flows: it reads the form, checks CSRF and starts a session for purpose.
+// admit, when set, may refuse the signed-in user (it must then leave no
+// session behind). A refusal renders the sign-in page again, with the
+// reason and one more field when the refusal asks for a second factor or a
+// new password, and reports false: the caller has nothing left to write.
+func (s *Service) signInForm(w http.ResponseWriter, r *http.Request, p page, secure bool, purpose string, admit func(*Session, *User) error) (*Session, bool) {
+	err := postedForm(w, r)
+	p.CSRF = csrfToken(w, r, secure)
+	if err != nil {
+		p.Err = asError(err)
+		render(w, httpStatus(err), "signin", p)
+		return nil, false
+	}
+	c := credentialsOf(r)
+	sess, u, err := s.StartSession(r.Context(), purpose, c)
+	if err == nil && admit != nil {
+		err = admit(sess, u)
+	}
+	if err != nil {
+		p.Err, p.UPN, p.Password, p.MFACode = asError(err), c.UPN, c.Password, c.MFACode
+		switch p.Err.Code {
+		case CodeMFARequired, CodeMFAFailed:
+			p.AskMFA = true
+		case CodePasswordExpired, CodeWeakPassword:
+			p.AskNewPassword = true
+		}
+		s.log.InfoContext(r.Context(), "enrollment sign-in refused", "path", purpose, "upn", c.UPN, "code", p.Err.Code)
+		render(w, p.Err.Status, "signin", p)
+		return nil, false
+	}
+	return sess, true
+}
+
+// postedForm reads a form POST and checks its CSRF token.
+func postedForm(w http.ResponseWriter, r *http.Request) error {
+	if err := parseForm(w, r); err != nil {
+		return err
+	}
+	return checkCSRF(r)
+}
+
 // parseForm reads a bounded urlencoded form.
 func parseForm(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
@@ -140,28 +182,8 @@ func (f *webFlow) signInPage(w http.ResponseWriter, r *http.Request) {
 // is the same form again with one more field, and the refusal's message.
 func (f *webFlow) signIn(w http.ResponseWriter, r *http.Request) {
 	p := page{Title: f.title, Action: f.base, Company: f.company(r.Context())}
-	err := parseForm(w, r)
-	if err == nil {
-		err = checkCSRF(r)
-	}
-	p.CSRF = csrfToken(w, r, f.secure)
-	if err != nil {
-		p.Err = asError(err)
-		render(w, httpStatus(err), "signin", p)
-		return
-	}
-	c := credentialsOf(r)
-	sess, _, err := f.s.StartSession(r.Context(), f.purpose, c)
-	if err != nil {
-		p.Err, p.UPN, p.Password, p.MFACode = asError(err), c.UPN, c.Password, c.MFACode
-		switch p.Err.Code {
-		case CodeMFARequired, CodeMFAFailed:
-			p.AskMFA = true
-		case CodePasswordExpired, CodeWeakPassword:
-			p.AskNewPassword = true
-		}
-		f.s.log.InfoContext(r.Context(), "enrollment sign-in refused", "path", f.purpose, "upn", c.UPN, "code", p.Err.Code)
-		render(w, p.Err.Status, "signin", p)
+	sess, ok := f.s.signInForm(w, r, p, f.secure, f.purpose, nil)
+	if !ok {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: f.sessionCookie(), Value: sess.Token, Path: f.base, HttpOnly: true, Secure: f.secure,
@@ -224,11 +246,7 @@ func (f *webFlow) choose(w http.ResponseWriter, r *http.Request) {
 // profile for download.
 func (f *webFlow) enroll(w http.ResponseWriter, r *http.Request) {
 	p := page{Title: f.title, Action: f.base + "/choose"}
-	err := parseForm(w, r)
-	if err == nil {
-		err = checkCSRF(r)
-	}
-	if err != nil {
+	if err := postedForm(w, r); err != nil {
 		p.Err = asError(err)
 		render(w, httpStatus(err), "error", p)
 		return

@@ -6,10 +6,8 @@
 package metrics
 
 import (
-	"bufio"
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mockmdm/mockmdm/internal/httpx"
 	"github.com/mockmdm/mockmdm/store"
 )
 
@@ -155,15 +154,11 @@ func (m *Metrics) Instrument(endpoint string, next http.Handler) http.Handler {
 	dur := m.duration.MustCurryWith(prometheus.Labels{"endpoint": endpoint})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		var ww http.ResponseWriter = sw
-		if hj, ok := w.(http.Hijacker); ok {
-			// Only when the connection can be taken over (HTTP/1): code that
-			// asserts http.Hijacker (the mock APNs stream) sees the truth.
-			ww = &hijackWriter{statusWriter: sw, hj: hj}
-		}
+		// ww is a Hijacker only when w is (HTTP/1): code that asserts
+		// http.Hijacker (the mock APNs stream) sees the truth.
+		sw, ww := httpx.NewStatusWriter(w)
 		defer func() {
-			code := sw.status
+			code := sw.Status()
 			if code == 0 {
 				code = http.StatusOK
 			}
@@ -175,20 +170,6 @@ func (m *Metrics) Instrument(endpoint string, next http.Handler) http.Handler {
 	})
 }
 
-// hijackWriter is a statusWriter over a connection that can be hijacked; a
-// hijacked request counts as 101 Switching Protocols.
-type hijackWriter struct {
-	*statusWriter
-	hj http.Hijacker
-}
-
-func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if h.status == 0 {
-		h.status = http.StatusSwitchingProtocols
-	}
-	return h.hj.Hijack()
-}
-
 // normalizeMethod keeps the method label bounded: a client may send any token.
 func normalizeMethod(m string) string {
 	switch m {
@@ -198,35 +179,6 @@ func normalizeMethod(m string) string {
 	}
 	return "OTHER"
 }
-
-// statusWriter remembers the status code. It passes Flush and Unwrap
-// through, so long-polls and http.ResponseController keep working.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusWriter) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 var (
 	enrollmentsDesc = prometheus.NewDesc(Namespace+"_enrollments",

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+
+	"github.com/mockmdm/mockmdm/internal/httpx"
 )
 
 // WithDirectory loads an organisation (enroll.LoadConfig: users, groups,
@@ -50,24 +52,12 @@ func (s *Server) resetThenDirectory(reset http.Handler) http.Handler {
 		return reset
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
-		reset.ServeHTTP(rec, r)
-		if rec.status == 0 || rec.status == http.StatusOK {
+		rec, ww := httpx.NewStatusWriter(w)
+		reset.ServeHTTP(ww, r)
+		if st := rec.Status(); st == 0 || st == http.StatusOK {
 			if err := s.loadDirectory(r.Context()); err != nil {
 				s.log.ErrorContext(r.Context(), "re-applying the directory after reset", "err", err)
 			}
 		}
 	})
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
 }

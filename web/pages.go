@@ -16,6 +16,7 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/mockmdm/mockmdm/api"
+	"github.com/mockmdm/mockmdm/internal/apiview"
 	"github.com/mockmdm/mockmdm/internal/httperr"
 	"github.com/mockmdm/mockmdm/store"
 )
@@ -122,7 +123,7 @@ func (d *Dashboard) rows(r *http.Request) ([]row, error) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		rw := row{Enrollment: enrollmentView(e), QueueDepth: len(items), Newest: e.AuthenticatedAt}
+		rw := row{Enrollment: apiview.Enrollment(e), QueueDepth: len(items), Newest: e.AuthenticatedAt}
 		if e.EnrolledAt.After(rw.Newest) {
 			rw.Newest = e.EnrolledAt
 		}
@@ -249,7 +250,7 @@ func (d *Dashboard) loadDevice(r *http.Request, withTranscript bool) (*deviceVie
 	if err != nil {
 		return nil, err
 	}
-	v := &deviceView{E: enrollmentView(e)}
+	v := &deviceView{E: apiview.Enrollment(e)}
 	if d.commander != nil && !e.CheckedOut {
 		v.Commands = commands
 	}

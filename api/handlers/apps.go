@@ -41,18 +41,27 @@ func (a *API) appsOrError(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// ListApps serves GET /v1/apps.
-func (a *API) ListApps() http.Handler {
+// appsJSON is the shape of the catalog's read routes: 501 without a
+// catalog, else what get returns as 200 JSON, or its error.
+func (a *API) appsJSON(get func(r *http.Request) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.appsOrError(w, r) {
 			return
 		}
-		list, err := a.apps.Apps(r.Context())
+		v, err := get(r)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
 		}
-		a.writeJSON(w, r, http.StatusOK, AppList{Apps: list})
+		a.writeJSON(w, r, http.StatusOK, v)
+	})
+}
+
+// ListApps serves GET /v1/apps.
+func (a *API) ListApps() http.Handler {
+	return a.appsJSON(func(r *http.Request) (any, error) {
+		list, err := a.apps.Apps(r.Context())
+		return AppList{Apps: list}, err
 	})
 }
 
@@ -89,17 +98,7 @@ func (a *API) PutApp() http.Handler {
 
 // GetApp serves GET /v1/apps/{id}.
 func (a *API) GetApp() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.appsOrError(w, r) {
-			return
-		}
-		app, err := a.apps.App(r.Context(), r.PathValue("id"))
-		if err != nil {
-			a.writeError(w, r, err)
-			return
-		}
-		a.writeJSON(w, r, http.StatusOK, app)
-	})
+	return a.appsJSON(func(r *http.Request) (any, error) { return a.apps.App(r.Context(), r.PathValue("id")) })
 }
 
 // DeleteApp serves DELETE /v1/apps/{id}.
@@ -120,32 +119,15 @@ func (a *API) DeleteApp() http.Handler {
 // installs (apps.Service.Sync). Each install passes the same enqueue-time
 // policy as POST /v1/commands.
 func (a *API) SyncApps() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.appsOrError(w, r) {
-			return
-		}
-		rep, err := a.apps.Sync(r.Context(), apiEnqueuer{a})
-		if err != nil {
-			a.writeError(w, r, err)
-			return
-		}
-		a.writeJSON(w, r, http.StatusOK, rep)
-	})
+	return a.appsJSON(func(r *http.Request) (any, error) { return a.apps.Sync(r.Context(), apiEnqueuer{a}) })
 }
 
 // AppStatus serves GET /v1/apps/{id}/status.
 func (a *API) AppStatus() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.appsOrError(w, r) {
-			return
-		}
+	return a.appsJSON(func(r *http.Request) (any, error) {
 		id := r.PathValue("id")
 		list, err := a.apps.Status(r.Context(), id)
-		if err != nil {
-			a.writeError(w, r, err)
-			return
-		}
-		a.writeJSON(w, r, http.StatusOK, AppStatusList{AppID: id, Statuses: list})
+		return AppStatusList{AppID: id, Statuses: list}, err
 	})
 }
 

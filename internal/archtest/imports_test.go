@@ -32,6 +32,8 @@ var allowed = map[string][]string{
 	"mdm":                 {"mdm/schema", "internal/plistguard"},
 	"mdm/schema":          {},
 	"internal/httperr":    {},
+	"internal/httpx":      {},
+	"internal/apiview":    {"api", "mdm", "store"},
 	"internal/plistguard": {},
 	"internal/schemagen":  {},
 	"internal/flowtest":   {"api", "device", "push/mockapns", "mdm"},
