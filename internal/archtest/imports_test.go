@@ -15,7 +15,7 @@ const module = "github.com/mockmdm/mockmdm/"
 // inward only; docs/architecture.md explains the layers.
 var allowed = map[string][]string{
 	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "push", "push/mockapns", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "webhook", "internal/", "scenario"},
-	"scenario":            {"server", "server/mdmtest", "api", "device", "device/fleet", "push/mockapns", "mdm", "store", "store/", "internal/"},
+	"scenario":            {"server", "server/mdmtest", "api", "device", "device/fleet", "push/mockapns", "certs", "mdm", "store", "store/", "internal/"},
 	"server":              {"api", "api/handlers", "apps", "web", "checkin", "enroll", "ade", "push", "push/", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "webhook", "metrics", "internal/"},
 	"api":                 {"mdm"},
 	"api/handlers":        {"api", "apps", "checkin", "certs", "profiles", "store", "mdm", "mdm/schema", "internal/"},
