@@ -378,6 +378,14 @@ func (w *Webhook) Observe(ctx context.Context, e *store.TranscriptEntry) {
 }
 
 func (w *Webhook) emit(ctx context.Context, ev Event) {
+	if len(w.urls) == 0 { // awaitable only: no body to encode
+		w.mu.Lock()
+		w.stats.Events++
+		w.addHistory(ev)
+		w.broadcast()
+		w.mu.Unlock()
+		return
+	}
 	body, err := json.Marshal(ev)
 	if err != nil { // cannot happen: every field marshals
 		w.log.ErrorContext(ctx, "webhook: encoding event", "err", err)
@@ -387,12 +395,6 @@ func (w *Webhook) emit(ctx context.Context, ev Event) {
 	var dropped []*job
 	w.mu.Lock()
 	w.stats.Events++
-	if len(w.urls) == 0 {
-		w.addHistory(ev)
-		w.broadcast()
-		w.mu.Unlock()
-		return
-	}
 	w.remaining[ev.EventID] = len(w.urls)
 	shard := shardOf(ev.enrollment, w.shards)
 	for i, u := range w.urls {
