@@ -118,6 +118,29 @@ func TestHostileInputsFullStack(t *testing.T) {
 		{name: "mock APNs push by GET", method: "GET", path: "/apns/3/device/" + strings.Repeat("ab", 32), status: 405, reason: "not allowed"},
 		{name: "mock APNs stream without Upgrade", method: "GET", path: "/apns/mock/v1/stream?token=12&topic=x", status: 400, reason: "stream"},
 		{name: "mock APNs stream by POST", method: "POST", path: "/apns/mock/v1/stream", status: 405, reason: "not allowed"},
+		// The simulated ABM's ADE API (Apple's bare error codes).
+		{name: "ADE session without OAuth", method: "GET", path: "/session", headers: []string{"User-Agent", "t"}, status: 400, reason: "BAD_REQUEST"},
+		{name: "ADE session with a broken OAuth header", method: "GET", path: "/session", headers: []string{"User-Agent", "t", "Authorization", `OAuth oauth_consumer_key="x", oauth_signature=`}, status: 400, reason: "BAD_REQUEST"},
+		{name: "ADE account without a session", method: "GET", path: "/account", headers: []string{"User-Agent", "t", "X-Server-Protocol-Version", "7"}, status: 401, reason: "UNAUTHORIZED"},
+		{name: "ADE fetch with an unknown session", method: "POST", path: "/server/devices", body: []byte(`{"limit":5}`), headers: []string{"User-Agent", "t", "X-Server-Protocol-Version", "7", "X-ADM-Auth-Session", "forged"}, status: 401, reason: "UNAUTHORIZED"},
+		{name: "ADE profile without a User-Agent", method: "POST", path: "/profile", body: []byte(`{`), headers: []string{"X-ADM-Auth-Session", "forged", "User-Agent", ""}, status: 400, reason: "USER_AGENT"},
+		{name: "mock activation, not JSON", method: "POST", path: "/ade/activation", body: []byte("serial=1"), status: 400, reason: "JSON"},
+		{name: "mock activation, a serial nobody owns", method: "POST", path: "/ade/activation", body: []byte(`{"serial_number":"NOBODY01"}`), headers: JSONCT, status: 404, reason: "NOBODY01"},
+		// The ADE enrollment endpoints a DEP profile points at.
+		{name: "ADE enroll, unknown profile", method: "POST", path: "/ade/enroll/ghost", body: []byte("not CMS"), status: 404, reason: "ghost"},
+		{name: "ADE web sign-in, unknown profile", method: "GET", path: "/ade/web/ghost", status: 404, reason: "ghost"},
+		// BYOD: the Company Portal API and pages, web and account-driven enrollment.
+		{name: "portal sign-in, not JSON", method: "POST", path: "/portal/v1/signin", body: []byte("upn=x"), headers: JSONCT, status: 400, reason: "JSON"},
+		{name: "portal sign-in, unknown user", method: "POST", path: "/portal/v1/signin", body: []byte(`{"upn":"ghost@contoso.com","password":"x"}`), headers: JSONCT, status: 401, reason: "unknown_user"},
+		{name: "portal enroll without a session", method: "POST", path: "/portal/v1/enroll", body: []byte(`{}`), headers: JSONCT, status: 401, reason: "bad_session"},
+		{name: "portal register, not JSON", method: "POST", path: "/portal/v1/register", body: []byte("{"), headers: JSONCT, status: 400, reason: "JSON"},
+		{name: "portal profile without a session", method: "GET", path: "/portal/profile/ghost", status: 401, reason: "bad_session"},
+		{name: "web enrollment form without its CSRF field", method: "POST", path: "/enroll/web", body: []byte("upn=a%40b.c&password=x"), headers: []string{"Content-Type", "application/x-www-form-urlencoded"}, status: 403, reason: "form"},
+		{name: "account-driven discovery without a user", method: "GET", path: "/.well-known/com.apple.remotemanagement", status: 403, reason: "com.apple.well-known.failed"},
+		{name: "account-driven enrollment, not a signed MachineInfo", method: "POST", path: "/enroll/account-driven", body: []byte("<plist/>"), headers: []string{"Content-Type", "application/pkcs7-signature"}, status: 400, reason: "MachineInfo"},
+		// The dashboard.
+		{name: "dashboard login with a wrong key", method: "POST", path: "/dashboard/login", body: []byte("key=wrong"), headers: []string{"Content-Type", "application/x-www-form-urlencoded"}, status: 403, reason: "form"},
+		{name: "dashboard asset that does not exist", method: "GET", path: "/dashboard/static/nope.css", status: 404, reason: "nope.css"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
