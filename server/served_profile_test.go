@@ -11,8 +11,10 @@ import (
 
 	"github.com/micromdm/plist"
 
+	"github.com/mockmdm/mockmdm/enroll"
 	"github.com/mockmdm/mockmdm/mdm/schema"
 	"github.com/mockmdm/mockmdm/profiles"
+	"github.com/mockmdm/mockmdm/store"
 )
 
 func fetchProfile(t *testing.T, s *Server, query string) []byte {
@@ -128,5 +130,45 @@ func TestServedProfileSchema(t *testing.T) {
 		for _, pr := range schema.ValidateDict(keys, p, pt) {
 			t.Errorf("%s", pr)
 		}
+	}
+}
+
+// TestEveryServedProfileLints: every kind of enrollment profile the
+// enrollment programs hand out — a ticketed device enrollment (Company
+// Portal, web, ADE, Configurator), a User Enrollment with its Managed Apple
+// ID, an account-driven User Enrollment (EnrollmentMode BYOD) and an
+// account-driven device enrollment (ADDE) — passes the profile lint against
+// Apple's schemas for the enrollment it makes, signed or not.
+func TestEveryServedProfileLints(t *testing.T) {
+	s := newTestServer(t)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name string
+		req  enroll.ProfileRequest
+		opts profiles.LintOptions
+	}{
+		{"device enrollment", enroll.ProfileRequest{Ticket: "t1", Mode: store.ModeDevice}, profiles.LintOptions{Platform: "iOS"}},
+		{"supervised device enrollment (ADE)", enroll.ProfileRequest{Ticket: "t2", Mode: store.ModeDevice}, profiles.LintOptions{Platform: "iOS", Supervised: true}},
+		{"unsigned device enrollment (Configurator export)", enroll.ProfileRequest{Ticket: "t3", Mode: store.ModeDevice, Unsigned: true}, profiles.LintOptions{Platform: "iOS"}},
+		{"User Enrollment", enroll.ProfileRequest{Ticket: "t4", Mode: store.ModeUserEnrollment, ManagedAppleID: "user@appleid.contoso.com"}, profiles.LintOptions{Platform: "iOS", UserEnrollment: true}},
+		{"account-driven User Enrollment", enroll.ProfileRequest{Ticket: "t5", Mode: store.ModeUserEnrollment, EnrollmentMode: profiles.EnrollmentModeBYOD, ManagedAppleID: "user@appleid.contoso.com"}, profiles.LintOptions{Platform: "iOS", UserEnrollment: true}},
+		{"account-driven device enrollment", enroll.ProfileRequest{Ticket: "t6", Mode: store.ModeDevice, EnrollmentMode: profiles.EnrollmentModeADDE}, profiles.LintOptions{Platform: "iOS"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := s.issuer.EnrollmentProfile(ctx, tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := profiles.Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fs := profiles.Lint(p, tc.opts); profiles.HasErrors(fs) {
+				t.Errorf("lint: %+v", fs)
+			}
+			if !strings.Contains(string(p.Content), "ticket="+tc.req.Ticket) {
+				t.Errorf("the CheckInURL does not carry the ticket")
+			}
+		})
 	}
 }
