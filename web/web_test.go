@@ -615,3 +615,23 @@ func TestLogoutAndStatic(t *testing.T) {
 		t.Errorf("missing static file: %d", r.StatusCode)
 	}
 }
+
+// TestDevicePageShowsManagement: the device page says how the enrollment
+// came about — program, mode, ownership, user, how the user signed in,
+// registration and compliance — what a QA team checks after each path.
+func TestDevicePageShowsManagement(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.st.PutEnrollment(ctx, &store.Enrollment{ID: "ade-1", Type: "Device", DeviceID: "ade-1", UDID: "ade-1", Enrolled: true,
+		Management: store.Management{Program: store.ProgramADE, Mode: store.ModeDevice, Ownership: store.OwnershipCorporate, Supervised: true,
+			User: "user@contoso.com", AuthMethod: "setup-assistant-modern", TypeProfile: "corp", CompliantInMDM: true}}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("GET", PathPrefix+"/enrollments/ade-1", nil, e.login())
+	for _, want := range []string{"ade · device · profile “corp”", "corporate · supervised", "user@contoso.com", "setup-assistant-modern",
+		"not registered · compliant in the MDM · not compliant in the directory"} {
+		if !strings.Contains(r.Body, want) {
+			t.Errorf("device page lacks %q", want)
+		}
+	}
+}
