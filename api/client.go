@@ -201,6 +201,20 @@ func (c *Client) PushCertificate(ctx context.Context) (*PushCertStatus, error) {
 	return &out, nil
 }
 
+// ADETokenStatus returns the uploaded ADE server token's status, or nil
+// when no token was uploaded.
+func (c *Client) ADETokenStatus(ctx context.Context) (*ADETokenStatus, error) {
+	var out ADETokenStatus
+	if err := c.do(ctx, http.MethodGet, "/v1/ade/token", nil, nil, &out); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Status == http.StatusNotFound {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return &out, nil
+}
+
 // UploadPushCertificate replaces the push certificate after checking it.
 func (c *Client) UploadPushCertificate(ctx context.Context, up PushCertUpload) (*PushCertStatus, error) {
 	var out PushCertStatus

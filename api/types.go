@@ -204,6 +204,16 @@ type PushCertStatus struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
+// ADETokenStatus is GET /v1/ade/token: the uploaded ADE server token.
+type ADETokenStatus struct {
+	// State is active, expiring-soon or expired.
+	State       string    `json:"state"`
+	DaysLeft    int       `json:"days_left"`
+	Expiry      time.Time `json:"access_token_expiry"`
+	ConsumerKey string    `json:"consumer_key"`
+	UploadedAt  string    `json:"uploaded_at"`
+}
+
 // PushCertUpload is the body of PUT /v1/push/certificate: a certificate
 // and key as PEM, or a PKCS#12 file (base64 in JSON), with the password
 // that decrypts the PKCS#12 or an encrypted PEM key.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -242,10 +243,36 @@ func TestPushOverHTTP2ToItsOwnMockAPNs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("mockmdm status: %v\n%s", err, out)
 	}
-	for _, want := range []string{"topic:             " + st.Topic, "days left", "state:             valid", "pushes go to:      https://" + apnsAddr} {
+	for _, want := range []string{"topic:             " + st.Topic, "days left", "state:             valid", "pushes go to:      https://" + apnsAddr,
+		"ADE server token:    none uploaded"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("mockmdm status does not say %q:\n%s", want, out)
 		}
+	}
+	// With a server token uploaded, status shows its state and expiry.
+	apiKey, err := os.ReadFile(filepath.Join(dataDir, "api-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(method, path string, body []byte) []byte {
+		t.Helper()
+		req, _ := http.NewRequest(method, strings.TrimSuffix(base, "/v1")+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(apiKey)))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 300 {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		return b
+	}
+	call("PUT", "/v1/ade/token", call("POST", "/v1/ade/tokens", nil))
+	out, err = exec.Command(binPath, "status", "-url", strings.TrimSuffix(base, "/v1"), "-data", dataDir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ADE server token\n") || !strings.Contains(string(out), "state:             active") {
+		t.Errorf("mockmdm status with a server token: %v\n%s", err, out)
 	}
 	out, err = exec.Command(binPath, "status", "-url", strings.TrimSuffix(base, "/v1"), "-api-key", "wrong", "-data", dataDir).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "401") && !strings.Contains(strings.ToLower(string(out)), "api key") {

@@ -75,5 +75,17 @@ func statusCmd(ctx context.Context, args []string, getenv func(string) string, s
 	for _, w := range st.Warnings {
 		fmt.Fprintf(stdout, "  warning:           %s\n", w)
 	}
+	tok, err := client.ADETokenStatus(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("asking %s for the ADE server token: %w", *url, err)
+	case tok == nil:
+		fmt.Fprintf(stdout, "ADE server token:    none uploaded (PUT /v1/ade/token)\n")
+	default:
+		fmt.Fprintf(stdout, "ADE server token\n")
+		fmt.Fprintf(stdout, "  consumer key:      %s\n", tok.ConsumerKey)
+		fmt.Fprintf(stdout, "  expires:           %s (%d days left)\n", tok.Expiry.UTC().Format(time.RFC3339), tok.DaysLeft)
+		fmt.Fprintf(stdout, "  state:             %s\n", tok.State)
+	}
 	return nil
 }
