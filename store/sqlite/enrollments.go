@@ -182,6 +182,5 @@ func (s *Store) TouchEnrollment(ctx context.Context, id string, at time.Time) er
 		return err
 	}
 	s.hot.touch(id, n)
-	s.kickSeen()
 	return nil
 }

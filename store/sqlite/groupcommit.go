@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Group commit. Every device request writes (its last-seen time, its
@@ -85,7 +86,23 @@ func (s *Store) groupWrite(single bool, fn func(x execer) error) error {
 func (s *Store) groupWriter() {
 	defer close(s.writerDone)
 	group := make([]*writeOp, 0, maxGroup)
-	for op := range s.ops {
+	tick := time.NewTicker(seenFlushEvery)
+	defer tick.Stop()
+	for {
+		var op *writeOp
+		select {
+		case o, ok := <-s.ops:
+			if !ok {
+				return
+			}
+			op = o
+		case <-tick.C:
+			// No write came to carry the last-seen times: write them alone.
+			if seen := s.hot.takeSeen(); len(seen) > 0 {
+				s.writeSeenAlone(seen)
+			}
+			continue
+		}
 		group = append(group[:0], op)
 	fill:
 		for len(group) < maxGroup {
@@ -108,11 +125,13 @@ func (s *Store) groupWriter() {
 // is not another's.
 func (s *Store) runGroup(group []*writeOp) {
 	ctx := context.Background()
-	if len(group) == 1 && group[0].single {
+	if len(group) == 1 && group[0].single && !s.hot.hasSeen() {
 		s.finish(group[0], group[0].fn(autoExecer{}))
 		return
 	}
+	var seen map[string]sql.NullInt64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		seen = s.seenWithGroup(txExecer{tx})
 		for _, op := range group {
 			if err := op.fn(txExecer{tx}); err != nil {
 				return errGroupMember
@@ -125,6 +144,9 @@ func (s *Store) runGroup(group []*writeOp) {
 			s.finish(op, nil)
 		}
 		return
+	}
+	if len(seen) > 0 {
+		s.writeSeenAlone(seen)
 	}
 	if !errors.Is(err, errGroupMember) && len(group) == 1 {
 		s.finish(group[0], err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/mockmdm/mockmdm/store"
 )
@@ -190,33 +191,34 @@ func (s *Store) flushSeen(x execer, seen map[string]sql.NullInt64) error {
 	return nil
 }
 
-// kickSeen asks the group writer to write pending last-seen times with its
-// next group, without waiting: nobody waits for a last-seen time.
-func (s *Store) kickSeen() {
-	s.opsMu.RLock()
-	defer s.opsMu.RUnlock()
-	if s.opsClosed || !s.seenQueued.CompareAndSwap(false, true) {
-		return
+// seenFlushEvery is how long a last-seen time may wait when no other
+// write comes to carry it.
+const seenFlushEvery = time.Second
+
+// seenWithGroup writes the pending last-seen times inside a group's
+// transaction, so they cost no commit of their own: every device request
+// appends to the transcript, and its last-seen time rides along. It returns
+// what it took, for the caller to write alone should the group fail.
+func (s *Store) seenWithGroup(x execer) map[string]sql.NullInt64 {
+	seen := s.hot.takeSeen()
+	if len(seen) > 0 {
+		if err := s.flushSeen(x, seen); err != nil {
+			s.log.Error("sqlite: last-seen times in a group", "err", err)
+		}
 	}
-	op := &writeOp{fn: s.seenOp(), done: nil}
-	select {
-	case s.ops <- op:
-	default:
-		s.seenQueued.Store(false) // a full queue: the next kick tries again
-	}
+	return seen
 }
 
-// seenOp is the group-commit operation that writes pending last-seen
-// times; it takes them when it first runs, so a retry writes the same.
-func (s *Store) seenOp() func(x execer) error {
-	var taken map[string]sql.NullInt64
-	var took bool
-	return func(x execer) error {
-		if !took {
-			s.seenQueued.Store(false)
-			taken, took = s.hot.takeSeen(), true
-		}
-		return s.flushSeen(x, taken)
+// hasSeen reports whether last-seen times wait to be written.
+func (h *hot) hasSeen() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.seen) > 0
+}
+
+func (s *Store) writeSeenAlone(seen map[string]sql.NullInt64) {
+	if err := s.inTx(context.Background(), func(tx *sql.Tx) error { return s.flushSeen(txExecer{tx}, seen) }); err != nil {
+		s.log.Error("sqlite: writing last-seen times", "err", err)
 	}
 }
 

@@ -26,7 +26,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -82,10 +81,8 @@ type Store struct {
 	opsClosed  bool
 	writerDone chan struct{}
 
-	// What every request repeats, remembered (hot.go); seenQueued is set
-	// while a last-seen write waits in the group queue.
-	hot        *hot
-	seenQueued atomic.Bool
+	// What every request repeats, remembered (hot.go).
+	hot *hot
 	// lock holds the database's exclusive lock (lock_unix.go).
 	lock *os.File
 }
