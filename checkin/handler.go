@@ -173,6 +173,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, kind string) {
 	}
 	entry := &store.TranscriptEntry{Time: now.UTC(), RequestID: reqID, Kind: kind, Method: r.Method, Path: r.URL.Path,
 		Signature: r.Header.Get("Mdm-Signature")}
+	if r.URL.RawQuery != "" {
+		// The query is part of what the device sent: an enrollment
+		// program's ticket rides in the profile's CheckInURL.
+		entry.Path += "?" + r.URL.RawQuery
+	}
 
 	body, status, resp, err := h.handle(ctx, r, kind, reqID, now, entry)
 	entry.Request = body

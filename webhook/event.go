@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -107,7 +109,7 @@ func eventFromEntry(e *store.TranscriptEntry, now time.Time) (ev Event, ok bool,
 		ids := msg.IDs()
 		return Event{
 			Topic: Topic(msg.Type()), EventID: newEventID(), CreatedAt: created.UTC(),
-			CheckinEvent: &CheckinEvent{UDID: ids.UDID, EnrollmentID: ids.EnrollmentID, RawPayload: e.Request},
+			CheckinEvent: &CheckinEvent{UDID: ids.UDID, EnrollmentID: ids.EnrollmentID, RawPayload: e.Request, Params: urlParams(e.Path)},
 			enrollment:   resolvedOr(ids, e.EnrollmentID),
 		}, true, nil
 	case "command":
@@ -119,12 +121,31 @@ func eventFromEntry(e *store.TranscriptEntry, now time.Time) (ev Event, ok bool,
 			Topic: TopicConnect, EventID: newEventID(), CreatedAt: created.UTC(),
 			AcknowledgeEvent: &AcknowledgeEvent{
 				UDID: res.UDID, EnrollmentID: res.EnrollmentID, Status: res.Status,
-				CommandUUID: res.CommandUUID, RawPayload: e.Request,
+				CommandUUID: res.CommandUUID, RawPayload: e.Request, Params: urlParams(e.Path),
 			},
 			enrollment: resolvedOr(res.Enrollment, e.EnrollmentID),
 		}, true, nil
 	}
 	return Event{}, false, nil
+}
+
+// urlParams are the query parameters of the recorded request path (the
+// enrollment ticket a program put in the profile's CheckInURL, say), first
+// value of each, as MicroMDM sends them; nil when there are none.
+func urlParams(path string) map[string]string {
+	_, raw, ok := strings.Cut(path, "?")
+	if !ok {
+		return nil
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil || len(q) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(q))
+	for k, v := range q {
+		out[k] = v[0]
+	}
+	return out
 }
 
 func resolvedOr(ids mdm.Enrollment, fallback string) string {
