@@ -6,35 +6,20 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"time"
 
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/push/mockapns"
 	"github.com/mockmdm/mockmdm/server"
+	"github.com/mockmdm/mockmdm/server/mdmtest"
 	"github.com/mockmdm/mockmdm/store/memory"
 )
 
-// inProcessURL is the base URL of an in-process server: requests never
-// leave the process, so the name resolves nowhere.
-const inProcessURL = "https://mockmdm.test"
+// inProcessURL is the base URL of an in-process server.
+const inProcessURL = mdmtest.InProcessURL
 
-var (
-	pkiOnce sync.Once
-	pki     *server.PKI
-	pkiErr  error
-)
-
-// testPKI is made once per process: RSA key generation is the slow part of
-// a start, and scenarios don't need a CA each.
-func testPKI() (*server.PKI, error) {
-	pkiOnce.Do(func() { pki, pkiErr = server.NewPKI([]string{"mockmdm.test", "localhost", "127.0.0.1"}) })
-	if pkiErr != nil {
-		return nil, pkiErr
-	}
-	p := *pki
-	return &p, nil
-}
+// testPKI is the test PKI server/mdmtest makes once per process.
+func testPKI() (*server.PKI, error) { return mdmtest.SharedPKI() }
 
 // InProcess starts a fresh mockmdm for sc the way server/mdmtest does: a
 // memory store, a test PKI, no port (requests are served by calling the

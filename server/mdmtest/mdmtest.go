@@ -82,15 +82,23 @@ func WithServerOptions(opts ...server.Option) Option {
 	return func(c *config) { c.srvOpts = append(c.srvOpts, opts...) }
 }
 
-// inProcessURL is the base URL of an in-process server: requests never
+// InProcessURL is the base URL of an in-process server: requests never
 // leave the process, so the name resolves nowhere.
-const inProcessURL = "https://mockmdm.test"
+const InProcessURL = "https://mockmdm.test"
+
+// inProcessURL is InProcessURL, as this package calls it.
+const inProcessURL = InProcessURL
 
 var (
 	pkiOnce sync.Once
 	pki     *server.PKI
 	pkiErr  error
 )
+
+// SharedPKI returns a copy of the test PKI made once per process, for other
+// in-process harnesses (scenarios): RSA key generation is the slow part of
+// a start, and tests don't need a CA each.
+func SharedPKI() (*server.PKI, error) { return testPKI() }
 
 // testPKI is made once per process: RSA key generation is the slow part of
 // a start, and tests don't need a CA each.
