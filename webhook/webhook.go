@@ -77,7 +77,10 @@ type Delivery struct {
 
 // Stats counts events and deliveries since New.
 type Stats struct {
-	// Events is how many events were made from exchanges.
+	// Events is how many exchanges were taken as events. With no receiver
+	// URLs an event is made only when Wait first asks for it (decoding every
+	// result again on the request path would cost a device request most of
+	// its time), so a body that does not decode shows in DecodeErrors then.
 	Events int64 `json:"events"`
 	// Delivered, Failed and Dropped count deliveries by outcome (one per event and URL).
 	Delivered int64 `json:"delivered"`
@@ -122,7 +125,7 @@ type Webhook struct {
 	seq        int64
 	deliveries []*Delivery    // the last logSize deliveries, oldest first
 	remaining  map[string]int // event ID → deliveries not yet settled
-	history    []Event        // settled events, oldest first
+	history    []*historyItem // settled events, oldest first
 	histBase   int64          // sequence number of history[0]
 	changed    chan struct{}  // closed and replaced whenever something settles
 }
@@ -363,6 +366,20 @@ func (r *recorder) AppendTranscript(ctx context.Context, entries ...*store.Trans
 // Observe makes an event of one transcript entry, if it is one (a 2xx
 // check-in or command exchange), and queues it for every URL.
 func (w *Webhook) Observe(ctx context.Context, e *store.TranscriptEntry) {
+	if len(w.urls) == 0 {
+		// Nobody to deliver to: keep the entry for Wait and make its event
+		// only if someone asks — decoding every result again on the
+		// request path would cost a device request most of its time.
+		if !mayBeEvent(e) {
+			return
+		}
+		w.mu.Lock()
+		w.stats.Events++
+		w.addHistoryItem(&historyItem{entry: e, at: w.now()})
+		w.broadcast()
+		w.mu.Unlock()
+		return
+	}
 	ev, ok, err := eventFromEntry(e, w.now())
 	if err != nil {
 		w.mu.Lock()
@@ -443,8 +460,48 @@ func (w *Webhook) addDelivery(d *Delivery) {
 	w.deliveries = append(w.deliveries, d)
 }
 
+// historyItem is a settled event, or the transcript entry it is made of
+// when first asked for (Observe with no URLs).
+type historyItem struct {
+	once  sync.Once
+	entry *store.TranscriptEntry
+	at    time.Time
+	ev    Event
+	ok    bool
+}
+
+// event makes (once) and returns the item's event; ok is false for an
+// entry that does not decode, which is counted.
+func (h *historyItem) event(w *Webhook) (Event, bool) {
+	h.once.Do(func() {
+		if h.entry == nil {
+			return
+		}
+		ev, ok, err := eventFromEntry(h.entry, h.at)
+		if err != nil {
+			w.mu.Lock()
+			w.stats.DecodeErrors++
+			w.mu.Unlock()
+			w.log.Error("webhook: no event for a recorded exchange", "err", err, "enrollment_id", h.entry.EnrollmentID)
+		}
+		h.ev, h.ok, h.entry = ev, ok && err == nil, nil
+	})
+	return h.ev, h.ok
+}
+
+// mayBeEvent is eventFromEntry's first test, without decoding.
+func mayBeEvent(e *store.TranscriptEntry) bool {
+	return e != nil && e.Status >= 200 && e.Status <= 299 && len(e.Request) > 0 && (e.Kind == "checkin" || e.Kind == "command")
+}
+
 // addHistory appends a settled event, forgetting the oldest past historySize. Caller holds mu.
 func (w *Webhook) addHistory(ev Event) {
+	h := &historyItem{ev: ev, ok: true}
+	h.once.Do(func() {})
+	w.addHistoryItem(h)
+}
+
+func (w *Webhook) addHistoryItem(h *historyItem) {
 	if len(w.history) >= w.historySize {
 		drop := len(w.history) - w.historySize + 1
 		n := copy(w.history, w.history[drop:])
@@ -452,7 +509,7 @@ func (w *Webhook) addHistory(ev Event) {
 		w.history = w.history[:n]
 		w.histBase += int64(drop)
 	}
-	w.history = append(w.history, ev)
+	w.history = append(w.history, h)
 }
 
 // broadcast wakes every waiter. Caller holds mu.
@@ -628,12 +685,13 @@ func (w *Webhook) Wait(ctx context.Context, match func(Event) bool) (Event, erro
 	for {
 		w.mu.Lock()
 		start := max(next, w.histBase)
-		fresh := append([]Event(nil), w.history[start-w.histBase:]...)
+		fresh := append([]*historyItem(nil), w.history[start-w.histBase:]...)
 		next = w.histBase + int64(len(w.history))
 		ch := w.changed
 		w.mu.Unlock()
-		for _, ev := range fresh {
-			if match == nil || match(ev) {
+		for _, h := range fresh {
+			ev, ok := h.event(w)
+			if ok && (match == nil || match(ev)) {
 				return ev, nil
 			}
 		}

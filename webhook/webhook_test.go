@@ -447,9 +447,15 @@ func TestOnlySuccessfulDeviceExchangesAreEvents(t *testing.T) {
 	if s := w.Stats(); s.Events != 0 || s.DecodeErrors != 0 {
 		t.Fatalf("non-events made events: %+v", s)
 	}
-	// A recorded-as-successful body that does not decode is counted, not dropped silently.
+	// A recorded-as-successful body that does not decode is counted, not
+	// dropped silently: with no receivers, when the event is first asked for.
 	w.Observe(context.Background(), &store.TranscriptEntry{Kind: "checkin", Status: 200, Request: []byte("<plist>")})
-	if s := w.Stats(); s.DecodeErrors != 1 || s.Events != 0 {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := w.Wait(ctx, nil); err == nil {
+		t.Fatal("Wait found an event in a body that does not decode")
+	}
+	if s := w.Stats(); s.DecodeErrors != 1 || s.Events != 1 {
 		t.Fatalf("stats: %+v", s)
 	}
 }
