@@ -51,7 +51,82 @@ func Check(data []byte) error {
 	if bytes.HasPrefix(data, []byte("bplist0")) {
 		return checkBinaryPlist(data)
 	}
-	return checkXMLShape(data)
+	return scanXMLShape(data)
+}
+
+// scanXMLShape is checkXMLShape without the tokenizer, which cost as much
+// as the decoding it guards: it reads the bytes once, counting every start
+// tag ("<name", self-closing or not) and its nesting. It never counts less
+// than the tokenizer would (FuzzScanNeverCountsLess): comments, CDATA,
+// processing instructions and declarations are skipped as XML defines
+// them, quoted attribute values may hold '>', and anything it cannot read
+// as a tag counts as one.
+func scanXMLShape(data []byte) error {
+	depth, elements := 0, 0
+	for i := 0; i < len(data); {
+		j := bytes.IndexByte(data[i:], '<')
+		if j < 0 {
+			return nil
+		}
+		i += j + 1
+		rest := data[i:]
+		switch {
+		case bytes.HasPrefix(rest, []byte("!--")):
+			k := bytes.Index(rest[3:], []byte("-->"))
+			if k < 0 {
+				return nil
+			}
+			i += 3 + k + 3
+		case bytes.HasPrefix(rest, []byte("![CDATA[")):
+			k := bytes.Index(rest[8:], []byte("]]>"))
+			if k < 0 {
+				return nil
+			}
+			i += 8 + k + 3
+		case len(rest) > 0 && (rest[0] == '?' || rest[0] == '!'):
+			// A processing instruction or a declaration: no element.
+			// Skipping to the next '<' counts any tag inside it, which only
+			// errs on the safe side.
+		case len(rest) > 0 && rest[0] == '/':
+			depth--
+		default:
+			end, selfClosing := tagEnd(rest)
+			if depth++; depth > MaxDepth+1 {
+				return errPlistTooDeep
+			}
+			if elements++; elements > MaxElements {
+				return fmt.Errorf("the XML property list has more than %d elements", MaxElements)
+			}
+			if selfClosing {
+				depth--
+			}
+			i += end
+		}
+	}
+	return nil
+}
+
+// tagEnd finds the '>' that ends a start tag, past quoted attribute
+// values, and whether the tag closes itself ("/>"). An unterminated tag
+// ends the input.
+func tagEnd(b []byte) (int, bool) {
+	var quote byte
+	for k := 0; k < len(b); k++ {
+		c := b[k]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '<':
+			return k, false // not a tag after all: let the scan see this '<'
+		case c == '>':
+			return k + 1, k > 0 && b[k-1] == '/'
+		}
+	}
+	return len(b), false
 }
 
 // checkXMLShape counts elements and their nesting with the tokenizer alone.

@@ -1,6 +1,7 @@
 package plistguard
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -25,4 +26,77 @@ func TestCheck(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// shapeOf runs a shape check and reports the counts it refused at, by
+// telling the two refusals apart.
+func refusal(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case err == errPlistTooDeep:
+		return "depth"
+	default:
+		return "elements"
+	}
+}
+
+// TestScanXMLShape: the byte scanner refuses what the tokenizer refuses on
+// nesting and element count, and takes a real profile.
+func TestScanXMLShape(t *testing.T) {
+	deep := strings.Repeat("<array>", MaxDepth+2) + strings.Repeat("</array>", MaxDepth+2)
+	many := "<plist><array>" + strings.Repeat("<true/>", MaxElements+1) + "</array></plist>"
+	for name, tc := range map[string]struct {
+		doc  string
+		want string
+	}{
+		"deep":                            {deep, "depth"},
+		"deep with prefixes":              {strings.Repeat("<x:array>", MaxDepth+2), "depth"},
+		"deep self-closing at the bottom": {strings.Repeat("<dict>", MaxDepth+1) + "<true/>", "depth"},
+		"many":                            {many, "elements"},
+		"comment hides tags":              {"<plist><!--" + strings.Repeat("<array>", MaxDepth+2) + "--><true/></plist>", ""},
+		"CDATA hides tags":                {"<plist><string><![CDATA[" + strings.Repeat("<array>", MaxDepth+2) + "]]></string></plist>", ""},
+		"quoted > in an attribute":        {`<plist version="1>0"><dict></dict></plist>`, ""},
+		"a profile":                       {`<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd"><plist version="1.0"><dict><key>a</key><array><string>x</string><true/></array></dict></plist>`, ""},
+	} {
+		if got := refusal(scanXMLShape([]byte(tc.doc))); got != tc.want {
+			t.Errorf("%s: scan refused %q, want %q", name, got, tc.want)
+		}
+		if tc.want != "" && refusal(checkXMLShape([]byte(tc.doc))) == "" && name != "deep with prefixes" {
+			t.Errorf("%s: the tokenizer takes it (the table is wrong)", name)
+		}
+	}
+}
+
+// FuzzScanNeverCountsLess holds the byte scanner to the tokenizer: whatever
+// the tokenizer refuses for nesting or size, the scanner refuses too.
+func FuzzScanNeverCountsLess(f *testing.F) {
+	f.Add([]byte(`<plist version="1.0"><dict><key>a</key><array><true/></array></dict></plist>`))
+	f.Add([]byte(strings.Repeat("<a>", 30) + "<!-- <b> -->" + "<![CDATA[<c>]]>" + `<d e="/>">`))
+	f.Add([]byte(`<?xml version="1.0"?><!DOCTYPE a [<!ENTITY b "c">]><a/>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
+		// Scale the input up so the limits matter: repeat it to pass MaxDepth.
+		doc := bytes.Repeat(data, MaxDepth/4+2)
+		if refusal(checkXMLShape(doc)) != "" && refusal(scanXMLShape(doc)) == "" {
+			t.Fatalf("the tokenizer refuses %q but the scanner takes it", doc)
+		}
+	})
+}
+
+func BenchmarkXMLShape(b *testing.B) {
+	doc := []byte(`<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd"><plist version="1.0"><dict><key>CommandUUID</key><string>0001</string><key>QueryResponses</key><dict>` +
+		strings.Repeat(`<key>BatteryLevel</key><real>0.5</real><key>DeviceName</key><string>QA iPad</string>`, 12) + `</dict><key>Status</key><string>Acknowledged</string><key>UDID</key><string>x</string></dict></plist>`)
+	b.Run("tokenizer", func(b *testing.B) {
+		for b.Loop() {
+			_ = checkXMLShape(doc)
+		}
+	})
+	b.Run("scanner", func(b *testing.B) {
+		for b.Loop() {
+			_ = scanXMLShape(doc)
+		}
+	})
 }
