@@ -269,8 +269,8 @@ func mac(secret []byte, msg string) string {
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
 }
 
-// decodeJSON reads a bounded JSON body into v; it reports whether the body
-// was too large, so the caller can answer 413.
+// readBody reads a request body bounded to the service's limit; past it the
+// error is an *http.MaxBytesError, so the caller can answer 413.
 func (s *Service) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 	return io.ReadAll(r.Body)
