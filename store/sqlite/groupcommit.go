@@ -30,6 +30,8 @@ type writeOp struct {
 	// single: fn runs one statement, so alone it needs no explicit
 	// transaction (SQLite commits it by itself, a BEGIN … COMMIT cheaper).
 	single bool
+	// after, if set, runs once the operation is settled (committed or failed).
+	after func()
 }
 
 // execer runs a prepared statement: inside the group's transaction, or on
@@ -73,14 +75,21 @@ func (s *Store) stopGroupCommit() {
 // says fn runs one statement.
 func (s *Store) groupWrite(single bool, fn func(x execer) error) error {
 	op := &writeOp{fn: fn, done: make(chan error, 1), single: single}
+	if err := s.enqueueWrite(op); err != nil {
+		return err
+	}
+	return <-op.done
+}
+
+// enqueueWrite hands op to the group writer without waiting for it.
+func (s *Store) enqueueWrite(op *writeOp) error {
 	s.opsMu.RLock()
+	defer s.opsMu.RUnlock()
 	if s.opsClosed {
-		s.opsMu.RUnlock()
 		return errStoreClosed
 	}
 	s.ops <- op
-	s.opsMu.RUnlock()
-	return <-op.done
+	return nil
 }
 
 func (s *Store) groupWriter() {
@@ -161,6 +170,9 @@ var errGroupMember = fmt.Errorf("sqlite: a write of the group failed")
 
 // finish hands the outcome to whoever waits for the operation.
 func (s *Store) finish(op *writeOp, err error) {
+	if op.after != nil {
+		op.after()
+	}
 	if op.done != nil {
 		op.done <- err
 		return

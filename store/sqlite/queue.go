@@ -207,14 +207,18 @@ func (s *Store) ClearQueue(ctx context.Context, id string) error {
 
 // --- transcript -----------------------------------------------------------
 
-// AppendTranscript stores entries in one transaction, assigning Seq in
-// order; once committed it sets Seq on the caller's entries so the caller
-// knows where they landed.
+// AppendTranscript stores entries, assigning Seq in order, and returns
+// once they are queued for the group writer, not once committed: a device
+// request should not wait for the record of itself. Every read of the
+// transcript (Transcript), Reset and Close wait for what is queued, so a
+// reader always sees what was appended before it asked; only a process
+// killed with kill -9 can lose the last entries queued — a debugging
+// record, never a command or a result, which are written through.
 func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.TranscriptEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	times := make([]sql.NullInt64, len(entries))
+	rows := make([]transcriptRow, len(entries))
 	for i, e := range entries {
 		if e == nil {
 			return fmt.Errorf("sqlite: transcript entry %d is nil", i)
@@ -223,38 +227,62 @@ func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.Transcri
 		if err != nil {
 			return err
 		}
-		times[i] = n
+		rows[i] = transcriptRow{time: n, e: *e}
+		rows[i].e.Request = cloneBytes(e.Request)
+		rows[i].e.Response = cloneBytes(e.Response)
 	}
-	seqs := make([]int64, len(entries))
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// Each device request appends one entry: group-committed with the others.
-	err := s.groupWrite(len(entries) == 1, func(x execer) error {
-		for i, e := range entries {
-			res, err := x.Exec(s.appendTranscript, times[i], e.EnrollmentID, e.RequestID, e.Kind, e.MessageType,
-				e.CommandUUID, e.Method, e.Path, e.Status, e.Note, blob(e.Request), blob(e.Response), e.Signature)
-			if err != nil {
-				return fmt.Errorf("sqlite: append transcript: %w", err)
-			}
-			if seqs[i], err = res.LastInsertId(); err != nil {
+	// Seq is assigned, and the write queued, under one lock: the group
+	// writer takes writes in order, so rows land in Seq order.
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	for i := range rows {
+		s.lastSeq++
+		rows[i].e.Seq = s.lastSeq
+	}
+	s.pendingTranscript.Add(1)
+	op := &writeOp{fn: func(x execer) error {
+		for _, r := range rows {
+			e := &r.e
+			if _, err := x.Exec(s.appendTranscript, e.Seq, r.time, e.EnrollmentID, e.RequestID, e.Kind, e.MessageType,
+				e.CommandUUID, e.Method, e.Path, e.Status, e.Note, blob(e.Request), blob(e.Response), e.Signature); err != nil {
 				return fmt.Errorf("sqlite: append transcript: %w", err)
 			}
 		}
 		return nil
-	})
-	if err != nil {
+	}, single: len(rows) == 1, after: func() { s.pendingTranscript.Add(-1) }}
+	if err := s.enqueueWrite(op); err != nil {
+		s.pendingTranscript.Add(-1)
 		return err
 	}
 	for i, e := range entries {
-		e.Seq = seqs[i]
+		e.Seq = rows[i].e.Seq
 	}
 	return nil
+}
+
+type transcriptRow struct {
+	time sql.NullInt64
+	e    store.TranscriptEntry
+}
+
+// transcriptBarrier waits until every transcript write queued before it
+// has been committed (or has failed and been logged).
+func (s *Store) transcriptBarrier() error {
+	if s.pendingTranscript.Load() == 0 {
+		return nil
+	}
+	return s.groupWrite(true, func(execer) error { return nil })
 }
 
 // Transcript returns an enrollment's entries with Seq > afterSeq, oldest
 // first, at most limit (0 or less: no limit). The empty ID means every entry.
 func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq int64, limit int) ([]*store.TranscriptEntry, error) {
+	if err := s.transcriptBarrier(); err != nil {
+		return nil, err
+	}
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}

@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -83,6 +84,13 @@ type Store struct {
 
 	// What every request repeats, remembered (hot.go).
 	hot *hot
+
+	// Transcript sequence numbers are assigned when an entry is appended,
+	// before it is written (AppendTranscript); pendingTranscript counts the
+	// appends not yet settled, which readers wait for.
+	seqMu             sync.Mutex
+	lastSeq           int64
+	pendingTranscript atomic.Int64
 	// lock holds the database's exclusive lock (lock_unix.go).
 	lock *os.File
 }
@@ -158,6 +166,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	// Sequence numbers go on from the highest ever given: AUTOINCREMENT's
+	// record survives Reset's DELETE, so a reader polling with afterSeq
+	// never sees a number again.
+	if err := s.w.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'transcript'), 0),
+		COALESCE((SELECT MAX(seq) FROM transcript), 0))`).Scan(&s.lastSeq); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: transcript sequence: %w", path, err)
 	}
 	s.startGroupCommit()
 	return s, nil
@@ -279,8 +295,8 @@ func (s *Store) prepare(ctx context.Context) error {
 			AND (q.status = 'Pending' OR ?2 = 0) ORDER BY q.seq LIMIT 1`},
 		{s.w, &s.saveResult, `UPDATE queue SET status = ?, result = ?, updated_at = ?
 			WHERE enrollment_id = ? AND command_uuid = ? AND ` + openStatusBare},
-		{s.w, &s.appendTranscript, `INSERT INTO transcript (time, enrollment_id, request_id, kind, message_type,
-			command_uuid, method, path, status, note, request, response, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{s.w, &s.appendTranscript, `INSERT INTO transcript (seq, time, enrollment_id, request_id, kind, message_type,
+			command_uuid, method, path, status, note, request, response, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{s.w, &s.insertCommand, `INSERT INTO commands (uuid, request_type, raw, created_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (uuid) DO NOTHING`},
 		// Inserts nothing when the enrollment does not exist, which Enqueue
@@ -329,6 +345,10 @@ func (s *Store) Close() error {
 // counting (AUTOINCREMENT remembers it), so a client polling with afterSeq
 // does not miss what comes next.
 func (s *Store) Reset(ctx context.Context) error {
+	// What was appended before the reset goes before it, not after.
+	if err := s.transcriptBarrier(); err != nil {
+		return err
+	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, table := range []string{"queue", "commands", "enrollments", "transcript", "challenges", "documents"} {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table); err != nil {

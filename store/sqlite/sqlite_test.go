@@ -533,3 +533,46 @@ func BenchmarkEnqueue(b *testing.B) {
 		}
 	}
 }
+
+// TestTranscriptWrittenBehindIsReadInOrder: appends return before their
+// commit, yet a read right after sees every one, in Seq order, and a Reset
+// right after removes them all (nothing queued before it lands after it).
+func TestTranscriptWrittenBehindIsReadInOrder(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "t.db"))
+	const writers, each = 4, 50
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: fmt.Sprintf("w%d", w), Kind: "command", Note: fmt.Sprint(i)}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	all, err := s.Transcript(ctx, "", 0, 0)
+	if err != nil || len(all) != writers*each {
+		t.Fatalf("Transcript right after the appends: %d entries, %v; want %d", len(all), err, writers*each)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Seq <= all[i-1].Seq {
+			t.Fatalf("Seq %d after %d", all[i].Seq, all[i-1].Seq)
+		}
+	}
+	last := all[len(all)-1].Seq
+	if err := s.AppendTranscript(ctx, &store.TranscriptEntry{Kind: "checkin"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rest, _ := s.Transcript(ctx, "", 0, 0); len(rest) != 0 {
+		t.Fatalf("an entry appended before Reset survived it: %+v", rest[0])
+	}
+	e := &store.TranscriptEntry{Kind: "checkin"}
+	if err := s.AppendTranscript(ctx, e); err != nil || e.Seq <= last+1 {
+		t.Fatalf("Seq after Reset = %d (%v), want past %d", e.Seq, err, last+1)
+	}
+}
