@@ -20,6 +20,10 @@ import (
 // maxGroup bounds the operations one transaction carries.
 const maxGroup = 64
 
+// writeBehindLinger is how long a write nobody waits for waits for others
+// to share its commit.
+const writeBehindLinger = 50 * time.Millisecond
+
 var errStoreClosed = errors.New("sqlite: store closed")
 
 type writeOp struct {
@@ -113,17 +117,41 @@ func (s *Store) groupWriter() {
 			continue
 		}
 		group = append(group[:0], op)
+		// Writes nobody waits for (transcript entries) linger a moment for
+		// company: one commit then carries many. A write someone waits for
+		// ends the wait at once.
+		linger := op.done == nil
+		var deadline *time.Timer
+		if linger {
+			deadline = time.NewTimer(writeBehindLinger)
+		}
 	fill:
 		for len(group) < maxGroup {
+			if !linger {
+				select {
+				case more, ok := <-s.ops:
+					if !ok {
+						break fill
+					}
+					group = append(group, more)
+				default:
+					break fill
+				}
+				continue
+			}
 			select {
 			case more, ok := <-s.ops:
 				if !ok {
 					break fill
 				}
 				group = append(group, more)
-			default:
+				linger = more.done == nil
+			case <-deadline.C:
 				break fill
 			}
+		}
+		if deadline != nil {
+			deadline.Stop()
 		}
 		s.runGroup(group)
 	}

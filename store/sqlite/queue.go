@@ -115,7 +115,7 @@ func (s *Store) NextCommand(ctx context.Context, id string, skipNotNow bool) (*s
 // SaveResult records a device's answer. An answer to a command that is not
 // queued for id (never was, was cleared, or was already answered finally) is
 // ErrNotFound and changes nothing: the first final answer stands. It is one
-// UPDATE, and so one transaction.
+// UPDATE, committed before it returns (the device is answered only then).
 func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, raw []byte, at time.Time) error {
 	if err := store.ValidateResultStatus(status); err != nil {
 		return err
@@ -124,16 +124,23 @@ func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, 
 	if err != nil {
 		return err
 	}
-	res, err := s.saveResult.ExecContext(ctx, status, blob(raw), n, id, commandUUID)
-	if err != nil {
-		return fmt.Errorf("sqlite: save result of %s for %s: %w", commandUUID, id, err)
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	if k, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: save result of %s for %s: %w", commandUUID, id, err)
-	} else if k == 0 {
-		return store.NotQueued(id, commandUUID)
-	}
-	return nil
+	// Through the group writer, so the answer shares its commit with the
+	// transcript entries waiting there; it returns once committed.
+	return s.groupWrite(true, func(x execer) error {
+		res, err := x.Exec(s.saveResult, status, blob(raw), n, id, commandUUID)
+		if err != nil {
+			return fmt.Errorf("sqlite: save result of %s for %s: %w", commandUUID, id, err)
+		}
+		if k, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("sqlite: save result of %s for %s: %w", commandUUID, id, err)
+		} else if k == 0 {
+			return store.NotQueued(id, commandUUID)
+		}
+		return nil
+	})
 }
 
 // QueueItems lists the commands for id that have no final answer yet, oldest first.
