@@ -45,8 +45,13 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs .
 	if err != nil {
 		return err
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.insertCommand).ExecContext(ctx, cmd.UUID, cmd.RequestType, blob(cmd.Raw), createdN)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Through the group writer: committed before it returns (the API
+	// answers only then), sharing the commit with what waits there.
+	err = s.groupWrite(false, func(x execer) error {
+		res, err := x.Exec(s.insertCommand, cmd.UUID, cmd.RequestType, blob(cmd.Raw), createdN)
 		if err != nil {
 			return fmt.Errorf("sqlite: enqueue %s: %w", cmd.UUID, err)
 		}
@@ -60,14 +65,13 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs .
 		if err != nil {
 			return fmt.Errorf("sqlite: enqueue %s: %w", cmd.UUID, err)
 		}
-		ins := tx.StmtContext(ctx, s.insertQueueItem)
 		seen := make(map[string]bool, len(enrollmentIDs))
 		for _, id := range enrollmentIDs {
 			if seen[id] {
 				continue
 			}
 			seen[id] = true
-			res, err := ins.ExecContext(ctx, cmd.UUID, seq, createdN, createdN, id)
+			res, err := x.Exec(s.insertQueueItem, cmd.UUID, seq, createdN, createdN, id)
 			if err != nil {
 				return fmt.Errorf("sqlite: enqueue %s for %s: %w", cmd.UUID, id, err)
 			}
