@@ -276,6 +276,6 @@ func redact(tok string) string {
 	return tok[:6] + "…"
 }
 
-// randomToken is 160 random bits, lower-case base32: safe in a URL query,
+// randomToken is 256 random bits, lower-case base32: safe in a URL query,
 // a cookie and a Bearer header alike.
-func randomToken() string { return randomID() + randomID()[:8] }
+func randomToken() string { return randomID() + randomID() }

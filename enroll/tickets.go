@@ -3,7 +3,6 @@ package enroll
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base32"
 	"net/http"
 	"net/url"
 	"strings"
@@ -110,8 +109,5 @@ func TicketURL(base, ticket string) string {
 	return base + sep + TicketParam + "=" + url.QueryEscape(ticket)
 }
 
-func randomID() string {
-	var b [15]byte
-	_, _ = rand.Read(b[:])
-	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
-}
+// randomID is 128 random bits, lower-case base32.
+func randomID() string { return strings.ToLower(rand.Text()) }

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/x509"
-	"net/http"
 	"strings"
 
 	"github.com/google/uuid"
@@ -55,34 +54,6 @@ func (s *Server) newADE() {
 	}
 	v := certs.NewAppleDeviceVerifier(c.Verify, roots, s.now)
 	s.ade = enroll.NewADE(s.programs, c.Definer, s.issuer, v, s.publicURL.String(), enroll.WithADELogger(s.log))
-}
-
-// adeFlowRoutes are the ADE flow's routes for the table: device endpoints
-// public, the rest behind the API key.
-func (s *Server) adeFlowRoutes(key, device func(http.Handler) http.Handler) []struct {
-	method, path string
-	h            http.Handler
-} {
-	if s.ade == nil {
-		return nil
-	}
-	var out []struct {
-		method, path string
-		h            http.Handler
-	}
-	for _, rt := range s.ade.Routes() {
-		out = append(out, struct {
-			method, path string
-			h            http.Handler
-		}{rt.Method, rt.Path, device(rt.Handler)}) // enrollment faults and transcript
-	}
-	for _, rt := range s.ade.AdminRoutes() {
-		out = append(out, struct {
-			method, path string
-			h            http.Handler
-		}{rt.Method, rt.Path, key(rt.Handler)})
-	}
-	return out
 }
 
 // onPushChange follows every TokenUpdate and CheckOut: the push provider's

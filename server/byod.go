@@ -27,25 +27,6 @@ func (s *Server) loadDirectory(ctx context.Context) error {
 	return nil
 }
 
-// byodRoute is one route of the enrollment programs for the route table.
-type byodRoute struct {
-	method, path string
-	h            http.Handler
-}
-
-// byodRoutes are the enrollment programs' routes: the admin ones behind
-// the API key, the device-facing ones public.
-func (s *Server) byodRoutes(key, device func(http.Handler) http.Handler) []byodRoute {
-	var out []byodRoute
-	for _, r := range s.programs.AdminRoutes() {
-		out = append(out, byodRoute{r.Method, r.Path, key(r.Handler)})
-	}
-	for _, r := range s.programs.DeviceRoutes(s.issuer, s.publicURL.String()) {
-		out = append(out, byodRoute{r.Method, r.Path, device(r.Handler)})
-	}
-	return out
-}
-
 // resetThenDirectory runs the reset, then re-applies the directory.
 func (s *Server) resetThenDirectory(reset http.Handler) http.Handler {
 	if s.directory == nil {

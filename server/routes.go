@@ -106,8 +106,6 @@ func (s *Server) routes() http.Handler {
 		{http.MethodPost, PathAPNs + "/3/device/{token}", apns},
 		{http.MethodGet, PathAPNs + "/mock/v1/stream", apns},
 	}
-	table = append(table, s.adeFlowRoutes(key, enrollment)...) // ADE device flow (ade_flow.go)
-
 	add := func(method, path string, h http.Handler) {
 		table = append(table, struct {
 			method, path string
@@ -131,13 +129,15 @@ func (s *Server) routes() http.Handler {
 		add(rt.Method, rt.Path, rt.Handler)
 	}
 
-	// BYOD enrollment programs (server/byod.go): directory admin, Company
-	// Portal, web-based and account-driven enrollment.
-	for _, b := range s.byodRoutes(key, enrollment) {
-		table = append(table, struct {
-			method, path string
-			h            http.Handler
-		}{b.method, b.path, b.h})
+	// The enrollment programs (enroll): the directory's admin API, the
+	// Company Portal, web-based and account-driven enrollment, the ADE
+	// device flow and Apple Configurator — admin routes behind the key,
+	// device-facing ones with the enroll faults and the transcript.
+	for _, rt := range append(s.programs.AdminRoutes(), s.ade.AdminRoutes()...) {
+		add(rt.Method, rt.Path, key(rt.Handler))
+	}
+	for _, rt := range append(s.programs.DeviceRoutes(s.issuer, s.publicURL.String()), s.ade.Routes()...) {
+		add(rt.Method, rt.Path, enrollment(rt.Handler))
 	}
 
 	r := mux.NewRouter()

@@ -394,15 +394,8 @@ func (w *Webhook) Observe(ctx context.Context, e *store.TranscriptEntry) {
 	}
 }
 
+// emit queues ev for every URL (Observe keeps events itself when there are none).
 func (w *Webhook) emit(ctx context.Context, ev Event) {
-	if len(w.urls) == 0 { // awaitable only: no body to encode
-		w.mu.Lock()
-		w.stats.Events++
-		w.addHistory(ev)
-		w.broadcast()
-		w.mu.Unlock()
-		return
-	}
 	body, err := json.Marshal(ev)
 	if err != nil { // cannot happen: every field marshals
 		w.log.ErrorContext(ctx, "webhook: encoding event", "err", err)

@@ -111,9 +111,7 @@ func (s *Store) groupWriter() {
 			op = o
 		case <-tick.C:
 			// No write came to carry the last-seen times: write them alone.
-			if seen := s.hot.takeSeen(); len(seen) > 0 {
-				s.writeSeenAlone(seen)
-			}
+			s.flushSeenNow()
 			continue
 		}
 		group = append(group[:0], op)

@@ -223,12 +223,10 @@ func (s *Store) writeSeenAlone(seen map[string]sql.NullInt64) {
 }
 
 // flushSeenNow writes what is pending, alone (Close).
-func (s *Store) flushSeenNow(ctx context.Context) error {
-	seen := s.hot.takeSeen()
-	if len(seen) == 0 {
-		return nil
+func (s *Store) flushSeenNow() {
+	if seen := s.hot.takeSeen(); len(seen) > 0 {
+		s.writeSeenAlone(seen)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error { return s.flushSeen(txExecer{tx}, seen) })
 }
 
 // isClosed reports whether Close has begun: the remembered state must not

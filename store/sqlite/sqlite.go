@@ -321,7 +321,7 @@ func (s *Store) Close() error {
 		}
 		var errs []error
 		if s.hot != nil {
-			errs = append(errs, s.flushSeenNow(context.Background()))
+			s.flushSeenNow() // a failure is logged: last-seen times are best effort
 		}
 		for _, st := range []*sql.Stmt{s.getEnrollment, s.byCertHash, s.touchEnrollment, s.nextCommand,
 			s.saveResult, s.appendTranscript, s.insertCommand, s.insertQueueItem} {
