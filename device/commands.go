@@ -90,9 +90,11 @@ func (d *Device) Handle(requestType string, h CommandHandler) {
 	defer d.mu.Unlock()
 	if h == nil {
 		delete(d.handlers, requestType)
+		d.replaced[requestType] = true
 		return
 	}
 	d.handlers[requestType] = h
+	d.replaced[requestType] = true
 }
 
 // Acknowledged is a successful Response with response keys (may be nil).
@@ -158,6 +160,14 @@ func (d *Device) dispatch(ctx context.Context, cmd *Command) (resp Response) {
 	if h == nil {
 		return unknownCommand()
 	}
+	return d.answer(ctx, h, cmd)
+}
+
+// answer runs h for cmd within the rules of Apple's schema: the gate first,
+// then the handler (a panic becomes an Error), then pruning of the keys
+// the OS does not report. It changes nothing on the device itself; the
+// handler may.
+func (d *Device) answer(ctx context.Context, h CommandHandler, cmd *Command) (resp Response) {
 	s, known := schema.Command(cmd.RequestType)
 	if known {
 		if r, refused := d.gate(s, cmd); refused {

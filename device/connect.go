@@ -67,7 +67,7 @@ func (d *Device) Connect(ctx context.Context) (*ConnectResult, error) {
 	if e.mdm.SignMessage {
 		signer = e.identity
 	}
-	body, err := encodePlist(mdm.CommandResults{Enrollment: ids, Status: mdm.StatusIdle})
+	body, err := idleBody(ids)
 	if err != nil {
 		return res, err
 	}
@@ -178,4 +178,9 @@ func decodeXMLPlist(b []byte, v any) (ok bool) {
 		return false
 	}
 	return plist.Unmarshal(b, v) == nil
+}
+
+// idleBody is the Idle a connect starts with.
+func idleBody(ids mdm.Enrollment) ([]byte, error) {
+	return encodePlist(mdm.CommandResults{Enrollment: ids, Status: mdm.StatusIdle})
 }

@@ -76,7 +76,11 @@ type Device struct {
 	st         state
 	transcript []Exchange
 	handlers   map[string]CommandHandler
-	beh        behaviours
+	// replaced names the request types whose built-in handler Handle
+	// replaced or removed: Presign answers only built-in queries.
+	replaced  map[string]bool
+	beh       behaviours
+	presigned presigned
 	// pushStream is the APNs subscription ListenForPushes holds, closed
 	// (pushDropped set) when the token, enrollment or network changes.
 	pushStream  *mockapns.Stream
@@ -251,6 +255,7 @@ func New(doer Doer, opts ...Option) *Device {
 		d.genKey = func(bits int) (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, bits) }
 	}
 	d.handlers = builtinHandlers()
+	d.replaced = map[string]bool{}
 	d.st.notNow = map[string]int{}
 	return d
 }

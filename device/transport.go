@@ -176,6 +176,14 @@ func (d *Device) send(ctx context.Context, step, method, url, ctype string, body
 // sign computes Mdm-Signature over body with the identity. See WithClock
 // for why a device on a fake clock leaves out the signing time.
 func (d *Device) sign(body []byte, id *identity) (string, error) {
+	if sig, ok := d.presignedFor(body, id); ok {
+		return sig, nil
+	}
+	return d.signNow(body, id)
+}
+
+// signNow signs body with the identity at this moment.
+func (d *Device) signNow(body []byte, id *identity) (string, error) {
 	if d.fakeClock {
 		return certs.SignMdmSignatureWithoutAttributes(body, id.cert, id.key)
 	}
