@@ -47,6 +47,7 @@ type benchReport struct {
 	Store       string       `json:"store,omitempty"`
 	CAKeySize   int          `json:"ca_key_size,omitempty"`
 	Pinned      bool         `json:"pinned"`
+	Presigned   bool         `json:"presigned"`
 	Phases      []benchPhase `json:"phases"`
 	PeakRSSKiB  int64        `json:"server_peak_rss_kib"`
 	ServerPID   int          `json:"server_pid"`
@@ -74,6 +75,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		pin         = fs.Bool("pin", true, "pin the started server to CPU 0 and this process to CPU 1 (Linux, two or more CPUs)")
 		asJSON      = fs.Bool("json", false, "print the report as JSON")
 		profile     = fs.String("server-cpuprofile", "", "the started server writes a CPU profile of the run to this file")
+		presign     = fs.Bool("presign", true, "devices sign each phase's messages before it starts (false: sign while the phase runs, which on one client core limits the rate to what RSA signing allows)")
 	)
 	if err := parseFlags(fs, args, getenv, "mockmdm bench -h"); err != nil {
 		return err
@@ -126,21 +128,25 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	apic := api.NewClient(strings.TrimRight(base, "/")+"/v1", strings.TrimSpace(string(key)), api.WithHTTPClient(client))
 
-	cpu := func() time.Duration {
+	// measured runs fn and returns the server's CPU time meanwhile (-1:
+	// unknown).
+	measured := func(fn func()) time.Duration {
 		if pid == 0 {
+			fn()
 			return -1
 		}
-		d, err := processCPU(pid)
-		if err != nil {
+		a, errA := processCPU(pid)
+		fn()
+		b, errB := processCPU(pid)
+		if errA != nil || errB != nil {
 			return -1
 		}
-		return d
+		return cpuBetween(a, b)
 	}
 	phase := func(name string, requestsPerOp int, run func() *fleet.Report) benchPhase {
-		before := cpu()
-		r := run()
-		after := cpu()
-		return summarisePhase(name, requestsPerOp, r, before, after)
+		var r *fleet.Report
+		used := measured(func() { r = run() })
+		return summarisePhase(name, requestsPerOp, r, used)
 	}
 	if st, err := apic.APNsStats(ctx, true); err == nil && st.Runtime != nil {
 		rep.GoroutinesA = st.Runtime.Goroutines
@@ -149,7 +155,20 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	f := fleet.New(client, *n, fleet.WithDeviceOptions(device.WithTrust(trust), device.WithKeySize(*keySize), device.WithRequestTimeout(time.Minute)))
 	// profile download, GetCACaps, GetCACert, PKIOperation, Authenticate, TokenUpdate
 	rep.Phases = append(rep.Phases, phase("enroll", 6, func() *fleet.Report { return f.Enroll(ctx, strings.TrimRight(base, "/")+"/enroll", *concurrency) }))
+	rep.Presigned = *presign
+	presignFor := func(cmds ...device.Command) error {
+		if !*presign {
+			return nil
+		}
+		if r := f.Presign(ctx, *concurrency, cmds...); r.Failed > 0 {
+			return fmt.Errorf("presigning: %d devices failed: %v", r.Failed, r.Errors)
+		}
+		return nil
+	}
 	if *connects > 0 {
+		if err := presignFor(); err != nil {
+			return err
+		}
 		rep.Phases = append(rep.Phases, phase("signed Idle connect", 1, func() *fleet.Report { return f.Connect(ctx, *connects, *concurrency) }))
 	}
 	if *cycles > 0 {
@@ -163,19 +182,23 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		var cpuSum time.Duration
 		for range *cycles {
 			noPush := false
-			if _, err := apic.Enqueue(ctx, api.EnqueueRequest{EnrollmentIDs: ids, Command: json.RawMessage(`{"RequestType":"SecurityInfo"}`), Push: &noPush}); err != nil {
+			q, err := apic.Enqueue(ctx, api.EnqueueRequest{EnrollmentIDs: ids, Command: json.RawMessage(`{"RequestType":"SecurityInfo"}`), Push: &noPush})
+			if err != nil {
 				return fmt.Errorf("enqueue for the command cycles: %w", err)
 			}
-			before := cpu()
-			r := f.Connect(ctx, 1, *concurrency)
-			cpuSum += cpu() - before
+			if err := presignFor(device.Command{UUID: q.CommandUUID, RequestType: q.RequestType}); err != nil {
+				return err
+			}
+			var r *fleet.Report
+			used := measured(func() { r = f.Connect(ctx, 1, *concurrency) })
+			if used < 0 || cpuSum < 0 {
+				cpuSum = -1
+			} else {
+				cpuSum += used
+			}
 			total = mergeReports(total, r)
 		}
-		p := summarisePhase("command cycle", 2, total, 0, cpuSum)
-		if pid == 0 {
-			p.ServerCPU, p.CPUPerOp, p.CPUPerRequest = -1, -1, -1
-		}
-		rep.Phases = append(rep.Phases, p)
+		rep.Phases = append(rep.Phases, summarisePhase("command cycle", 2, total, cpuSum))
 	}
 	if st, err := apic.APNsStats(ctx, true); err == nil && st.Runtime != nil {
 		rep.GoroutinesB = st.Runtime.Goroutines
@@ -192,7 +215,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-func summarisePhase(name string, requestsPerOp int, r *fleet.Report, before, after time.Duration) benchPhase {
+// summarisePhase makes a phase's figures from the fleet's report and the
+// server CPU it used (-1: unknown).
+func summarisePhase(name string, requestsPerOp int, r *fleet.Report, used time.Duration) benchPhase {
 	p := benchPhase{Phase: name, Ops: r.OK, Failed: r.Failed, Requests: r.OK * requestsPerOp, Elapsed: r.Elapsed, ServerCPU: -1, CPUPerOp: -1, CPUPerRequest: -1}
 	if r.Elapsed > 0 {
 		p.PerSecond = float64(p.Requests) / r.Elapsed.Seconds()
@@ -202,8 +227,8 @@ func summarisePhase(name string, requestsPerOp int, r *fleet.Report, before, aft
 			p.P50, p.P95, p.P99 = l.P50, l.P95, l.P99
 		}
 	}
-	if before >= 0 && after >= 0 {
-		p.ServerCPU = after - before
+	if used >= 0 {
+		p.ServerCPU = used
 		if p.Ops > 0 {
 			p.CPUPerOp = p.ServerCPU / time.Duration(p.Ops)
 			p.CPUPerRequest = p.ServerCPU / time.Duration(p.Requests)
@@ -232,7 +257,11 @@ func (r *benchReport) writeText(w io.Writer) {
 	if r.Store != "" {
 		where = fmt.Sprintf("a server it started (%s store, %d-bit CA, pinned: %v)", r.Store, r.CAKeySize, r.Pinned)
 	}
-	fmt.Fprintf(w, "mockmdm bench: %d devices against %s\n", r.Devices, where)
+	signing := "signed ahead of each phase"
+	if !r.Presigned {
+		signing = "signed live"
+	}
+	fmt.Fprintf(w, "mockmdm bench: %d devices against %s; messages %s\n", r.Devices, where, signing)
 	fmt.Fprintf(w, "  %-20s %7s %8s %10s %9s %9s %9s %12s %12s\n", "phase", "ops", "requests", "req/s", "p50", "p95", "p99", "CPU/op", "CPU/request")
 	for _, p := range r.Phases {
 		fmt.Fprintf(w, "  %-20s %7d %8d %10.1f %9s %9s %9s %12s %12s\n", p.Phase, p.Ops, p.Requests, p.PerSecond,

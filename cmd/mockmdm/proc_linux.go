@@ -15,10 +15,70 @@ import (
 // 100 on Linux (the kernel's ABI, whatever its own tick rate).
 const clockTick = 10 * time.Millisecond
 
-// processCPU is the user+system time a process has used so far, from
+// cpuSample is a process's CPU time at one moment, two ways: per thread in
+// nanoseconds (/proc/<pid>/task/*/schedstat, the scheduler's own
+// sum_exec_runtime) and for the whole process in clock ticks
+// (/proc/<pid>/stat, what getrusage reports, which keeps the time of
+// threads that exited).
+type cpuSample struct {
+	threads map[string]time.Duration
+	ticks   time.Duration
+}
+
+// cpuBetween is the process's CPU time from a to b: the per-thread
+// nanoseconds when every thread of a is still there at b (a bench phase
+// of 20 ms would otherwise be measured to ±10 ms), the clock ticks when a
+// thread exited in between and took its time with it.
+func cpuBetween(a, b cpuSample) time.Duration {
+	var d time.Duration
+	for t, ns := range a.threads {
+		after, ok := b.threads[t]
+		if !ok || after < ns {
+			return b.ticks - a.ticks
+		}
+		d += after - ns
+	}
+	for t, ns := range b.threads {
+		if _, ok := a.threads[t]; !ok {
+			d += ns
+		}
+	}
+	return d
+}
+
+// processCPU samples a process's CPU time (see cpuSample).
+func processCPU(pid int) (cpuSample, error) {
+	ticks, err := processTicks(pid)
+	if err != nil {
+		return cpuSample{}, err
+	}
+	s := cpuSample{ticks: ticks, threads: map[string]time.Duration{}}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return cpuSample{}, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // the thread exited; cpuBetween falls back to ticks
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return cpuSample{}, fmt.Errorf("/proc/%d/task/%s/schedstat: %q", pid, t.Name(), f[0])
+		}
+		s.threads[t.Name()] = time.Duration(ns)
+	}
+	return s, nil
+}
+
+// processTicks is the user+system time a process has used so far, from
 // /proc/<pid>/stat — the accounting getrusage reports, readable while the
-// process runs.
-func processCPU(pid int) (time.Duration, error) {
+// process runs, in clock ticks.
+func processTicks(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
