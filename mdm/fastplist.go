@@ -3,17 +3,20 @@ package mdm
 import "bytes"
 
 // fastCommandResults decodes the command-endpoint bodies devices send most
-// — Idle, and results that carry nothing but string keys (Acknowledged of
-// a command without response data, NotNow) — without the reflective XML
-// plist decoder, which costs more than the rest of the request's own work.
+// — Idle, NotNow, and Acknowledged results with or without response data —
+// without the reflective XML plist decoder, which costs more than the rest
+// of the request's own work.
 //
 // It accepts only a narrow, canonical shape: printable ASCII, the standard
-// prolog and DOCTYPE (each optional), <plist version="1.0">, one <dict> of
-// <key>/<string> pairs whose keys are fields of CommandResults, no
-// entities, comments, CDATA, empty-element tags or repeated keys. Anything
-// else returns ok=false and goes to the full decoder, which also gives
-// every refusal its reason. FuzzFastCommandResults holds it to the full
-// decoder: whatever it accepts, the full decoder decodes to the same value.
+// prolog and DOCTYPE (each optional), <plist version="1.0">, one <dict>
+// whose keys are either fields of CommandResults with a <string> value or
+// response data made of <dict>, <array>, <string>, plain decimal
+// <integer> and <real>, <true/> and <false/> nested at most fastMaxDepth
+// deep; no entities, comments, CDATA, attributes, <data>, <date>, an
+// ErrorChain or repeated fields. Anything else returns ok=false and goes
+// to the full decoder, which also gives every refusal its reason.
+// FuzzFastCommandResults holds it to the full decoder: whatever it
+// accepts, the full decoder decodes to the same value.
 func fastCommandResults(raw []byte) (r *CommandResults, ok bool) {
 	for _, c := range raw {
 		if (c < 0x20 && c != '\t' && c != '\n') || c > 0x7e {
@@ -45,12 +48,17 @@ func fastCommandResults(raw []byte) (r *CommandResults, ok bool) {
 			return nil, false
 		}
 		s.space()
-		value, ok := s.element("string")
-		if !ok {
-			return nil, false
-		}
 		field, bit := r.stringField(key)
-		if field == nil || seen&bit != 0 {
+		if field == nil {
+			// A command's response data (SecurityInfo, QueryResponses…):
+			// not kept apart from Raw, only checked to be well formed.
+			if string(key) == "ErrorChain" || !s.skipValue(0) {
+				return nil, false
+			}
+			continue
+		}
+		value, ok := s.element("string")
+		if !ok || seen&bit != 0 {
 			return nil, false
 		}
 		seen |= bit
@@ -91,6 +99,81 @@ func (r *CommandResults) stringField(key []byte) (*string, uint16) {
 		return &r.EnrollmentUserID, 1 << 8
 	}
 	return nil, 0
+}
+
+// fastMaxDepth bounds the nesting the fast path follows; deeper documents
+// go to the full decoder and its nesting guard.
+const fastMaxDepth = 16
+
+// skipValue consumes one value of response data (see fastCommandResults
+// for the shapes it takes), keeping nothing.
+func (s *fastScanner) skipValue(depth int) bool {
+	if depth > fastMaxDepth {
+		return false
+	}
+	switch {
+	case s.literal("<true/>"), s.literal("<false/>"), s.literal("<dict/>"), s.literal("<array/>"):
+		return true
+	case s.literal("<dict>"):
+		for {
+			s.space()
+			if s.literal("</dict>") {
+				return true
+			}
+			if _, ok := s.element("key"); !ok {
+				return false
+			}
+			s.space()
+			if !s.skipValue(depth + 1) {
+				return false
+			}
+		}
+	case s.literal("<array>"):
+		for {
+			s.space()
+			if s.literal("</array>") {
+				return true
+			}
+			if !s.skipValue(depth + 1) {
+				return false
+			}
+		}
+	}
+	if _, ok := s.element("string"); ok {
+		return true
+	}
+	if t, ok := s.element("integer"); ok {
+		return plainDecimal(t, false)
+	}
+	if t, ok := s.element("real"); ok {
+		return plainDecimal(t, true)
+	}
+	return false
+}
+
+// plainDecimal reports whether t is -?[0-9]{1,18}, or with fraction also
+// -?[0-9]{1,15}(\.[0-9]{1,15})?: forms every integer and float parser
+// takes the same way, with no space, sign, exponent or base to disagree on.
+func plainDecimal(t []byte, fraction bool) bool {
+	if len(t) > 0 && t[0] == '-' {
+		t = t[1:]
+	}
+	whole, frac, dot := bytes.Cut(t, []byte("."))
+	digits := func(b []byte, most int) bool {
+		if len(b) == 0 || len(b) > most {
+			return false
+		}
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	if !fraction {
+		return !dot && digits(whole, 18)
+	}
+	return digits(whole, 15) && (!dot || digits(frac, 15))
 }
 
 type fastScanner struct{ b []byte }

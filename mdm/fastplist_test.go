@@ -31,9 +31,24 @@ func TestFastCommandResultsTakesDeviceBodies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	withData, err := plist.MarshalIndent(map[string]any{
+		"Status": StatusAcknowledged, "CommandUUID": "c1", "UDID": "u1",
+		"SecurityInfo": map[string]any{
+			"HardwareEncryptionCaps": 3, "PasscodePresent": false, "PasscodeCompliant": true,
+			"ManagementStatus": map[string]any{"EnrolledViaDEP": false, "UserApprovedEnrollment": true},
+			"Empty":            map[string]any{}, "None": []any{},
+		},
+		"QueryResponses": map[string]any{"BatteryLevel": 0.85, "DeviceCapacity": 64.0, "Offset": -3, "Names": []any{"a", "b", []any{"c"}}},
+	}, "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, body := range map[string]string{
-		"Apple Idle":        appleIdle,
-		"encoder output":    string(encoded),
+		"Apple Idle":          appleIdle,
+		"encoder output":      string(encoded),
+		"with response data":  string(withData),
+		"unknown string key":  strings.Replace(appleIdle, "<key>UDID</key>", "<key>udid</key>", 1),
+		"empty element forms": `<plist version="1.0"><dict><key>Status</key><string>Idle</string><key>X</key><dict/><key>Y</key><array/><key>Z</key><true/></dict></plist>`,
 		"no prolog, spaces": `<plist version="1.0"> <dict> <key>Status</key> <string>NotNow</string> <key>CommandUUID</key><string>x y</string> </dict> </plist>`,
 	} {
 		fast, ok := fastCommandResults([]byte(body))
@@ -59,7 +74,17 @@ func TestFastCommandResultsFallsBack(t *testing.T) {
 		"entity":            swap("Idle</string>", "Id&amp;le</string>"),
 		"CDATA":             swap("<string>Idle</string>", "<string><![CDATA[Idle]]></string>"),
 		"comment":           swap("<dict>", "<dict><!-- c -->"),
-		"unknown key":       swap("<key>UDID</key>", "<key>udid</key>"),
+		"ErrorChain":        swap("<key>UDID</key>", "<key>ErrorChain</key><array/><key>UDID</key>"),
+		"data value":        swap("<key>UDID</key>", "<key>D</key><data>AAAA</data><key>UDID</key>"),
+		"date value":        swap("<key>UDID</key>", "<key>D</key><date>2026-01-01T00:00:00Z</date><key>UDID</key>"),
+		"exponent real":     swap("<key>UDID</key>", "<key>R</key><real>1e3</real><key>UDID</key>"),
+		"hex integer":       swap("<key>UDID</key>", "<key>I</key><integer>0x10</integer><key>UDID</key>"),
+		"spaced integer":    swap("<key>UDID</key>", "<key>I</key><integer> 1</integer><key>UDID</key>"),
+		"huge integer":      swap("<key>UDID</key>", "<key>I</key><integer>1234567890123456789012</integer><key>UDID</key>"),
+		"deep nesting":      swap("<key>UDID</key>", "<key>N</key>"+strings.Repeat("<array>", 20)+strings.Repeat("</array>", 20)+"<key>UDID</key>"),
+		"key without value": swap("<key>UDID</key>", "<key>K</key><key>UDID</key>"),
+		"unknown element":   swap("<key>UDID</key>", "<key>K</key><thing/><key>UDID</key>"),
+		"unclosed array":    swap("<key>UDID</key>", "<key>K</key><array><true/><key>UDID</key>"),
 		"repeated key":      swap("<key>UDID</key>", "<key>Status</key>"),
 		"array value":       swap("<string>Idle</string>", "<array/>"),
 		"empty string tag":  swap("<string>Idle</string>", "<string/>"),
@@ -85,6 +110,7 @@ func FuzzFastCommandResults(f *testing.F) {
 	f.Add([]byte(appleIdle))
 	f.Add([]byte(`<plist version="1.0"><dict><key>Status</key><string>Acknowledged</string><key>CommandUUID</key><string>u</string></dict></plist>`))
 	f.Add([]byte(`<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict></dict></plist>`))
+	f.Add([]byte(`<plist version="1.0"><dict><key>Status</key><string>Acknowledged</string><key>CommandUUID</key><string>u</string><key>SecurityInfo</key><dict><key>A</key><integer>-3</integer><key>B</key><real>0.5</real><key>C</key><array><true/><false/><dict/><array/><string>s</string></array></dict></dict></plist>`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fast, ok := fastCommandResults(body)
 		if !ok {
