@@ -105,13 +105,14 @@ func verifyMdmSignature(header string, body []byte) (*SignedInfo, error) {
 	if err != nil {
 		return nil, newError(ErrSignatureNotBase64, err, "the Mdm-Signature header is not standard base64")
 	}
+	// The fast path takes only one DER object with nothing after it.
+	if info, ok := fastVerify(der, body); ok {
+		return info, nil
+	}
 	// DER must be one object; BER (indefinite lengths) is left to pkcs7.
 	var outer asn1.RawValue
 	if rest, err := asn1.Unmarshal(der, &outer); err == nil && len(rest) > 0 {
 		return nil, newError(ErrSignatureNotCMS, nil, "the Mdm-Signature header has %d bytes after the CMS structure", len(rest))
-	}
-	if info, ok := fastVerify(der, body); ok {
-		return info, nil
 	}
 	return verifyGeneral(der, body)
 }

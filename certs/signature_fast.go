@@ -38,6 +38,58 @@ var (
 	oidContentType   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 3}
 )
 
+// The same OIDs as DER contents, compared as bytes on the hot path (reading
+// an asn1.ObjectIdentifier allocates).
+var (
+	rawSignedData    = oidContents(oidSignedData)
+	rawData          = oidContents(oidData)
+	rawSHA1          = oidContents(oidSHA1)
+	rawSHA256        = oidContents(oidSHA256)
+	rawRSA           = oidContents(oidRSA)
+	rawSHA1WithRSA   = oidContents(oidSHA1WithRSA)
+	rawSHA256WithRSA = oidContents(oidSHA256WithRSA)
+	rawMessageDigest = oidContents(oidMessageDigest)
+	rawSigningTime   = oidContents(oidSigningTime)
+	rawContentType   = oidContents(oidContentType)
+	knownOIDs        = [][]byte{rawSignedData, rawData, rawSHA1, rawSHA256, rawRSA, rawSHA1WithRSA, rawSHA256WithRSA, rawMessageDigest, rawSigningTime, rawContentType}
+)
+
+// oidContents is the DER contents octets of oid (its encoding without tag
+// and length).
+func oidContents(oid asn1.ObjectIdentifier) []byte {
+	der, err := asn1.Marshal(oid)
+	if err != nil {
+		panic(err)
+	}
+	s := cryptobyte.String(der)
+	var c cryptobyte.String
+	if !s.ReadASN1(&c, cbasn1.OBJECT_IDENTIFIER) {
+		panic("certs: OID does not re-read")
+	}
+	return c
+}
+
+// readOID reads an OBJECT IDENTIFIER and returns its contents octets. One
+// that is none of the known OIDs must still be well formed, as
+// ReadASN1ObjectIdentifier (and pkcs7 after it) demands.
+func readOID(s *cryptobyte.String) ([]byte, bool) {
+	start := *s
+	var raw cryptobyte.String
+	if !s.ReadASN1(&raw, cbasn1.OBJECT_IDENTIFIER) {
+		return nil, false
+	}
+	for _, k := range knownOIDs {
+		if bytes.Equal(raw, k) {
+			return raw, true
+		}
+	}
+	var oid asn1.ObjectIdentifier
+	if !start.ReadASN1ObjectIdentifier(&oid) {
+		return nil, false
+	}
+	return raw, true
+}
+
 // signerCerts caches parsed signer certificates by their DER: a device
 // sends the same certificate on every request.
 var signerCerts = certCache{m: map[string]*x509.Certificate{}}
@@ -74,9 +126,10 @@ func (c *certCache) get(der []byte) (*x509.Certificate, error) {
 func fastVerify(der, body []byte) (info *SignedInfo, ok bool) {
 	in := cryptobyte.String(der)
 	var ci, sd cryptobyte.String
-	var ctype asn1.ObjectIdentifier
-	if !in.ReadASN1(&ci, cbasn1.SEQUENCE) || !in.Empty() ||
-		!ci.ReadASN1ObjectIdentifier(&ctype) || !ctype.Equal(oidSignedData) ||
+	if !in.ReadASN1(&ci, cbasn1.SEQUENCE) || !in.Empty() {
+		return nil, false
+	}
+	if ctype, ok := readOID(&ci); !ok || !bytes.Equal(ctype, rawSignedData) ||
 		!ci.ReadASN1(&sd, cbasn1.Tag(0).ContextSpecific().Constructed()) || !ci.Empty() {
 		return nil, false
 	}
@@ -88,8 +141,7 @@ func fastVerify(der, body []byte) (info *SignedInfo, ok bool) {
 		!signed.ReadASN1(&encap, cbasn1.SEQUENCE) {
 		return nil, false
 	}
-	var etype asn1.ObjectIdentifier
-	if !encap.ReadASN1ObjectIdentifier(&etype) || !etype.Equal(oidData) || !encap.Empty() {
+	if etype, ok := readOID(&encap); !ok || !bytes.Equal(etype, rawData) || !encap.Empty() {
 		return nil, false // content present (attached) or another type: general path
 	}
 	if !signed.ReadASN1(&certSet, cbasn1.Tag(0).ContextSpecific().Constructed()) {
@@ -121,14 +173,14 @@ func fastVerify(der, body []byte) (info *SignedInfo, ok bool) {
 	}
 	// The SignedData's digest algorithms: exactly the signer's.
 	setOID, ok := readAlgorithm(&digestAlgs)
-	if !ok || !digestAlgs.Empty() || !setOID.Equal(digestOID) {
+	if !ok || !digestAlgs.Empty() || !bytes.Equal(setOID, digestOID) {
 		return nil, false
 	}
 	var hash crypto.Hash
 	switch {
-	case digestOID.Equal(oidSHA256):
+	case bytes.Equal(digestOID, rawSHA256):
 		hash = crypto.SHA256
-	case digestOID.Equal(oidSHA1):
+	case bytes.Equal(digestOID, rawSHA1):
 		hash = crypto.SHA1
 	default:
 		return nil, false
@@ -139,7 +191,7 @@ func fastVerify(der, body []byte) (info *SignedInfo, ok bool) {
 		return nil, false
 	}
 	sigOID, ok := readAlgorithm(&si)
-	if !ok || !(sigOID.Equal(oidRSA) || hash == crypto.SHA256 && sigOID.Equal(oidSHA256WithRSA) || hash == crypto.SHA1 && sigOID.Equal(oidSHA1WithRSA)) {
+	if !ok || !(bytes.Equal(sigOID, rawRSA) || hash == crypto.SHA256 && bytes.Equal(sigOID, rawSHA256WithRSA) || hash == crypto.SHA1 && bytes.Equal(sigOID, rawSHA1WithRSA)) {
 		return nil, false
 	}
 	var sig cryptobyte.String
@@ -190,10 +242,13 @@ func fastVerify(der, body []byte) (info *SignedInfo, ok bool) {
 
 // readAlgorithm reads an AlgorithmIdentifier whose parameters are absent
 // or NULL.
-func readAlgorithm(s *cryptobyte.String) (asn1.ObjectIdentifier, bool) {
+func readAlgorithm(s *cryptobyte.String) ([]byte, bool) {
 	var alg cryptobyte.String
-	var oid asn1.ObjectIdentifier
-	if !s.ReadASN1(&alg, cbasn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&oid) {
+	if !s.ReadASN1(&alg, cbasn1.SEQUENCE) {
+		return nil, false
+	}
+	oid, ok := readOID(&alg)
+	if !ok {
 		return nil, false
 	}
 	if !alg.Empty() {
@@ -212,19 +267,21 @@ func readAttributes(attrs cryptobyte.String) (md []byte, st time.Time, ok bool) 
 	seenMD, seenST := false, false
 	for !attrs.Empty() {
 		var attr, values cryptobyte.String
-		var oid asn1.ObjectIdentifier
-		if !attrs.ReadASN1(&attr, cbasn1.SEQUENCE) || !attr.ReadASN1ObjectIdentifier(&oid) ||
-			!attr.ReadASN1(&values, cbasn1.SET) || !attr.Empty() {
+		if !attrs.ReadASN1(&attr, cbasn1.SEQUENCE) {
+			return nil, time.Time{}, false
+		}
+		oid, ok := readOID(&attr)
+		if !ok || !attr.ReadASN1(&values, cbasn1.SET) || !attr.Empty() {
 			return nil, time.Time{}, false
 		}
 		switch {
-		case oid.Equal(oidMessageDigest):
+		case bytes.Equal(oid, rawMessageDigest):
 			var v cryptobyte.String
 			if seenMD || !values.ReadASN1(&v, cbasn1.OCTET_STRING) || !values.Empty() {
 				return nil, time.Time{}, false
 			}
 			md, seenMD = v, true
-		case oid.Equal(oidSigningTime):
+		case bytes.Equal(oid, rawSigningTime):
 			if seenST {
 				return nil, time.Time{}, false
 			}
@@ -245,9 +302,8 @@ func readAttributes(attrs cryptobyte.String) (md []byte, st time.Time, ok bool) 
 			if err != nil || !values.Empty() {
 				return nil, time.Time{}, false
 			}
-		case oid.Equal(oidContentType):
-			var ct asn1.ObjectIdentifier
-			if !values.ReadASN1ObjectIdentifier(&ct) || !ct.Equal(oidData) || !values.Empty() {
+		case bytes.Equal(oid, rawContentType):
+			if ct, ok := readOID(&values); !ok || !bytes.Equal(ct, rawData) || !values.Empty() {
 				return nil, time.Time{}, false
 			}
 		}
