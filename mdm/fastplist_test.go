@@ -49,7 +49,7 @@ func TestFastCommandResultsTakesDeviceBodies(t *testing.T) {
 		"with response data":  string(withData),
 		"unknown string key":  strings.Replace(appleIdle, "<key>UDID</key>", "<key>udid</key>", 1),
 		"empty element forms": `<plist version="1.0"><dict><key>Status</key><string>Idle</string><key>X</key><dict/><key>Y</key><array/><key>Z</key><true/></dict></plist>`,
-		"no prolog, spaces": `<plist version="1.0"> <dict> <key>Status</key> <string>NotNow</string> <key>CommandUUID</key><string>x y</string> </dict> </plist>`,
+		"no prolog, spaces":   `<plist version="1.0"> <dict> <key>Status</key> <string>NotNow</string> <key>CommandUUID</key><string>x y</string> </dict> </plist>`,
 	} {
 		fast, ok := fastCommandResults([]byte(body))
 		if !ok {
