@@ -2,13 +2,16 @@ package certs
 
 import (
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
+	"unsafe"
 
 	"go.mozilla.org/pkcs7"
 )
@@ -25,6 +28,20 @@ type SignedInfo struct {
 	// SigningTime is the signed signingTime attribute; zero if the signed
 	// attributes carry none.
 	SigningTime time.Time
+
+	// signerSum is SHA-256 of Signer.Raw when the fast path had it cached.
+	signerSum [32]byte
+	hasSum    bool
+}
+
+// SignerSHA256 is the SHA-256 of the signer certificate's DER — what Hash
+// encodes and Verifier keys its cache on — without hashing it again when
+// the signature check already knew it.
+func (i *SignedInfo) SignerSHA256() [32]byte {
+	if i.hasSum {
+		return i.signerSum
+	}
+	return sha256.Sum256(i.Signer.Raw)
 }
 
 // SignMdmSignature computes the Mdm-Signature header value for body, as an
@@ -87,6 +104,9 @@ func VerifyMdmSignature(header string, body []byte) (info *SignedInfo, err error
 	return verifyMdmSignature(header, body)
 }
 
+// derBuffers hold decoded Mdm-Signature DER between requests.
+var derBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
 func verifyMdmSignature(header string, body []byte) (*SignedInfo, error) {
 	header = strings.TrimSpace(header)
 	if header == "" {
@@ -95,7 +115,12 @@ func verifyMdmSignature(header string, body []byte) (*SignedInfo, error) {
 	if len(header) > maxMdmSignature {
 		return nil, newError(ErrSignatureTooLarge, nil, "the Mdm-Signature header is %d bytes; a detached signature with its certificate is a few KiB (limit %d)", len(header), maxMdmSignature)
 	}
-	der, err := base64.StdEncoding.DecodeString(header)
+	// Decoded into a reused buffer: the fast path keeps nothing of it (the
+	// certificate cache copies what it keeps), so the buffer goes back to
+	// the pool when the fast path verifies; otherwise the general path may
+	// keep references into it, and it is left to the collector.
+	bp := derBuffers.Get().(*[]byte)
+	der, err := base64.StdEncoding.AppendDecode((*bp)[:0], unsafe.Slice(unsafe.StringData(header), len(header)))
 	if err != nil {
 		// Some HTTP stacks strip the padding; accept that, but nothing else.
 		if d, rawErr := base64.RawStdEncoding.DecodeString(header); rawErr == nil {
@@ -107,6 +132,10 @@ func verifyMdmSignature(header string, body []byte) (*SignedInfo, error) {
 	}
 	// The fast path takes only one DER object with nothing after it.
 	if info, ok := fastVerify(der, body); ok {
+		if cap(der) <= maxMdmSignature {
+			*bp = der[:0]
+			derBuffers.Put(bp)
+		}
 		return info, nil
 	}
 	// DER must be one object; BER (indefinite lengths) is left to pkcs7.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"math/big"
@@ -92,33 +93,45 @@ func readOID(s *cryptobyte.String) ([]byte, bool) {
 
 // signerCerts caches parsed signer certificates by their DER: a device
 // sends the same certificate on every request.
-var signerCerts = certCache{m: map[string]*x509.Certificate{}}
+var signerCerts = certCache{m: map[string]cachedSigner{}}
 
 const signerCertCacheSize = 20_000
 
 type certCache struct {
 	mu sync.RWMutex
-	m  map[string]*x509.Certificate
+	m  map[string]cachedSigner
 }
 
-func (c *certCache) get(der []byte) (*x509.Certificate, error) {
+// cachedSigner is a parsed signer certificate and the SHA-256 of its DER,
+// which the chain check and the enrollment binding key on: computed once,
+// not on every request.
+type cachedSigner struct {
+	cert *x509.Certificate
+	sum  [32]byte
+}
+
+// get returns the parsed certificate for der. der may be a reused buffer:
+// what the cache keeps is a copy.
+func (c *certCache) get(der []byte) (cachedSigner, error) {
 	c.mu.RLock()
-	cert := c.m[string(der)]
+	e, ok := c.m[string(der)]
 	c.mu.RUnlock()
-	if cert != nil {
-		return cert, nil
+	if ok {
+		return e, nil
 	}
-	cert, err := x509.ParseCertificate(der)
+	own := bytes.Clone(der)
+	cert, err := x509.ParseCertificate(own)
 	if err != nil {
-		return nil, err
+		return cachedSigner{}, err
 	}
+	e = cachedSigner{cert: cert, sum: sha256.Sum256(own)}
 	c.mu.Lock()
 	if len(c.m) >= signerCertCacheSize {
-		c.m = map[string]*x509.Certificate{} // crude but bounded: refill from traffic
+		c.m = map[string]cachedSigner{} // crude but bounded: refill from traffic
 	}
-	c.m[string(der)] = cert
+	c.m[string(own)] = e
 	c.mu.Unlock()
-	return cert, nil
+	return e, nil
 }
 
 // fastVerify returns the signer of a detached Mdm-Signature over body when
@@ -199,10 +212,11 @@ func fastVerify(der, body []byte) (info *SignedInfo, ok bool) {
 		return nil, false // unsigned attributes: general path
 	}
 
-	cert, err := signerCerts.get(certDER)
+	signer, err := signerCerts.get(certDER)
 	if err != nil {
 		return nil, false
 	}
+	cert := signer.cert
 	// The SignerInfo must name this certificate.
 	if !bytes.Equal(issuer, cert.RawIssuer) || serial.Cmp(cert.SerialNumber) != 0 {
 		return nil, false
@@ -212,7 +226,7 @@ func fastVerify(der, body []byte) (info *SignedInfo, ok bool) {
 		return nil, false
 	}
 	bodyDigest := digest(hash, body)
-	info = &SignedInfo{Signer: cert}
+	info = &SignedInfo{Signer: cert, signerSum: signer.sum, hasSum: true}
 	signedBytes := bodyDigest
 	if hasAttrs {
 		md, st, ok := readAttributes(attrs)
@@ -225,19 +239,30 @@ func fastVerify(der, body []byte) (info *SignedInfo, ok bool) {
 			}
 			info.SigningTime = st
 		}
-		// The signature covers the attributes re-tagged as a SET (RFC 5652 §5.4).
-		var b cryptobyte.Builder
-		b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(attrs) })
-		encoded, err := b.Bytes()
-		if err != nil {
-			return nil, false
-		}
-		signedBytes = digest(hash, encoded)
+		// The signature covers the attributes re-tagged as a SET (RFC 5652
+		// §5.4): hashed as the SET's header, then the attributes as sent.
+		h := hash.New()
+		h.Write(derHeader(0x31, len(attrs)))
+		h.Write(attrs)
+		signedBytes = h.Sum(nil)
 	}
 	if rsa.VerifyPKCS1v15(pub, hash, signedBytes, sig) != nil {
 		return nil, false
 	}
 	return info, true
+}
+
+// derHeader is the DER identifier and length octets of an element with
+// tag and n content bytes.
+func derHeader(tag byte, n int) []byte {
+	if n < 0x80 {
+		return []byte{tag, byte(n)}
+	}
+	var l []byte
+	for v := n; v > 0; v >>= 8 {
+		l = append([]byte{byte(v)}, l...)
+	}
+	return append([]byte{tag, 0x80 | byte(len(l))}, l...)
 }
 
 // readAlgorithm reads an AlgorithmIdentifier whose parameters are absent

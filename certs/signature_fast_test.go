@@ -2,6 +2,8 @@ package certs
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"testing"
@@ -140,4 +142,61 @@ func checkAgreement(t *testing.T, fast *SignedInfo, der, body []byte) {
 		// (Raw may differ: pkcs7 hands x509 its DER re-encoding of what it read.)
 		t.Fatalf("fast %v/%v, general %v/%v", fast.Signer.Subject, fast.SigningTime, slow.Signer.Subject, slow.SigningTime)
 	}
+}
+
+// TestPooledDERNeverReachesTheCache: the header is decoded into a reused
+// buffer; a signer certificate cached from one request must keep its bytes
+// after other requests' signatures are decoded into the same buffer, and
+// its SHA-256 must be the certificate's.
+func TestPooledDERNeverReachesTheCache(t *testing.T) {
+	ca := testCA(t)
+	var headers []string
+	var raws [][]byte
+	for i := range 3 {
+		key := deviceKey(t, i)
+		cert := identity(t, ca, key, "pooled", time.Now(), time.Hour)
+		h, err := SignMdmSignature(checkinBody, cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		headers, raws = append(headers, h), append(raws, bytes.Clone(cert.Raw))
+	}
+	for round := range 3 {
+		for i, h := range headers {
+			info, err := VerifyMdmSignature(h, checkinBody)
+			if err != nil {
+				t.Fatalf("round %d, signer %d: %v", round, i, err)
+			}
+			if !bytes.Equal(info.Signer.Raw, raws[i]) {
+				t.Fatalf("round %d: signer %d's cached certificate changed under a reused buffer", round, i)
+			}
+			if info.SignerSHA256() != sha256.Sum256(raws[i]) {
+				t.Fatalf("round %d: signer %d's SHA-256 is not its certificate's", round, i)
+			}
+		}
+	}
+}
+
+// TestVerifySignerHonoursRevocation: the chain check keyed on the sum the
+// signature check carried refuses a revoked signer, as Verify does.
+func TestVerifySignerHonoursRevocation(t *testing.T) {
+	ca := testCA(t)
+	key := deviceKey(t, 2)
+	cert := identity(t, ca, key, "revoked signer", time.Now(), time.Hour)
+	h, err := SignMdmSignature(checkinBody, cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := VerifyMdmSignature(h, checkinBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := NewVerifier([]*x509.Certificate{ca.Cert})
+	if err := v.VerifySigner(info, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	v.Revoke(Hash(cert))
+	wantKind(t, v.VerifySigner(info, time.Now()), ErrRevoked)
+	wantKind(t, v.VerifySigner(&SignedInfo{}, time.Now()), ErrNoCertificate)
+	wantKind(t, v.VerifySigner(nil, time.Now()), ErrNoCertificate)
 }

@@ -106,7 +106,22 @@ func (v *Verifier) Verify(c *x509.Certificate, now time.Time) error {
 	if c == nil {
 		return newError(ErrNoCertificate, nil, "no identity certificate was presented")
 	}
-	key := sha256.Sum256(c.Raw)
+	return v.verify(c, sha256.Sum256(c.Raw), now)
+}
+
+// VerifySigner is Verify for the signer of a verified Mdm-Signature,
+// without hashing its certificate again: the signature check computed the
+// SHA-256 the cache and the revocation list are keyed on from the same
+// bytes, once per certificate.
+func (v *Verifier) VerifySigner(info *SignedInfo, now time.Time) error {
+	if info == nil || info.Signer == nil {
+		return newError(ErrNoCertificate, nil, "no identity certificate was presented")
+	}
+	return v.verify(info.Signer, info.SignerSHA256(), now)
+}
+
+// verify checks c, whose DER has SHA-256 key.
+func (v *Verifier) verify(c *x509.Certificate, key [32]byte, now time.Time) error {
 
 	v.mu.RLock()
 	_, revoked := v.revoked[key]

@@ -77,3 +77,22 @@ func benchConnectCycle(b *testing.B, f *fixture) {
 		}
 	}
 }
+
+// BenchmarkSignedIdle is one signed Idle to an empty queue through the
+// handler (no sockets, no HTTP parsing): the server's own share of a
+// connect, signature check included. The device signs once, outside the
+// timer; the handler verifies the signature on every request all the same.
+func BenchmarkSignedIdle(b *testing.B) {
+	f := newFixture(b)
+	d := newDevice(b, "udid-idle")
+	f.enroll(b, d)
+	idle := encode(b, map[string]any{"UDID": "udid-idle", "Status": "Idle"})
+	sig := mustSign(b, idle, d)
+	connect := f.h.Connect()
+	b.ReportAllocs()
+	for b.Loop() {
+		if rec := sendSigned(connect, CommandContentType, idle, sig); rec.Code != http.StatusOK || rec.Body.Len() != 0 {
+			b.Fatalf("Idle: %d %s", rec.Code, rec.Body)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package checkin
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
@@ -161,11 +162,12 @@ func newRequestID() string {
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, kind string) {
 	now := h.now()
-	reqID := r.Header.Get("X-Request-ID")
+	// Canonical spellings, so neither lookup allocates to canonicalise.
+	reqID := r.Header.Get("X-Request-Id")
 	if reqID == "" || len(reqID) > 64 {
 		reqID = newRequestID()
 	}
-	w.Header().Set("X-Request-ID", reqID)
+	w.Header()["X-Request-Id"] = []string{reqID}
 	// A fault rule handed over by Faults.Wrap brings the exchange its note
 	// goes in.
 	ctx := r.Context()
@@ -266,11 +268,11 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, kind, reqID strin
 	}
 	entry.EnrollmentID = id.ID
 
-	cert, err := h.identity(ctx, r, body, now)
+	cert, sum, err := h.identity(ctx, r, body, now)
 	if err != nil {
 		return body, 0, nil, err
 	}
-	req := &Request{ID: id, Cert: cert, CertHash: certs.Hash(cert), RequestID: reqID}
+	req := &Request{ID: id, Cert: cert, CertHash: hex.EncodeToString(sum[:]), RequestID: reqID}
 	if r.URL.RawQuery != "" { // parsing costs on the hot path; most URLs have none
 		req.Query = r.URL.Query()
 	}
@@ -329,28 +331,42 @@ func (h *Handler) dispatch(ctx context.Context, req *Request, msg mdm.CheckinMes
 // Two injected faults act here: expired-identity checks the certificate at
 // the instant after it expires, so the refusal is the real one; and
 // signing-time-skew replaces the tolerance of the signing-time check.
-func (h *Handler) identity(ctx context.Context, r *http.Request, body []byte, now time.Time) (*x509.Certificate, error) {
+//
+// It returns the certificate and the SHA-256 of its DER (what enrollments
+// are bound to).
+func (h *Handler) identity(ctx context.Context, r *http.Request, body []byte, now time.Time) (*x509.Certificate, [32]byte, error) {
 	var (
 		cert        *x509.Certificate
+		info        *certs.SignedInfo
 		signingTime time.Time
+		none        [32]byte
 	)
 	if sig := r.Header.Get("Mdm-Signature"); sig != "" {
-		info, err := certs.VerifyMdmSignature(sig, body)
-		if err != nil {
-			return nil, err
+		var err error
+		if info, err = certs.VerifyMdmSignature(sig, body); err != nil {
+			return nil, none, err
 		}
 		cert, signingTime = info.Signer, info.SigningTime
 	} else if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		cert = r.TLS.PeerCertificates[0]
 	} else {
-		return nil, httperr.New(http.StatusBadRequest, "no device identity: the request has neither an Mdm-Signature header nor a TLS client certificate (sign each request with the identity certificate the enrollment profile's SCEP payload issued)")
+		return nil, none, httperr.New(http.StatusBadRequest, "no device identity: the request has neither an Mdm-Signature header nor a TLS client certificate (sign each request with the identity certificate the enrollment profile's SCEP payload issued)")
 	}
 	at := now
-	if pendingFaultFrom(ctx, FaultExpiredIdentity).fire(ctx, "identity certificate treated as expired (NotAfter "+cert.NotAfter.UTC().Format(time.RFC3339)+")") {
+	if p := pendingFaultFrom(ctx, FaultExpiredIdentity); p != nil && p.fire(ctx, "identity certificate treated as expired (NotAfter "+cert.NotAfter.UTC().Format(time.RFC3339)+")") {
 		at = cert.NotAfter.Add(time.Second)
 	}
-	if err := h.verifier.Verify(cert, at); err != nil {
-		return nil, err
+	var sum [32]byte
+	if sv, ok := h.verifier.(signerVerifier); ok && info != nil {
+		if err := sv.VerifySigner(info, at); err != nil {
+			return nil, none, err
+		}
+		sum = info.SignerSHA256()
+	} else {
+		if err := h.verifier.Verify(cert, at); err != nil {
+			return nil, none, err
+		}
+		sum = sha256.Sum256(cert.Raw)
 	}
 	skew := h.skew
 	if !signingTime.IsZero() {
@@ -366,9 +382,15 @@ func (h *Handler) identity(ctx context.Context, r *http.Request, body []byte, no
 			off = -off
 		}
 		if off > skew {
-			return nil, httperr.New(http.StatusBadRequest, "Mdm-Signature signing time %s is %s away from the server clock (tolerance %s): check the device's clock",
+			return nil, none, httperr.New(http.StatusBadRequest, "Mdm-Signature signing time %s is %s away from the server clock (tolerance %s): check the device's clock",
 				signingTime.UTC().Format(time.RFC3339), off.Round(time.Second), skew)
 		}
 	}
-	return cert, nil
+	return cert, sum, nil
+}
+
+// signerVerifier is a CertVerifier that checks the signer of a verified
+// Mdm-Signature without hashing its certificate again (certs.Verifier).
+type signerVerifier interface {
+	VerifySigner(info *certs.SignedInfo, now time.Time) error
 }

@@ -99,7 +99,7 @@ func (rec *Recorder) Wrap(kind string, next http.Handler) http.Handler {
 		next.ServeHTTP(cw, r)
 
 		e := &store.TranscriptEntry{
-			Time: start.UTC(), RequestID: r.Header.Get("X-Request-ID"), Kind: kind,
+			Time: start.UTC(), RequestID: r.Header.Get("X-Request-Id"), Kind: kind,
 			Method: r.Method, Path: clip(r.URL.RequestURI(), maxRecordPath), Status: cw.status,
 		}
 		if e.Status == 0 {

@@ -487,15 +487,19 @@ func mayBeEvent(e *store.TranscriptEntry) bool {
 	return e != nil && e.Status >= 200 && e.Status <= 299 && len(e.Request) > 0 && (e.Kind == "checkin" || e.Kind == "command")
 }
 
-// addHistory appends a settled event, forgetting the oldest past historySize. Caller holds mu.
+// addHistory appends a settled event, keeping at least the last
+// historySize. Caller holds mu.
 func (w *Webhook) addHistory(ev Event) {
 	h := &historyItem{ev: ev, ok: true}
 	h.once.Do(func() {})
 	w.addHistoryItem(h)
 }
 
+// The slice may hold up to twice historySize before the oldest are
+// dropped in one copy: forgetting one at a time moved the whole history on
+// every device request.
 func (w *Webhook) addHistoryItem(h *historyItem) {
-	if len(w.history) >= w.historySize {
+	if len(w.history) >= 2*w.historySize {
 		drop := len(w.history) - w.historySize + 1
 		n := copy(w.history, w.history[drop:])
 		clear(w.history[n:])

@@ -3,17 +3,26 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mockmdm/mockmdm/api"
@@ -39,6 +48,80 @@ type benchPhase struct {
 	// CPUPerOp and CPUPerRequest divide it.
 	CPUPerOp      time.Duration `json:"server_cpu_per_op_ns"`
 	CPUPerRequest time.Duration `json:"server_cpu_per_request_ns"`
+	// RSAVerify is what one RSA-2048 signature verification cost on the
+	// server's core around the phase (the faster of before and after): the
+	// machine's speed at that minute. 0 when not measured.
+	RSAVerify time.Duration `json:"rsa2048_verify_ns,omitempty"`
+	// Connections is how many TCP connections the devices opened in the
+	// phase (each a TLS handshake on the server; the enqueues of a cycle
+	// phase included).
+	Connections int64 `json:"connections_opened"`
+	// CPUPerOpAtReference is CPUPerOp scaled to the machine the targets
+	// were set on, where one verification cost rsaReference.
+	CPUPerOpAtReference time.Duration `json:"server_cpu_per_op_at_reference_ns,omitempty"`
+}
+
+// rsaReference is the cost of one RSA-2048 verification on the machine the
+// issue's targets were measured on ("about 32 µs here").
+const rsaReference = 32 * time.Microsecond
+
+// calibrate times RSA-2048 PKCS#1 v1.5 verifications on CPU cpu (this
+// process pins itself there for the measurement, then back to back): the
+// median of five batches of 100, as a benchmark's mean would read it
+// without the odd interrupted batch.
+func calibrate(cpu, back int, pin bool) time.Duration {
+	if pin {
+		if pinSelf(cpu) != nil {
+			return 0
+		}
+		defer pinSelf(back)
+	}
+	calibrationKey.once.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return
+		}
+		sum := sha256.Sum256([]byte("mockmdm bench calibration"))
+		sig, err := rsa.SignPKCS1v15(nil, k, crypto.SHA256, sum[:])
+		if err != nil {
+			return
+		}
+		calibrationKey.pub, calibrationKey.sum, calibrationKey.sig = &k.PublicKey, sum, sig
+	})
+	c := &calibrationKey
+	if c.pub == nil {
+		return 0
+	}
+	var batches []time.Duration
+	for range 5 {
+		start := time.Now()
+		for range 100 {
+			if rsa.VerifyPKCS1v15(c.pub, crypto.SHA256, c.sum[:], c.sig) != nil {
+				return 0
+			}
+		}
+		batches = append(batches, time.Since(start)/100)
+	}
+	slices.Sort(batches)
+	return batches[len(batches)/2]
+}
+
+var calibrationKey struct {
+	once sync.Once
+	pub  *rsa.PublicKey
+	sum  [32]byte
+	sig  []byte
+}
+
+// calibrated sets p's machine-speed figures from verifications timed
+// before and after it.
+func (p *benchPhase) calibrated(before, after time.Duration) {
+	v := min(before, after)
+	if before == 0 || after == 0 || p.CPUPerOp <= 0 {
+		return
+	}
+	p.RSAVerify = v
+	p.CPUPerOpAtReference = time.Duration(float64(p.CPUPerOp) * float64(rsaReference) / float64(v))
 }
 
 // benchReport is what mockmdm bench prints.
@@ -75,6 +158,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		pin         = fs.Bool("pin", true, "pin the started server to CPU 0 and this process to CPU 1 (Linux, two or more CPUs)")
 		asJSON      = fs.Bool("json", false, "print the report as JSON")
 		profile     = fs.String("server-cpuprofile", "", "the started server writes a CPU profile of the run to this file")
+		clientProf  = fs.String("client-cpuprofile", "", "write a CPU profile of this command (the devices) to this file")
 		presign     = fs.Bool("presign", true, "devices sign each phase's messages before it starts (false: sign while the phase runs, which on one client core limits the rate to what RSA signing allows)")
 	)
 	if err := parseFlags(fs, args, getenv, "mockmdm bench -h"); err != nil {
@@ -95,6 +179,17 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return usageError{errors.New("-url needs -data, the server's data directory (for its API key and CA)")}
 	}
 
+	if *clientProf != "" {
+		f, err := os.Create(*clientProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rep := &benchReport{Devices: *n}
 	base, pid := *url, *serverPID
 	if base == "" {
@@ -119,8 +214,18 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	var dials atomic.Int64
 	if t, ok := client.Transport.(*http.Transport); ok {
-		t.MaxIdleConnsPerHost = *concurrency
+		// Room for more than one connection per worker: a worker that sends
+		// its next request before the last response's connection is back in
+		// the pool dials another, which a pool of exactly concurrency then
+		// closes — a TLS handshake on the server, counted in the phase.
+		t.MaxIdleConnsPerHost = 4 * *concurrency
+		d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return d.DialContext(ctx, network, addr)
+		}
 	}
 	key, err := os.ReadFile(filepath.Join(*dataDir, "api-key"))
 	if err != nil {
@@ -143,10 +248,18 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return cpuBetween(a, b)
 	}
+	// The machine's speed is timed on the server's core while the server
+	// is idle, when the server was pinned; else on this process's core.
+	speed := func() time.Duration { return calibrate(0, 1, rep.Pinned) }
 	phase := func(name string, requestsPerOp int, run func() *fleet.Report) benchPhase {
 		var r *fleet.Report
+		before := speed()
+		opened := dials.Load()
 		used := measured(func() { r = run() })
-		return summarisePhase(name, requestsPerOp, r, used)
+		p := summarisePhase(name, requestsPerOp, r, used)
+		p.Connections = dials.Load() - opened
+		p.calibrated(before, speed())
+		return p
 	}
 	if st, err := apic.APNsStats(ctx, true); err == nil && st.Runtime != nil {
 		rep.GoroutinesA = st.Runtime.Goroutines
@@ -180,6 +293,8 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		var total *fleet.Report
 		var cpuSum time.Duration
+		before := speed()
+		opened := dials.Load()
 		for range *cycles {
 			noPush := false
 			q, err := apic.Enqueue(ctx, api.EnqueueRequest{EnrollmentIDs: ids, Command: json.RawMessage(`{"RequestType":"SecurityInfo"}`), Push: &noPush})
@@ -198,7 +313,10 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 			}
 			total = mergeReports(total, r)
 		}
-		rep.Phases = append(rep.Phases, summarisePhase("command cycle", 2, total, cpuSum))
+		p := summarisePhase("command cycle", 2, total, cpuSum)
+		p.Connections = dials.Load() - opened
+		p.calibrated(before, speed())
+		rep.Phases = append(rep.Phases, p)
 	}
 	if st, err := apic.APNsStats(ctx, true); err == nil && st.Runtime != nil {
 		rep.GoroutinesB = st.Runtime.Goroutines
@@ -268,6 +386,12 @@ func (r *benchReport) writeText(w io.Writer) {
 			ms(p.P50), ms(p.P95), ms(p.P99), cpuString(p.CPUPerOp), cpuString(p.CPUPerRequest))
 		if p.Failed > 0 {
 			fmt.Fprintf(w, "  %-20s %d failed\n", "", p.Failed)
+		}
+	}
+	for _, p := range r.Phases {
+		if p.RSAVerify > 0 && p.Phase != "enroll" {
+			fmt.Fprintf(w, "  %-20s one RSA-2048 verification took %s here; at the targets' %s: %s per op; %d connections opened\n",
+				p.Phase, cpuString(p.RSAVerify), cpuString(rsaReference), cpuString(p.CPUPerOpAtReference), p.Connections)
 		}
 	}
 	if r.PeakRSSKiB > 0 {

@@ -306,6 +306,15 @@ func TestBenchReportsServerCPU(t *testing.T) {
 		if runtime.GOOS == "linux" && p.ServerCPU < 0 {
 			t.Errorf("phase %s: no server CPU figure on Linux", p.Phase)
 		}
+		if runtime.GOOS == "linux" && p.Phase != "enroll" && (p.RSAVerify <= 0 || p.CPUPerOpAtReference <= 0) {
+			t.Errorf("phase %s: no machine-speed calibration: %+v", p.Phase, p)
+		}
+		if p.Phase != "enroll" && p.Connections != 0 {
+			t.Errorf("phase %s opened %d connections: keep-alive should carry it on the enrollment's", p.Phase, p.Connections)
+		}
+	}
+	if !rep.Presigned {
+		t.Error("the bench did not presign by default")
 	}
 	// A bench against a running server needs its data directory.
 	if out, err := exec.Command(binPath, "bench", "-url", "https://127.0.0.1:1").CombinedOutput(); err == nil || !strings.Contains(string(out), "-data") {

@@ -231,8 +231,12 @@ func (s *Store) NextCommand(ctx context.Context, id string, skipNotNow bool) (*s
 			return it.export(), nil
 		}
 	}
-	return nil, httperr.Wrap(http.StatusNotFound, store.ErrNotFound, "no command queued for %s", id)
+	return nil, errQueueEmpty
 }
+
+// errQueueEmpty is NextCommand's answer for an empty queue — most device
+// requests get it, so it is made once.
+var errQueueEmpty = httperr.Wrap(http.StatusNotFound, store.ErrNotFound, "no command queued for this enrollment")
 
 // SaveResult records a device's answer. An answer to a command that is not
 // queued for id (never was, was cleared, or was already answered finally) is
