@@ -34,6 +34,11 @@ type hot struct {
 	// does not mark the queue empty.
 	empty map[string]bool
 	qgen  map[string]uint64
+	// sole remembers, per enrollment, the only open item a NextCommand
+	// found and the enqueue generation it read at: once that item gets a
+	// final answer the queue is empty, unless an enqueue committed since —
+	// so the next connect of a command cycle need not ask the file.
+	sole map[string]soleItem
 	// seen holds last-seen times not written yet.
 	seen map[string]sql.NullInt64
 }
@@ -47,6 +52,7 @@ func newHot() *hot {
 		enrollments: map[string]*store.Enrollment{},
 		empty:       map[string]bool{},
 		qgen:        map[string]uint64{},
+		sole:        map[string]soleItem{},
 		seen:        map[string]sql.NullInt64{},
 	}
 }
@@ -57,6 +63,7 @@ func (h *hot) reset() {
 	h.enrollments = map[string]*store.Enrollment{}
 	h.gen++
 	h.empty = map[string]bool{}
+	h.sole = map[string]soleItem{}
 	for id := range h.qgen {
 		h.qgen[id]++
 	}
@@ -170,6 +177,39 @@ func (h *hot) markEmpty(id string, gen uint64) {
 	}
 }
 
+// soleItem is an enrollment's only open queue item as a read found it.
+type soleItem struct {
+	uuid string
+	gen  uint64
+}
+
+// noteSole remembers that a read at generation gen found uuid to be id's
+// only open item.
+func (h *hot) noteSole(id, uuid string, gen uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.sole) >= maxCachedEnrollments {
+		h.sole = map[string]soleItem{}
+	}
+	h.sole[id] = soleItem{uuid: uuid, gen: gen}
+}
+
+// answeredFinally records that uuid got a final answer (committed) for id:
+// if it was the sole open item a read found, the queue is now empty,
+// unless an enqueue committed since that read.
+func (h *hot) answeredFinally(id, uuid string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	si, ok := h.sole[id]
+	if !ok || si.uuid != uuid {
+		return
+	}
+	delete(h.sole, id)
+	if h.qgen[id] == si.gen {
+		h.empty[id] = true
+	}
+}
+
 // enqueued records a committed enqueue for ids.
 func (h *hot) enqueued(ids []string) {
 	h.mu.Lock()
@@ -177,6 +217,7 @@ func (h *hot) enqueued(ids []string) {
 	for _, id := range ids {
 		h.qgen[id]++
 		delete(h.empty, id)
+		delete(h.sole, id)
 	}
 }
 

@@ -103,6 +103,29 @@ func (s *Store) NextCommand(ctx context.Context, id string, skipNotNow bool) (*s
 	if empty {
 		return nil, noCommand(id)
 	}
+	// The first two open items: enough to answer, and to know whether the
+	// first is the only one (see hot.sole).
+	open, err := s.firstOpenItems(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(open) == 0:
+		s.hot.markEmpty(id, gen)
+		return nil, noCommand(id)
+	case len(open) == 1:
+		s.hot.noteSole(id, open[0].CommandUUID, gen)
+	}
+	for _, it := range open {
+		if it.Status == store.CommandPending || !skipNotNow {
+			return it, nil
+		}
+	}
+	if len(open) == 1 {
+		return nil, noCommand(id)
+	}
+	// Both NotNow, and this session skips NotNow: a Pending item may come
+	// after them.
 	it, err := scanItem(s.nextCommand.QueryRowContext(ctx, id, skipNotNow))
 	if errors.Is(err, sql.ErrNoRows) {
 		if !skipNotNow { // no Pending and no NotNow item: nothing open at all
@@ -133,7 +156,7 @@ func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, 
 	}
 	// Through the group writer, so the answer shares its commit with the
 	// transcript entries waiting there; it returns once committed.
-	return s.groupWrite(true, func(x execer) error {
+	err = s.groupWrite(true, func(x execer) error {
 		res, err := x.Exec(s.saveResult, status, blob(raw), n, id, commandUUID)
 		if err != nil {
 			return fmt.Errorf("sqlite: save result of %s for %s: %w", commandUUID, id, err)
@@ -145,6 +168,31 @@ func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, 
 		}
 		return nil
 	})
+	if err == nil && store.IsFinal(status) {
+		s.hot.answeredFinally(id, commandUUID)
+	}
+	return err
+}
+
+// firstOpenItems reads id's first two open queue items, oldest first.
+func (s *Store) firstOpenItems(ctx context.Context, id string) ([]*store.QueueItem, error) {
+	rows, err := s.firstOpen.QueryContext(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: next command for %s: %w", id, err)
+	}
+	defer rows.Close()
+	out := make([]*store.QueueItem, 0, 2)
+	for rows.Next() {
+		it, err := scanItem(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: next command for %s: %w", id, err)
+		}
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: next command for %s: %w", id, err)
+	}
+	return out, nil
 }
 
 // QueueItems lists the commands for id that have no final answer yet, oldest first.

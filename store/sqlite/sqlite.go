@@ -68,6 +68,7 @@ type Store struct {
 	byCertHash       *sql.Stmt
 	touchEnrollment  *sql.Stmt
 	nextCommand      *sql.Stmt
+	firstOpen        *sql.Stmt
 	saveResult       *sql.Stmt
 	appendTranscript *sql.Stmt
 	insertCommand    *sql.Stmt
@@ -293,6 +294,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.touchEnrollment, "UPDATE enrollments SET last_seen = ? WHERE id = ?"},
 		{s.r, &s.nextCommand, selectItem + ` WHERE q.enrollment_id = ?1 AND ` + openStatus + `
 			AND (q.status = 'Pending' OR ?2 = 0) ORDER BY q.seq LIMIT 1`},
+		{s.r, &s.firstOpen, selectItem + ` WHERE q.enrollment_id = ? AND ` + openStatus + ` ORDER BY q.seq LIMIT 2`},
 		{s.w, &s.saveResult, `UPDATE queue SET status = ?, result = ?, updated_at = ?
 			WHERE enrollment_id = ? AND command_uuid = ? AND ` + openStatusBare},
 		{s.w, &s.appendTranscript, `INSERT INTO transcript (seq, time, enrollment_id, request_id, kind, message_type,
@@ -323,7 +325,7 @@ func (s *Store) Close() error {
 		if s.hot != nil {
 			s.flushSeenNow() // a failure is logged: last-seen times are best effort
 		}
-		for _, st := range []*sql.Stmt{s.getEnrollment, s.byCertHash, s.touchEnrollment, s.nextCommand,
+		for _, st := range []*sql.Stmt{s.getEnrollment, s.byCertHash, s.touchEnrollment, s.nextCommand, s.firstOpen,
 			s.saveResult, s.appendTranscript, s.insertCommand, s.insertQueueItem} {
 			if st != nil {
 				errs = append(errs, st.Close())

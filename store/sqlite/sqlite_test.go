@@ -120,6 +120,121 @@ func TestEmptyQueueMarkNeverHidesACommand(t *testing.T) {
 	wg.Wait()
 }
 
+// TestSoleItemMarkNeverHidesACommand races the other way to an empty
+// mark: a read found one open item, and its final answer marks the queue
+// empty — unless an enqueue committed in between. A command whose Enqueue
+// returned is always found afterwards, and the mark is taken only when it
+// is right.
+func TestSoleItemMarkNeverHidesACommand(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "sole.db"))
+	if err := s.PutEnrollment(ctx, &store.Enrollment{ID: "e1", Type: "Device"}); err != nil {
+		t.Fatal(err)
+	}
+	enqueue := func(uuid string) {
+		t.Helper()
+		if err := s.Enqueue(ctx, &store.Command{UUID: uuid, RequestType: "ProfileList"}, "e1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func(skipNotNow bool) string {
+		t.Helper()
+		it, err := s.NextCommand(ctx, "e1", skipNotNow)
+		if errors.Is(err, store.ErrNotFound) {
+			return ""
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it.CommandUUID
+	}
+	answer := func(uuid, status string) {
+		t.Helper()
+		if err := s.SaveResult(ctx, "e1", uuid, status, nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The sole item answered: empty, and marked so.
+	enqueue("A")
+	if got := next(false); got != "A" {
+		t.Fatalf("next = %q, want A", got)
+	}
+	answer("A", store.CommandAcknowledged)
+	if empty, _ := s.hot.queueEmpty("e1"); !empty {
+		t.Error("the sole item's final answer did not mark the queue empty")
+	}
+	if got := next(true); got != "" {
+		t.Fatalf("after the sole item's answer, next = %q", got)
+	}
+	// An enqueue between the read and the answer: not marked, and found.
+	enqueue("B")
+	if got := next(false); got != "B" {
+		t.Fatalf("next = %q, want B", got)
+	}
+	enqueue("C")
+	answer("B", store.CommandAcknowledged)
+	if got := next(true); got != "C" {
+		t.Fatalf("an enqueue between the read and the answer was hidden: next = %q", got)
+	}
+	// NotNow is not final: the item stays, offered again in the next session.
+	answer("C", store.CommandNotNow)
+	if got := next(true); got != "" {
+		t.Fatalf("a NotNow item was offered again in its session: %q", got)
+	}
+	if got := next(false); got != "C" {
+		t.Fatalf("the NotNow item was lost: next = %q", got)
+	}
+	answer("C", store.CommandAcknowledged)
+	// Two NotNow items ahead of a Pending one, in a session that skips
+	// NotNow: the Pending one is still found.
+	for _, u := range []string{"D", "E", "F"} {
+		enqueue(u)
+	}
+	next(false)
+	answer("D", store.CommandNotNow)
+	answer("E", store.CommandNotNow)
+	if got := next(true); got != "F" {
+		t.Fatalf("behind two NotNow items, next = %q, want F", got)
+	}
+
+	// The race: readers keep reading while commands are queued and answered.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					_, _ = s.NextCommand(ctx, "e1", false)
+				}
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for _, u := range []string{"D", "E", "F"} {
+		answer(u, store.CommandAcknowledged)
+	}
+	for i := range 150 {
+		x, y := fmt.Sprintf("X%03d", i), fmt.Sprintf("Y%03d", i)
+		enqueue(x)
+		if _, err := s.NextCommand(ctx, "e1", false); err != nil {
+			t.Fatalf("after Enqueue(%s): %v", x, err)
+		}
+		var enq sync.WaitGroup
+		enq.Go(func() { enqueue(y) })
+		answer(x, store.CommandAcknowledged)
+		enq.Wait()
+		it, err := s.NextCommand(ctx, "e1", true)
+		if err != nil || it.CommandUUID != y {
+			t.Fatalf("after Enqueue(%s) returned, NextCommand = %+v, %v", y, it, err)
+		}
+		answer(y, store.CommandAcknowledged)
+	}
+}
+
 func TestMigrationsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "m.db")
