@@ -62,11 +62,25 @@ func Check(data []byte) error {
 // them, quoted attribute values may hold '>', and anything it cannot read
 // as a tag counts as one.
 func scanXMLShape(data []byte) error {
+	switch deep, many := ExceedsXML(data, MaxDepth+1, MaxElements); {
+	case deep:
+		return errPlistTooDeep
+	case many:
+		return fmt.Errorf("the XML property list has more than %d elements", MaxElements)
+	}
+	return nil
+}
+
+// ExceedsXML reports whether XML data nests elements more than maxDepth
+// deep (the root element counts) or has more than maxElements of them,
+// counting as scanXMLShape does — never less than a tokenizer would — for
+// a reader with limits of its own (a virtual device reading commands).
+func ExceedsXML(data []byte, maxDepth, maxElements int) (deep, many bool) {
 	depth, elements := 0, 0
 	for i := 0; i < len(data); {
 		j := bytes.IndexByte(data[i:], '<')
 		if j < 0 {
-			return nil
+			return false, false
 		}
 		i += j + 1
 		rest := data[i:]
@@ -74,28 +88,41 @@ func scanXMLShape(data []byte) error {
 		case bytes.HasPrefix(rest, []byte("!--")):
 			k := bytes.Index(rest[3:], []byte("-->"))
 			if k < 0 {
-				return nil
+				return false, false
 			}
 			i += 3 + k + 3
 		case bytes.HasPrefix(rest, []byte("![CDATA[")):
 			k := bytes.Index(rest[8:], []byte("]]>"))
 			if k < 0 {
-				return nil
+				return false, false
 			}
 			i += 8 + k + 3
-		case len(rest) > 0 && (rest[0] == '?' || rest[0] == '!'):
-			// A processing instruction or a declaration: no element.
-			// Skipping to the next '<' counts any tag inside it, which only
-			// errs on the safe side.
+		case len(rest) > 0 && rest[0] == '?':
+			// A processing instruction: no element, up to "?>".
+			k := bytes.Index(rest[1:], []byte("?>"))
+			if k < 0 {
+				return false, false
+			}
+			i += 1 + k + 2
+		case len(rest) > 0 && rest[0] == '!':
+			// A declaration (<!DOCTYPE …>): no element. Skipped as the
+			// tokenizer reads it — quoted text and nested brackets
+			// included — since a quote inside it must not be taken for an
+			// attribute value that hides the tags after it.
+			n, ok := directiveEnd(rest[1:])
+			if !ok {
+				return false, false
+			}
+			i += 1 + n
 		case len(rest) > 0 && rest[0] == '/':
 			depth--
 		default:
 			end, selfClosing := tagEnd(rest)
-			if depth++; depth > MaxDepth+1 {
-				return errPlistTooDeep
+			if depth++; depth > maxDepth {
+				return true, false
 			}
-			if elements++; elements > MaxElements {
-				return fmt.Errorf("the XML property list has more than %d elements", MaxElements)
+			if elements++; elements > maxElements {
+				return false, true
 			}
 			if selfClosing {
 				depth--
@@ -103,7 +130,64 @@ func scanXMLShape(data []byte) error {
 			i += end
 		}
 	}
-	return nil
+	return false, false
+}
+
+// directiveEnd returns the length of a declaration's body b (what follows
+// "<!", not a comment or CDATA), its closing '>' included, read as
+// encoding/xml reads a Directive: the first byte as it is; then quotes,
+// angle brackets that nest, and comments inside; ok is false when the
+// input ends first (where the tokenizer stops with an error).
+func directiveEnd(b []byte) (n int, ok bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	i := 1
+	var inquote byte
+	depth := 0
+	for i < len(b) {
+		c := b[i]
+		i++
+		if inquote == 0 && c == '>' && depth == 0 {
+			return i, true
+		}
+	handle:
+		switch {
+		case c == inquote:
+			inquote = 0
+		case inquote != 0:
+		case c == '\'' || c == '"':
+			inquote = c
+		case c == '>':
+			depth--
+		case c == '<':
+			// "<!--" begins a comment inside the declaration.
+			for _, want := range []byte("!--") {
+				if i >= len(b) {
+					return 0, false
+				}
+				c = b[i]
+				i++
+				if c != want {
+					depth++
+					goto handle
+				}
+			}
+			var b0, b1 byte
+			for {
+				if i >= len(b) {
+					return 0, false
+				}
+				c = b[i]
+				i++
+				if b0 == '-' && b1 == '-' && c == '>' {
+					break
+				}
+				b0, b1 = b1, c
+			}
+		}
+	}
+	return 0, false
 }
 
 // tagEnd finds the '>' that ends a start tag, past quoted attribute

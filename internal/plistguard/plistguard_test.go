@@ -129,3 +129,22 @@ func checkXMLShape(data []byte) error {
 		}
 	}
 }
+
+// TestDeclarationQuotesHideNoTags: a quote inside a declaration once made
+// the scanner read the tags after it as an attribute value, so nesting the
+// tokenizer refuses went through (found by FuzzScanNeverCountsLess).
+func TestDeclarationQuotesHideNoTags(t *testing.T) {
+	deep := strings.Repeat(`<!0"'<">x`+strings.Repeat("<a>", 25), 8)
+	if err := Check([]byte(deep)); err == nil {
+		t.Fatal("200-deep nesting behind quoted declarations passed the guard")
+	}
+	for _, ok := range []string{
+		`<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd"><plist version="1.0"><dict/></plist>`,
+		`<!DOCTYPE x [ <!ENTITY a "<b>"> <!-- c > --> ]><x/>`,
+		`<?xml version="1.0"?><?pi "<a ?><x/>`,
+	} {
+		if err := Check([]byte(ok)); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
