@@ -3,12 +3,12 @@ package device
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 
 	"github.com/micromdm/plist"
 
+	"github.com/mockmdm/mockmdm/internal/plistguard"
 	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/mdm/schema"
 )
@@ -293,6 +293,17 @@ func parseCommand(raw []byte) (cmd *Command, uuid string, err error) {
 	if err := checkXMLNesting(raw); err != nil {
 		return nil, "", err
 	}
+	// One decode for a well-formed command; anything else takes the
+	// passes below, which say what is wrong and keep the UUID if they can.
+	var one struct {
+		CommandUUID string
+		Command     map[string]any
+	}
+	if plist.Unmarshal(raw, &one) == nil && one.CommandUUID != "" {
+		if rt, _ := one.Command["RequestType"].(string); rt != "" {
+			return &Command{UUID: one.CommandUUID, RequestType: rt, Params: one.Command, Raw: raw}, one.CommandUUID, nil
+		}
+	}
 	var head struct{ CommandUUID any }
 	if plist.Unmarshal(raw, &head) == nil {
 		uuid, _ = head.CommandUUID.(string)
@@ -309,30 +320,17 @@ func parseCommand(raw []byte) (cmd *Command, uuid string, err error) {
 }
 
 // checkXMLNesting refuses XML nested deeper than maxCommandDepth or with
-// more than maxCommandElements elements, using the tokenizer alone (which
-// does not recurse). Syntax errors are left to the plist decoder.
+// more than maxCommandElements elements, with plistguard's byte scanner
+// (which counts no less than a tokenizer and does not recurse). Syntax
+// errors are left to the plist decoder.
 func checkXMLNesting(raw []byte) error {
-	dec := xml.NewDecoder(bytes.NewReader(raw))
-	depth, elements := 0, 0
-	for {
-		tok, err := dec.RawToken()
-		if err != nil {
-			return nil
-		}
-		switch tok.(type) {
-		case xml.StartElement:
-			depth++
-			elements++
-			if depth > maxCommandDepth {
-				return fmt.Errorf("the command plist nests more than %d levels", maxCommandDepth)
-			}
-			if elements > maxCommandElements {
-				return fmt.Errorf("the command plist has more than %d elements", maxCommandElements)
-			}
-		case xml.EndElement:
-			depth--
-		}
+	switch deep, many := plistguard.ExceedsXML(raw, maxCommandDepth, maxCommandElements); {
+	case deep:
+		return fmt.Errorf("the command plist nests more than %d levels", maxCommandDepth)
+	case many:
+		return fmt.Errorf("the command plist has more than %d elements", maxCommandElements)
 	}
+	return nil
 }
 
 // encodeResult builds the result plist: the mdm.CommandResults fields
@@ -353,9 +351,32 @@ func encodeResult(ids mdm.Enrollment, uuid, requestType string, r Response) (out
 		RequestType: requestType,
 		ErrorChain:  r.ErrorChain,
 	}
+	if len(r.Keys) == 0 {
+		return plist.Marshal(base)
+	}
+	if len(r.ErrorChain) == 0 {
+		// The protocol keys beside the response keys in one map, encoded
+		// once: what the passes below make, key for key.
+		dict := make(map[string]any, len(r.Keys)+8)
+		for k, v := range r.Keys {
+			if v != nil {
+				dict[k] = v
+			}
+		}
+		for k, v := range map[string]string{
+			"UDID": ids.UDID, "UserID": ids.UserID, "UserShortName": ids.UserShortName, "UserLongName": ids.UserLongName,
+			"EnrollmentID": ids.EnrollmentID, "EnrollmentUserID": ids.EnrollmentUserID,
+			"CommandUUID": uuid, "Status": r.Status, "RequestType": requestType,
+		} {
+			if v != "" {
+				dict[k] = v // a handler cannot overwrite the protocol keys
+			}
+		}
+		return plist.Marshal(dict)
+	}
 	b, err := plist.Marshal(base)
-	if err != nil || len(r.Keys) == 0 {
-		return b, err
+	if err != nil {
+		return nil, err
 	}
 	var dict map[string]any
 	if err := plist.Unmarshal(b, &dict); err != nil {
