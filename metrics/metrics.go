@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -152,6 +153,17 @@ func (m *Metrics) ObserveWebhook(outcome string) { m.webhooks.WithLabelValues(ou
 // whatever paths clients send.
 func (m *Metrics) Instrument(endpoint string, next http.Handler) http.Handler {
 	dur := m.duration.MustCurryWith(prometheus.Labels{"endpoint": endpoint})
+	// The series of each method and status, resolved once: looking them
+	// up by label values hashes the labels on every request.
+	type series struct {
+		requests prometheus.Counter
+		duration prometheus.Observer
+	}
+	type key struct {
+		method string
+		code   int
+	}
+	var resolved sync.Map // key → series
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		// ww is a Hijacker only when w is (HTTP/1): code that asserts
@@ -162,9 +174,17 @@ func (m *Metrics) Instrument(endpoint string, next http.Handler) http.Handler {
 			if code == 0 {
 				code = http.StatusOK
 			}
-			method := normalizeMethod(r.Method)
-			m.requests.WithLabelValues(endpoint, method, strconv.Itoa(code)).Inc()
-			dur.WithLabelValues(method).Observe(time.Since(start).Seconds())
+			k := key{normalizeMethod(r.Method), code}
+			v, ok := resolved.Load(k)
+			if !ok {
+				v, _ = resolved.LoadOrStore(k, series{
+					requests: m.requests.WithLabelValues(endpoint, k.method, strconv.Itoa(code)),
+					duration: dur.WithLabelValues(k.method),
+				})
+			}
+			s := v.(series)
+			s.requests.Inc()
+			s.duration.Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(ww, r)
 	})

@@ -127,7 +127,7 @@ type Webhook struct {
 	remaining  map[string]int // event ID → deliveries not yet settled
 	history    []*historyItem // settled events, oldest first
 	histBase   int64          // sequence number of history[0]
-	changed    chan struct{}  // closed and replaced whenever something settles
+	changed    chan struct{}  // closed whenever something settles; nil until someone waits
 }
 
 type job struct {
@@ -229,7 +229,7 @@ func New(urls []string, opts ...Option) (*Webhook, error) {
 		backoffInitial: defaultBackoffInitial, backoffMax: defaultBackoffMax,
 		queueSize: DefaultQueueSize, shards: DefaultShards, logSize: DefaultLogSize,
 		historySize: DefaultHistory, drainTimeout: DefaultDrainTimeout, now: time.Now,
-		remaining: map[string]int{}, changed: make(chan struct{}),
+		remaining: map[string]int{},
 	}
 	for _, o := range opts {
 		o(w)
@@ -510,9 +510,22 @@ func (w *Webhook) addHistoryItem(h *historyItem) {
 }
 
 // broadcast wakes every waiter. Caller holds mu.
+//
+// The channel is made only when someone waits (waitChan): most requests
+// settle an event nobody is waiting for.
 func (w *Webhook) broadcast() {
-	close(w.changed)
-	w.changed = make(chan struct{})
+	if w.changed != nil {
+		close(w.changed)
+		w.changed = nil
+	}
+}
+
+// waitChan is the channel the next broadcast closes. Caller holds mu.
+func (w *Webhook) waitChan() chan struct{} {
+	if w.changed == nil {
+		w.changed = make(chan struct{})
+	}
+	return w.changed
 }
 
 // settle records a delivery's outcome, settles its event once every URL is
@@ -684,7 +697,7 @@ func (w *Webhook) Wait(ctx context.Context, match func(Event) bool) (Event, erro
 		start := max(next, w.histBase)
 		fresh := append([]*historyItem(nil), w.history[start-w.histBase:]...)
 		next = w.histBase + int64(len(w.history))
-		ch := w.changed
+		ch := w.waitChan()
 		w.mu.Unlock()
 		for _, h := range fresh {
 			ev, ok := h.event(w)
@@ -705,7 +718,7 @@ func (w *Webhook) Flush(ctx context.Context) error {
 	for {
 		w.mu.Lock()
 		pending := w.stats.Pending
-		ch := w.changed
+		ch := w.waitChan()
 		w.mu.Unlock()
 		if pending == 0 {
 			return nil
