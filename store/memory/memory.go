@@ -34,9 +34,15 @@ type Store struct {
 	// NextCommand looks only at that enrollment's open commands.
 	queues map[string][]*item
 
-	transcript []*store.TranscriptEntry
-	// transcriptBy holds, per enrollment ID, indexes into transcript.
-	transcriptBy map[string][]int
+	// transcript holds the latest entries in Seq order, at most
+	// transcriptLimit bytes of them (transcriptBytes now): a long load
+	// test must not grow the server without end.
+	transcript      []*store.TranscriptEntry
+	transcriptBytes int
+	transcriptLimit int
+	// transcriptBy holds, per enrollment ID, the Seqs of its entries still
+	// in transcript, in order.
+	transcriptBy map[string][]int64
 	// lastSeq is never reset, so Seq keeps increasing across Reset.
 	lastSeq int64
 
@@ -64,9 +70,30 @@ type item struct {
 
 var _ store.Store = (*Store)(nil)
 
+// DefaultTranscriptLimit is how many bytes of transcript (bodies,
+// signatures and notes, plus a little for each entry) a memory store keeps
+// before it forgets its oldest entries.
+const DefaultTranscriptLimit = 64 << 20
+
+// Option configures New.
+type Option func(*Store)
+
+// WithTranscriptLimit keeps at most n bytes of transcript (n < 1: the
+// default); the oldest entries go first.
+func WithTranscriptLimit(n int) Option {
+	return func(s *Store) {
+		if n > 0 {
+			s.transcriptLimit = n
+		}
+	}
+}
+
 // New returns an empty store.
-func New() *Store {
-	s := &Store{}
+func New(opts ...Option) *Store {
+	s := &Store{transcriptLimit: DefaultTranscriptLimit}
+	for _, o := range opts {
+		o(s)
+	}
 	s.reset()
 	return s
 }
@@ -76,8 +103,9 @@ func (s *Store) reset() {
 	s.byCert = map[string]map[string]struct{}{}
 	s.commands = map[string]*command{}
 	s.queues = map[string][]*item{}
-	s.transcript = nil
-	s.transcriptBy = map[string][]int{}
+	clear(s.transcript)
+	s.transcript, s.transcriptBytes = nil, 0
+	s.transcriptBy = map[string][]int64{}
 	s.challenges = map[string]time.Time{}
 	s.documents = map[string]map[string]*store.Document{}
 }
@@ -352,11 +380,46 @@ func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.Transcri
 		e.Seq = s.lastSeq
 		c := cloneEntry(e)
 		s.transcript = append(s.transcript, c)
+		s.transcriptBytes += entrySize(c)
 		if c.EnrollmentID != "" {
-			s.transcriptBy[c.EnrollmentID] = append(s.transcriptBy[c.EnrollmentID], len(s.transcript)-1)
+			s.transcriptBy[c.EnrollmentID] = append(s.transcriptBy[c.EnrollmentID], c.Seq)
 		}
 	}
+	s.forgetOldest()
 	return nil
+}
+
+// entrySize is what an entry counts against the transcript limit.
+func entrySize(e *store.TranscriptEntry) int {
+	return len(e.Request) + len(e.Response) + len(e.Signature) + len(e.Note) + len(e.Path) + 256
+}
+
+// forgetOldest drops the oldest entries while the transcript is over its
+// limit (the newest always stays). Caller holds mu.
+func (s *Store) forgetOldest() {
+	for s.transcriptBytes > s.transcriptLimit && len(s.transcript) > 1 {
+		e := s.transcript[0]
+		s.transcript[0] = nil // the backing array must not keep it alive
+		s.transcript = s.transcript[1:]
+		s.transcriptBytes -= entrySize(e)
+		if e.EnrollmentID == "" {
+			continue
+		}
+		if seqs := s.transcriptBy[e.EnrollmentID]; len(seqs) > 1 {
+			s.transcriptBy[e.EnrollmentID] = seqs[1:]
+		} else {
+			delete(s.transcriptBy, e.EnrollmentID)
+		}
+	}
+}
+
+// entryBySeq finds the kept entry with seq. Caller holds mu.
+func (s *Store) entryBySeq(seq int64) (*store.TranscriptEntry, bool) {
+	i, ok := slices.BinarySearchFunc(s.transcript, seq, func(e *store.TranscriptEntry, seq int64) int { return cmpInt(e.Seq, seq) })
+	if !ok {
+		return nil, false
+	}
+	return s.transcript[i], true
 }
 
 // Transcript returns an enrollment's entries with Seq > afterSeq, oldest
@@ -379,13 +442,15 @@ func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq in
 			out = append(out, cloneEntry(e))
 		}
 	} else {
-		idx := s.transcriptBy[enrollmentID]
-		start, _ := slices.BinarySearchFunc(idx, afterSeq+1, func(i int, seq int64) int { return cmpInt(s.transcript[i].Seq, seq) })
-		for _, i := range idx[start:] {
+		seqs := s.transcriptBy[enrollmentID]
+		start, _ := slices.BinarySearch(seqs, afterSeq+1)
+		for _, seq := range seqs[start:] {
 			if full() {
 				break
 			}
-			out = append(out, cloneEntry(s.transcript[i]))
+			if e, ok := s.entryBySeq(seq); ok {
+				out = append(out, cloneEntry(e))
+			}
 		}
 	}
 	if out == nil {
