@@ -56,6 +56,10 @@ type benchPhase struct {
 	// phase (each a TLS handshake on the server; the enqueues of a cycle
 	// phase included).
 	Connections int64 `json:"connections_opened"`
+	// RSSKiB is the server's resident memory at the end of the phase; for
+	// the connect phase RSSHalfKiB is the same halfway (0: unknown).
+	RSSKiB     int64 `json:"server_rss_kib,omitempty"`
+	RSSHalfKiB int64 `json:"server_rss_half_kib,omitempty"`
 	// CPUPerOpAtReference is CPUPerOp scaled to the machine the targets
 	// were set on, where one verification cost rsaReference.
 	CPUPerOpAtReference time.Duration `json:"server_cpu_per_op_at_reference_ns,omitempty"`
@@ -233,6 +237,14 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	apic := api.NewClient(strings.TrimRight(base, "/")+"/v1", strings.TrimSpace(string(key)), api.WithHTTPClient(client))
 
+	// rss is the server's resident memory now (0: unknown).
+	rss := func() int64 {
+		if pid == 0 {
+			return 0
+		}
+		kib, _ := processRSS(pid)
+		return kib
+	}
 	// measured runs fn and returns the server's CPU time meanwhile (-1:
 	// unknown).
 	measured := func(fn func()) time.Duration {
@@ -282,7 +294,19 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if err := presignFor(); err != nil {
 			return err
 		}
-		rep.Phases = append(rep.Phases, phase("signed Idle connect", 1, func() *fleet.Report { return f.Connect(ctx, *connects, *concurrency) }))
+		// In two halves, with the server's memory read after each: once
+		// warmed up by the first, the second must not grow it.
+		var halfRSS int64
+		p := phase("signed Idle connect", 1, func() *fleet.Report {
+			first := f.Connect(ctx, max(1, *connects/2), *concurrency)
+			halfRSS = rss()
+			if *connects < 2 {
+				return first
+			}
+			return mergeReports(first, f.Connect(ctx, *connects-*connects/2, *concurrency))
+		})
+		p.RSSHalfKiB, p.RSSKiB = halfRSS, rss()
+		rep.Phases = append(rep.Phases, p)
 	}
 	if *cycles > 0 {
 		var ids []string
@@ -318,8 +342,21 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		p.calibrated(before, speed())
 		rep.Phases = append(rep.Phases, p)
 	}
-	if st, err := apic.APNsStats(ctx, true); err == nil && st.Runtime != nil {
+	// With the devices' idle connections closed, the server's goroutines
+	// must come back to where they were before the workload (each open
+	// connection holds one, as the API request reading the count does).
+	client.CloseIdleConnections()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		st, err := apic.APNsStats(ctx, true)
+		if err != nil || st.Runtime == nil {
+			break
+		}
 		rep.GoroutinesB = st.Runtime.Goroutines
+		if rep.GoroutinesB <= rep.GoroutinesA || time.Now().After(deadline) {
+			break
+		}
+		client.CloseIdleConnections()
+		time.Sleep(50 * time.Millisecond)
 	}
 	if pid != 0 {
 		rep.PeakRSSKiB, _ = processPeakRSS(pid)
@@ -394,8 +431,13 @@ func (r *benchReport) writeText(w io.Writer) {
 				p.Phase, cpuString(p.RSAVerify), cpuString(rsaReference), cpuString(p.CPUPerOpAtReference), p.Connections)
 		}
 	}
+	for _, p := range r.Phases {
+		if p.RSSHalfKiB > 0 && p.RSSKiB > 0 {
+			fmt.Fprintf(w, "  %-20s server RSS %.1f MiB halfway, %.1f MiB at the end\n", p.Phase, float64(p.RSSHalfKiB)/1024, float64(p.RSSKiB)/1024)
+		}
+	}
 	if r.PeakRSSKiB > 0 {
-		fmt.Fprintf(w, "  server peak RSS: %.1f MiB; goroutines %d before, %d after\n", float64(r.PeakRSSKiB)/1024, r.GoroutinesA, r.GoroutinesB)
+		fmt.Fprintf(w, "  server peak RSS: %.1f MiB; goroutines %d before, %d after (idle connections closed)\n", float64(r.PeakRSSKiB)/1024, r.GoroutinesA, r.GoroutinesB)
 	}
 }
 

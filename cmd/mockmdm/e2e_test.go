@@ -316,6 +316,9 @@ func TestBenchReportsServerCPU(t *testing.T) {
 	if !rep.Presigned {
 		t.Error("the bench did not presign by default")
 	}
+	if rep.GoroutinesA == 0 || rep.GoroutinesB > rep.GoroutinesA {
+		t.Errorf("the server's goroutines did not come back to their baseline: %d before, %d after", rep.GoroutinesA, rep.GoroutinesB)
+	}
 	// A bench against a running server needs its data directory.
 	if out, err := exec.Command(binPath, "bench", "-url", "https://127.0.0.1:1").CombinedOutput(); err == nil || !strings.Contains(string(out), "-data") {
 		t.Fatalf("bench -url without -data: %v %s", err, out)

@@ -102,17 +102,23 @@ func processTicks(pid int) (time.Duration, error) {
 }
 
 // processPeakRSS is VmHWM from /proc/<pid>/status, in KiB.
-func processPeakRSS(pid int) (int64, error) {
+func processPeakRSS(pid int) (int64, error) { return procStatusKiB(pid, "VmHWM:") }
+
+// processRSS is VmRSS from /proc/<pid>/status, in KiB: the memory the
+// process holds now.
+func processRSS(pid int) (int64, error) { return procStatusKiB(pid, "VmRSS:") }
+
+func procStatusKiB(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status has no VmHWM", pid)
+	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, strings.TrimSuffix(field, ":"))
 }
 
 // pinProcess binds every thread of pid to one CPU.
