@@ -165,8 +165,15 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		clientProf  = fs.String("client-cpuprofile", "", "write a CPU profile of this command (the devices) to this file")
 		presign     = fs.Bool("presign", true, "devices sign each phase's messages before it starts (false: sign while the phase runs, which on one client core limits the rate to what RSA signing allows)")
 	)
+	floor := fs.Bool("floor", false, "measure the floor instead: a server of net/http, TLS and the Mdm-Signature check alone, with -n × -connects signed Idles")
+	if len(args) > 0 && args[0] == floorServerArg {
+		return floorServer(ctx, stdout)
+	}
 	if err := parseFlags(fs, args, getenv, "mockmdm bench -h"); err != nil {
 		return err
+	}
+	if *floor {
+		return benchFloor(ctx, *n, *connects, *concurrency, *keySize, *pin, *asJSON, stdout)
 	}
 	switch {
 	case *n < 1 || *n > 100_000:
@@ -291,19 +298,28 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	}
 	if *connects > 0 {
-		if err := presignFor(); err != nil {
-			return err
+		// Presigned, the connects are sent by a lean client — each device's
+		// own signed Idle to its own ServerURL, the answer checked to be an
+		// empty 200 — as bench -floor sends them, so the two figures differ
+		// only by the server; signed live, the devices connect themselves.
+		connect := func(rounds int) *fleet.Report { return f.Connect(ctx, rounds, *concurrency) }
+		if *presign {
+			idles, err := presignedIdles(ctx, f.Devices())
+			if err != nil {
+				return err
+			}
+			connect = func(rounds int) *fleet.Report { return replayIdles(ctx, client, idles, rounds, *concurrency) }
 		}
 		// In two halves, with the server's memory read after each: once
 		// warmed up by the first, the second must not grow it.
 		var halfRSS int64
 		p := phase("signed Idle connect", 1, func() *fleet.Report {
-			first := f.Connect(ctx, max(1, *connects/2), *concurrency)
+			first := connect(max(1, *connects/2))
 			halfRSS = rss()
 			if *connects < 2 {
 				return first
 			}
-			return mergeReports(first, f.Connect(ctx, *connects-*connects/2, *concurrency))
+			return mergeReports(first, connect(*connects-*connects/2))
 		})
 		p.RSSHalfKiB, p.RSSKiB = halfRSS, rss()
 		rep.Phases = append(rep.Phases, p)
@@ -462,15 +478,22 @@ type benchServer struct {
 // fresh data directory, pinned to CPU 0 when asked (and GOMAXPROCS=1 then,
 // so the runtime does not plan for a core it cannot use).
 func startBenchServer(ctx context.Context, dir, storeKind string, caKeySize int, pin bool, cpuProfile string) (*benchServer, error) {
+	args := []string{"serve", "-data", dir, "-store", storeKind, "-listen", "127.0.0.1:0",
+		"-hosts", "127.0.0.1", "-log-level", "error", "-ca-key-size", fmt.Sprint(caKeySize)}
+	if cpuProfile != "" {
+		args = append(args, "-cpuprofile", cpuProfile)
+	}
+	return startChild(ctx, pin, args...)
+}
+
+// startChild runs this binary with args — a server that prints "HTTPS:
+// addr" and then "ready" — pinned to CPU 0 when asked.
+func startChild(ctx context.Context, pin bool, args ...string) (*benchServer, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "serve", "-data", dir, "-store", storeKind, "-listen", "127.0.0.1:0",
-		"-hosts", "127.0.0.1", "-log-level", "error", "-ca-key-size", fmt.Sprint(caKeySize))
-	if cpuProfile != "" {
-		cmd.Args = append(cmd.Args, "-cpuprofile", cpuProfile)
-	}
+	cmd := exec.Command(exe, args...)
 	cmd.Env = os.Environ()
 	pin = pin && runtime.NumCPU() >= 2
 	if pin {

@@ -325,6 +325,28 @@ func TestBenchReportsServerCPU(t *testing.T) {
 	}
 }
 
+// TestBenchFloor runs the floor measurement small: its server verifies
+// every signed Idle, and the report gives its CPU per request.
+func TestBenchFloor(t *testing.T) {
+	if binPath == "" {
+		t.Fatal("the mockmdm binary did not build")
+	}
+	out, err := exec.Command(binPath, "bench", "-floor", "-n", "2", "-connects", "5", "-key-size", "1024", "-json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mockmdm bench -floor: %v\n%s", err, out)
+	}
+	var rep floorReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("bench -floor JSON: %v\n%s", err, out)
+	}
+	if rep.Requests != 10 || rep.Failed != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	if runtime.GOOS == "linux" && (rep.CPUPerRequest <= 0 || rep.RSAVerify <= 0) {
+		t.Fatalf("no CPU or calibration figure on Linux: %+v", rep)
+	}
+}
+
 // TestKill9UnderLoad kills the server with SIGKILL while a fleet is
 // connecting and commands are being queued, restarts it, and checks that
 // every command the API acknowledged is still queued or answered (with its

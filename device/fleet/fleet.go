@@ -190,7 +190,7 @@ feed:
 		rep.PerSecond = float64(ok) / elapsed.Seconds()
 	}
 	for s, ds := range steps {
-		rep.Steps[s] = summarise(ds)
+		rep.Steps[s] = LatencyOf(ds)
 	}
 	if len(errs) == 0 {
 		rep.Errors = nil
@@ -209,7 +209,8 @@ func stepDurations(d *device.Device, since time.Time) map[string]time.Duration {
 	return out
 }
 
-func summarise(ds []time.Duration) Latency {
+// LatencyOf summarises durations (it sorts ds); ds must not be empty.
+func LatencyOf(ds []time.Duration) Latency {
 	slices.Sort(ds)
 	at := func(q float64) time.Duration {
 		i := int(q*float64(len(ds))+0.5) - 1

@@ -96,7 +96,7 @@ func (l *Listening) Report(elapsed time.Duration) *Report {
 	}
 	rep.Operations = rep.OK + rep.Failed
 	if len(l.wakes) > 0 {
-		rep.Steps["wake"] = summarise(append([]time.Duration(nil), l.wakes...))
+		rep.Steps["wake"] = LatencyOf(append([]time.Duration(nil), l.wakes...))
 	}
 	if elapsed > 0 {
 		rep.PerSecond = float64(rep.OK) / elapsed.Seconds()

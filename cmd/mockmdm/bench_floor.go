@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mockmdm/mockmdm/certs"
+	"github.com/mockmdm/mockmdm/checkin"
+	"github.com/mockmdm/mockmdm/device"
+	"github.com/mockmdm/mockmdm/device/fleet"
+	"github.com/mockmdm/mockmdm/internal/httpx"
+	"github.com/mockmdm/mockmdm/mdm"
+)
+
+// floorServerArg runs the floor's server: "mockmdm bench <floorServerArg>"
+// (started by bench -floor, not meant to be typed).
+const floorServerArg = "floor-server"
+
+// floorServer serves what every device request costs at least — TLS,
+// net/http with mockmdm's timeouts, the bounded body and the Mdm-Signature
+// check — and nothing of mockmdm's own: no routing, store, transcript or
+// metrics. It answers a verified request with an empty 200.
+func floorServer(ctx context.Context, stdout io.Writer) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, err := httpx.ReadBody(nil, r, checkin.DefaultMaxBody)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			if _, err := certs.VerifyMdmSignature(r.Header.Get("Mdm-Signature"), body); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		}),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, WriteTimeout: 150 * time.Second, IdleTimeout: 120 * time.Second,
+	}
+	fmt.Fprintf(stdout, "HTTPS: %s\nready\n", ln.Addr())
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	case err := <-done:
+		return err
+	}
+}
+
+// floorReport is what bench -floor prints.
+type floorReport struct {
+	Requests      int           `json:"requests"`
+	Failed        int           `json:"failed"`
+	PerSecond     float64       `json:"requests_per_second"`
+	ServerCPU     time.Duration `json:"server_cpu_ns"`
+	CPUPerRequest time.Duration `json:"server_cpu_per_request_ns"`
+	RSAVerify     time.Duration `json:"rsa2048_verify_ns"`
+	AtReference   time.Duration `json:"server_cpu_per_request_at_reference_ns"`
+	Pinned        bool          `json:"pinned"`
+}
+
+// benchFloor measures the floor server's CPU per signed Idle, with the
+// same client, pinning, accounting and calibration as the workloads: the
+// part of mockmdm's figure that is net/http, TLS and the signature check.
+func benchFloor(ctx context.Context, n, connects, concurrency, keySize int, pin, asJSON bool, stdout io.Writer) error {
+	total := n * max(connects, 1)
+	srv, err := startChild(ctx, pin, "bench", floorServerArg)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	rep := floorReport{Requests: total, Pinned: pin && srv.pinned && pinSelf(1) == nil}
+	// One device identity, one signed Idle: the server checks it in full
+	// on every request all the same.
+	dkey, err := rsa.GenerateKey(rand.Reader, keySize)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "floor device"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	cder, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &dkey.PublicKey, dkey)
+	if err != nil {
+		return err
+	}
+	cert, err := x509.ParseCertificate(cder)
+	if err != nil {
+		return err
+	}
+	// A device's Idle, as its plist encoder writes it.
+	idle, err := mdm.MarshalPlist(mdm.CommandResults{Enrollment: mdm.Enrollment{UDID: "0000FE00-5FADE0B8A5AB0C2E"}, Status: mdm.StatusIdle})
+	if err != nil {
+		return err
+	}
+	sig, err := certs.SignMdmSignature(idle, cert, dkey)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true}, // the floor's own throwaway certificate
+		MaxIdleConnsPerHost: 4 * concurrency,
+	}}
+	defer client.CloseIdleConnections()
+	send := func() error { return sendSignedIdle(ctx, client, srv.url+"/mdm/connect", idle, sig) }
+	if err := send(); err != nil { // warm the connection and the signer cache
+		return err
+	}
+	pid := srv.cmd.Process.Pid
+	before := calibrate(0, 1, rep.Pinned)
+	a, errA := processCPU(pid)
+	start := time.Now()
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Go(func() {
+			for next.Add(1) <= int64(total) {
+				if send() != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b, errB := processCPU(pid)
+	after := calibrate(0, 1, rep.Pinned)
+	if errA != nil || errB != nil {
+		return errors.Join(errA, errB)
+	}
+	rep.Failed = int(failed.Load())
+	rep.PerSecond = float64(total) / elapsed.Seconds()
+	rep.ServerCPU = cpuBetween(a, b)
+	rep.CPUPerRequest = rep.ServerCPU / time.Duration(total)
+	p := benchPhase{CPUPerOp: rep.CPUPerRequest}
+	p.calibrated(before, after)
+	rep.RSAVerify, rep.AtReference = p.RSAVerify, p.CPUPerOpAtReference
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "mockmdm bench -floor: %d signed Idles to a server of net/http, TLS and the Mdm-Signature check alone (pinned: %v)\n", total, rep.Pinned)
+	fmt.Fprintf(stdout, "  %.1f requests/s, %d failed; server CPU %s per request; one RSA-2048 verification took %s here; at the targets' %s: %s\n",
+		rep.PerSecond, rep.Failed, cpuString(rep.CPUPerRequest), cpuString(rep.RSAVerify), cpuString(rsaReference), cpuString(rep.AtReference))
+	return nil
+}
+
+// signedIdle is one device's presigned Idle and where it goes.
+type signedIdle struct {
+	url, sig string
+	body     []byte
+}
+
+// presignedIdles has every enrolled device sign its Idle (device.Presign).
+func presignedIdles(ctx context.Context, devices []*device.Device) ([]signedIdle, error) {
+	var out []signedIdle
+	for _, d := range devices {
+		e := d.Enrollment()
+		if e == nil {
+			continue
+		}
+		msgs, err := d.Presign(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("presigning device %s: %w", d.UDID(), err)
+		}
+		out = append(out, signedIdle{url: e.ServerURL, sig: msgs[0].Signature, body: msgs[0].Body})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no device enrolled: nothing to connect")
+	}
+	return out, nil
+}
+
+// sendSignedIdle sends one signed Idle and checks the answer is an empty
+// 200 (an empty queue).
+func sendSignedIdle(ctx context.Context, client *http.Client, url string, body []byte, sig string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", checkin.CommandContentType)
+	req.Header.Set("Mdm-Signature", sig)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	switch {
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("the server answered %s", resp.Status)
+	case n != 0:
+		return fmt.Errorf("the server answered an Idle with %d bytes, not an empty queue", n)
+	}
+	return nil
+}
+
+// replayIdles sends every device's Idle rounds times, concurrency at a
+// time, and reports like a fleet phase.
+func replayIdles(ctx context.Context, client *http.Client, idles []signedIdle, rounds, concurrency int) *fleet.Report {
+	total := len(idles) * rounds
+	var (
+		next  atomic.Int64
+		mu    sync.Mutex
+		took  = make([]time.Duration, 0, total)
+		errs  = map[string]int{}
+		wg    sync.WaitGroup
+		start = time.Now()
+	)
+	// At most one request per device at a time, as devices connect.
+	for range min(concurrency, len(idles), total) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= total {
+					return
+				}
+				d := idles[i%len(idles)]
+				began := time.Now()
+				err := sendSignedIdle(ctx, client, d.url, d.body, d.sig)
+				dur := time.Since(began)
+				mu.Lock()
+				if err != nil {
+					errs[fleet.Cause(err)]++
+				} else {
+					took = append(took, dur)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	r := &fleet.Report{Phase: "connect", Operations: total, OK: len(took), Failed: total - len(took),
+		Concurrency: concurrency, Elapsed: time.Since(start), Steps: map[string]fleet.Latency{}}
+	if len(errs) > 0 {
+		r.Errors = errs
+	}
+	if len(took) > 0 {
+		r.Steps["connect (total)"] = fleet.LatencyOf(took)
+		r.PerSecond = float64(len(took)) / r.Elapsed.Seconds()
+	}
+	return r
+}
