@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -143,7 +144,15 @@ func TestInstrumentKeepsHijack(t *testing.T) {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("status %d, want 101 from the hijacked connection", resp.StatusCode)
 	}
-	if out := scrapeText(t, m); !strings.Contains(out, `mockmdm_http_requests_total{code="101",endpoint="/stream",method="GET"} 1`) {
+	// The count is taken when the handler returns, which may come just
+	// after the client has the 101 it wrote.
+	want := `mockmdm_http_requests_total{code="101",endpoint="/stream",method="GET"} 1`
+	out := scrapeText(t, m)
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out, want) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		out = scrapeText(t, m)
+	}
+	if !strings.Contains(out, want) {
 		t.Errorf("scrape:\n%s", out)
 	}
 }
