@@ -27,6 +27,13 @@ type Store interface {
 	store.Queue
 }
 
+// bindingReader is a Store that reads an enrollment's identity binding
+// without copying the whole record (both of mockmdm's stores do): the
+// command endpoint checks it on every request.
+type bindingReader interface {
+	EnrollmentBinding(ctx context.Context, id string) (store.Binding, error)
+}
+
 // UserAuthenticatePolicy says how UserAuthenticate check-ins are answered.
 type UserAuthenticatePolicy string
 
@@ -188,15 +195,47 @@ func (s *Service) Authenticate(ctx context.Context, r *Request, m *mdm.Authentic
 // device channel at Authenticate, and returns the device channel record.
 func (s *Service) authorize(ctx context.Context, r *Request) (*store.Enrollment, error) {
 	dev, err := s.store.GetEnrollment(ctx, r.ID.DeviceID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, refuse("unknown enrollment %s: this server never received its Authenticate; install the enrollment profile again", r.ID.DeviceID)
-	} else if err != nil {
+	if err != nil {
+		return nil, bindingRefusal(r, err, store.Binding{})
+	}
+	if err := bindingRefusal(r, nil, store.Binding{ID: dev.ID, CertHash: dev.CertHash}); err != nil {
 		return nil, err
 	}
-	if dev.CertHash != r.CertHash {
-		return nil, refuse("enrollment %s is bound to identity certificate %s…, but this request was signed by %s…", dev.ID, short(dev.CertHash), short(r.CertHash))
-	}
 	return dev, nil
+}
+
+// bindingRefusal is why r may not speak for its enrollment: the lookup's
+// error (an unknown enrollment refused with what to do), or a binding to
+// another certificate; nil when it may.
+func bindingRefusal(r *Request, err error, b store.Binding) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return refuse("unknown enrollment %s: this server never received its Authenticate; install the enrollment profile again", r.ID.DeviceID)
+	case err != nil:
+		return err
+	case b.CertHash != r.CertHash:
+		return refuse("enrollment %s is bound to identity certificate %s…, but this request was signed by %s…", b.ID, short(b.CertHash), short(r.CertHash))
+	}
+	return nil
+}
+
+// binding is authorize for the command endpoint: the same checks on the
+// enrollment's binding alone, read without a copy of the whole record
+// where the store can.
+func (s *Service) binding(ctx context.Context, r *Request) (store.Binding, error) {
+	br, ok := s.store.(bindingReader)
+	if !ok {
+		dev, err := s.authorize(ctx, r)
+		if err != nil {
+			return store.Binding{}, err
+		}
+		return store.Binding{ID: dev.ID, CertHash: dev.CertHash, CheckedOut: dev.CheckedOut}, nil
+	}
+	b, err := br.EnrollmentBinding(ctx, r.ID.DeviceID)
+	if err := bindingRefusal(r, err, b); err != nil {
+		return store.Binding{}, err
+	}
+	return b, nil
 }
 
 func short(h string) string {
@@ -353,7 +392,7 @@ func (s *Service) GetToken(ctx context.Context, r *Request, m *mdm.GetToken) ([]
 // device starts a new session with Idle; within the session it is skipped,
 // so the device is never asked the same thing twice in a row.
 func (s *Service) CommandAndReportResults(ctx context.Context, r *Request, res *mdm.CommandResults) (*store.QueueItem, error) {
-	dev, err := s.authorize(ctx, r)
+	dev, err := s.binding(ctx, r)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,15 @@ import (
 var ErrNotFound = errors.New("not found")
 
 // Enrollment is one enrollment channel as the server knows it.
+// Binding is what the device endpoints check on every request: which
+// identity certificate an enrollment is bound to, and whether it checked
+// out. Stores read it without copying the whole record.
+type Binding struct {
+	ID         string
+	CertHash   string
+	CheckedOut bool
+}
+
 type Enrollment struct {
 	// ID is the normalized enrollment ID (mdm.ResolvedID.ID).
 	ID string `json:"id"`

@@ -112,6 +112,21 @@ func (s *Store) reset() {
 
 // --- enrollments ----------------------------------------------------------
 
+// EnrollmentBinding reads what the device endpoints check on every
+// request, without copying the record.
+func (s *Store) EnrollmentBinding(ctx context.Context, id string) (store.Binding, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Binding{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.enrollments[id]
+	if !ok {
+		return store.Binding{}, store.EnrollmentNotFound(id)
+	}
+	return store.Binding{ID: e.ID, CertHash: e.CertHash, CheckedOut: e.CheckedOut}, nil
+}
+
 // PutEnrollment creates or replaces the record with e.ID.
 func (s *Store) PutEnrollment(ctx context.Context, e *store.Enrollment) error {
 	if err := ctx.Err(); err != nil {

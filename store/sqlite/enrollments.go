@@ -127,6 +127,23 @@ func (s *Store) GetEnrollment(ctx context.Context, id string) (*store.Enrollment
 	return e, nil
 }
 
+// EnrollmentBinding reads what the device endpoints check on every
+// request: from the enrollment cache without copying the record, else
+// through GetEnrollment (which caches it).
+func (s *Store) EnrollmentBinding(ctx context.Context, id string) (store.Binding, error) {
+	if s.isClosed() {
+		return store.Binding{}, errStoreClosed
+	}
+	if b, ok := s.hot.binding(id); ok {
+		return b, nil
+	}
+	e, err := s.GetEnrollment(ctx, id)
+	if err != nil {
+		return store.Binding{}, err
+	}
+	return store.Binding{ID: e.ID, CertHash: e.CertHash, CheckedOut: e.CheckedOut}, nil
+}
+
 // ListEnrollments returns every record, ordered by ID.
 func (s *Store) ListEnrollments(ctx context.Context) ([]*store.Enrollment, error) {
 	rows, err := s.r.QueryContext(ctx, selectEnrollment+" ORDER BY id")

@@ -96,6 +96,17 @@ func (h *hot) cached(id string) (*store.Enrollment, uint64) {
 	return nil, h.gen
 }
 
+// binding is the cached enrollment's binding, without a copy of the record.
+func (h *hot) binding(id string) (store.Binding, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.enrollments[id]
+	if !ok {
+		return store.Binding{}, false
+	}
+	return store.Binding{ID: e.ID, CertHash: e.CertHash, CheckedOut: e.CheckedOut}, true
+}
+
 // remember caches e (read from the database at generation gen) unless an
 // enrollment write happened since, and overlays a pending last-seen time.
 func (h *hot) remember(e *store.Enrollment, gen uint64) {

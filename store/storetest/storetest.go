@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListEnrollments", testListEnrollments},
 		{"EnrollmentByCertHash", testEnrollmentByCertHash},
 		{"TouchEnrollment", testTouchEnrollment},
+		{"EnrollmentBinding", testEnrollmentBinding},
 		{"NotFound", testNotFound},
 		{"EnqueueValidation", testEnqueueValidation},
 		{"EnqueueDefaultsCreatedAt", testEnqueueDefaultsCreatedAt},
@@ -1292,5 +1293,40 @@ func testDocuments(t *testing.T, s store.Store) {
 	}
 	if _, err := s.GetDocument(ctx, "group", "a"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("after Reset GetDocument = %v, want ErrNotFound", err)
+	}
+}
+
+// testEnrollmentBinding: a store that reads bindings alone (both of
+// mockmdm's do) gives what the record says, after every change to it.
+func testEnrollmentBinding(t *testing.T, s store.Store) {
+	br, ok := s.(interface {
+		EnrollmentBinding(ctx context.Context, id string) (store.Binding, error)
+	})
+	if !ok {
+		t.Skip("the store reads no bindings alone")
+	}
+	ctx := context.Background()
+	if _, err := br.EnrollmentBinding(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown enrollment: %v, want ErrNotFound", err)
+	}
+	e := &store.Enrollment{ID: "b1", Type: "Device", UDID: "b1", CertHash: "aa"}
+	for _, step := range []func(){
+		func() {},
+		func() { e.CertHash = "bb" },
+		func() { e.CheckedOut = true },
+		func() { e.CheckedOut, e.CertHash = false, "cc" },
+	} {
+		step()
+		if err := s.PutEnrollment(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = s.GetEnrollment(ctx, e.ID) // a cache, if the store has one, holds the record now
+		b, err := br.EnrollmentBinding(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b != (store.Binding{ID: e.ID, CertHash: e.CertHash, CheckedOut: e.CheckedOut}) {
+			t.Fatalf("binding %+v after the record became %+v", b, e)
+		}
 	}
 }
