@@ -288,15 +288,6 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	// profile download, GetCACaps, GetCACert, PKIOperation, Authenticate, TokenUpdate
 	rep.Phases = append(rep.Phases, phase("enroll", 6, func() *fleet.Report { return f.Enroll(ctx, strings.TrimRight(base, "/")+"/enroll", *concurrency) }))
 	rep.Presigned = *presign
-	presignFor := func(cmds ...device.Command) error {
-		if !*presign {
-			return nil
-		}
-		if r := f.Presign(ctx, *concurrency, cmds...); r.Failed > 0 {
-			return fmt.Errorf("presigning: %d devices failed: %v", r.Failed, r.Errors)
-		}
-		return nil
-	}
 	if *connects > 0 {
 		// Presigned, the connects are sent by a lean client — each device's
 		// own signed Idle to its own ServerURL, the answer checked to be an
@@ -341,11 +332,19 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 			if err != nil {
 				return fmt.Errorf("enqueue for the command cycles: %w", err)
 			}
-			if err := presignFor(device.Command{UUID: q.CommandUUID, RequestType: q.RequestType}); err != nil {
-				return err
+			// Presigned, the cycles are sent by the lean client as the
+			// connects are: each device's Idle, the command checked to be
+			// the one queued, then the device's presigned answer.
+			run := func() *fleet.Report { return f.Connect(ctx, 1, *concurrency) }
+			if *presign {
+				cs, err := presignedCycles(ctx, f.Devices(), device.Command{UUID: q.CommandUUID, RequestType: q.RequestType})
+				if err != nil {
+					return err
+				}
+				run = func() *fleet.Report { return replayCycles(ctx, client, cs, *concurrency) }
 			}
 			var r *fleet.Report
-			used := measured(func() { r = f.Connect(ctx, 1, *concurrency) })
+			used := measured(func() { r = run() })
 			if used < 0 || cpuSum < 0 {
 				cpuSum = -1
 			} else {

@@ -206,34 +206,105 @@ func presignedIdles(ctx context.Context, devices []*device.Device) ([]signedIdle
 	return out, nil
 }
 
-// sendSignedIdle sends one signed Idle and checks the answer is an empty
-// 200 (an empty queue).
-func sendSignedIdle(ctx context.Context, client *http.Client, url string, body []byte, sig string) error {
+// sendSigned sends one signed command-endpoint message and returns the
+// body of a 200 answer.
+func sendSigned(ctx context.Context, client *http.Client, url string, body []byte, sig string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", checkin.CommandContentType)
 	req.Header.Set("Mdm-Signature", sig)
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	switch {
-	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("the server answered %s", resp.Status)
-	case n != 0:
-		return fmt.Errorf("the server answered an Idle with %d bytes, not an empty queue", n)
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the server answered %s", resp.Status)
+	}
+	return answer, nil
+}
+
+// sendSignedIdle sends one signed Idle and checks the answer is an empty
+// 200 (an empty queue).
+func sendSignedIdle(ctx context.Context, client *http.Client, url string, body []byte, sig string) error {
+	answer, err := sendSigned(ctx, client, url, body, sig)
+	if err == nil && len(answer) != 0 {
+		err = fmt.Errorf("the server answered an Idle with %d bytes, not an empty queue", len(answer))
+	}
+	return err
+}
+
+// signedCycle is one device's presigned command cycle: its Idle, the
+// command it must be sent, and its presigned answer.
+type signedCycle struct {
+	idle     signedIdle
+	uuid     string
+	ack, sig []byte
+}
+
+// presignedCycles has every enrolled device presign its Idle and its
+// answer to cmd.
+func presignedCycles(ctx context.Context, devices []*device.Device, cmd device.Command) ([]signedCycle, error) {
+	var out []signedCycle
+	for _, d := range devices {
+		e := d.Enrollment()
+		if e == nil {
+			continue
+		}
+		msgs, err := d.Presign(ctx, cmd)
+		if err != nil {
+			return nil, fmt.Errorf("presigning device %s: %w", d.UDID(), err)
+		}
+		if len(msgs) != 2 {
+			return nil, fmt.Errorf("device %s could not answer %s ahead", d.UDID(), cmd.RequestType)
+		}
+		out = append(out, signedCycle{idle: signedIdle{url: e.ServerURL, sig: msgs[0].Signature, body: msgs[0].Body},
+			uuid: cmd.UUID, ack: msgs[1].Body, sig: []byte(msgs[1].Signature)})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no device enrolled: nothing to connect")
+	}
+	return out, nil
+}
+
+// cycle runs one: the Idle must get the queued command back, the answer
+// an empty 200.
+func (c signedCycle) run(ctx context.Context, client *http.Client) error {
+	cmd, err := sendSigned(ctx, client, c.idle.url, c.idle.body, c.idle.sig)
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(cmd, []byte("<string>"+c.uuid+"</string>")) {
+		return fmt.Errorf("the server answered the Idle with %d bytes, not command %s", len(cmd), c.uuid)
+	}
+	return sendSignedIdle(ctx, client, c.idle.url, c.ack, string(c.sig))
 }
 
 // replayIdles sends every device's Idle rounds times, concurrency at a
 // time, and reports like a fleet phase.
 func replayIdles(ctx context.Context, client *http.Client, idles []signedIdle, rounds, concurrency int) *fleet.Report {
-	total := len(idles) * rounds
+	return replay(ctx, len(idles), rounds, concurrency, func(i int) error {
+		d := idles[i]
+		return sendSignedIdle(ctx, client, d.url, d.body, d.sig)
+	})
+}
+
+// replayCycles runs every device's presigned cycle once.
+func replayCycles(ctx context.Context, client *http.Client, cs []signedCycle, concurrency int) *fleet.Report {
+	return replay(ctx, len(cs), 1, concurrency, func(i int) error { return cs[i].run(ctx, client) })
+}
+
+// replay runs op for devices 0…n-1, rounds times each, at most
+// concurrency (and one per device) at a time, and reports like a fleet
+// phase.
+func replay(ctx context.Context, n, rounds, concurrency int, op func(device int) error) *fleet.Report {
+	total := n * rounds
 	var (
 		next  atomic.Int64
 		mu    sync.Mutex
@@ -243,16 +314,15 @@ func replayIdles(ctx context.Context, client *http.Client, idles []signedIdle, r
 		start = time.Now()
 	)
 	// At most one request per device at a time, as devices connect.
-	for range min(concurrency, len(idles), total) {
+	for range min(concurrency, n, total) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= total {
 					return
 				}
-				d := idles[i%len(idles)]
 				began := time.Now()
-				err := sendSignedIdle(ctx, client, d.url, d.body, d.sig)
+				err := op(i % n)
 				dur := time.Since(began)
 				mu.Lock()
 				if err != nil {
