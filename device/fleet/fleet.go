@@ -116,20 +116,6 @@ func (f *Fleet) Connect(ctx context.Context, cycles, concurrency int) *Report {
 	})
 }
 
-// Presign has every enrolled device sign ahead what its next connects will
-// send — the Idle, and its answers to cmds where it can foresee them (see
-// device.Presign) — so that a following Connect measures the server, not
-// the client's RSA signing.
-func (f *Fleet) Presign(ctx context.Context, concurrency int, cmds ...device.Command) *Report {
-	return f.run(ctx, "presign", concurrency, 1, func(ctx context.Context, d *device.Device) error {
-		if !d.IsEnrolled() {
-			return device.ErrNotEnrolled
-		}
-		_, err := d.Presign(ctx, cmds...)
-		return err
-	})
-}
-
 // run does op on every device rounds times with a bounded pool of workers.
 func (f *Fleet) run(ctx context.Context, phase string, concurrency, rounds int, op func(context.Context, *device.Device) error) *Report {
 	concurrency = max(1, min(concurrency, len(f.devices)))
