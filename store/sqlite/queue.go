@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mockmdm/mockmdm/store"
@@ -306,7 +308,7 @@ func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.Transcri
 		for _, r := range rows {
 			e := &r.e
 			if _, err := x.Exec(s.appendTranscript, e.Seq, r.time, e.EnrollmentID, e.RequestID, e.Kind, e.MessageType,
-				e.CommandUUID, e.Method, e.Path, e.Status, e.Note, blob(e.Request), blob(e.Response), e.Signature); err != nil {
+				e.CommandUUID, e.Method, e.Path, e.Status, e.Note, blob(e.Request), blob(e.Response), storedSignature(e.Signature)); err != nil {
 				return fmt.Errorf("sqlite: append transcript: %w", err)
 			}
 		}
@@ -361,15 +363,44 @@ func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq in
 	for rows.Next() {
 		var e store.TranscriptEntry
 		var t sql.NullInt64
+		var sig any
 		if err := rows.Scan(&e.Seq, &t, &e.EnrollmentID, &e.RequestID, &e.Kind, &e.MessageType, &e.CommandUUID,
-			&e.Method, &e.Path, &e.Status, &e.Note, &e.Request, &e.Response, &e.Signature); err != nil {
+			&e.Method, &e.Path, &e.Status, &e.Note, &e.Request, &e.Response, &sig); err != nil {
 			return nil, fmt.Errorf("sqlite: transcript: %w", err)
 		}
 		e.Time = fromNanos(t)
+		e.Signature = loadedSignature(sig)
 		out = append(out, &e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: transcript: %w", err)
 	}
 	return out, nil
+}
+
+// storedSignature is how an Mdm-Signature header is kept in the
+// transcript: its DER as a BLOB when the header is canonical standard
+// base64 (what devices send), a quarter smaller than the text and written
+// on every device request; the text itself otherwise, so what is read back
+// is always the header as it came.
+func storedSignature(header string) any {
+	if header == "" || len(header)%4 != 0 || strings.ContainsAny(header, "\r\n") {
+		return header
+	}
+	der, err := base64.StdEncoding.Strict().DecodeString(header)
+	if err != nil {
+		return header
+	}
+	return der
+}
+
+// loadedSignature turns a stored signature back into its header.
+func loadedSignature(v any) string {
+	switch v := v.(type) {
+	case []byte:
+		return base64.StdEncoding.EncodeToString(v)
+	case string:
+		return v
+	}
+	return ""
 }

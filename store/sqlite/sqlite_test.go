@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -690,4 +692,51 @@ func TestTranscriptWrittenBehindIsReadInOrder(t *testing.T) {
 	if err := s.AppendTranscript(ctx, e); err != nil || e.Seq <= last+1 {
 		t.Fatalf("Seq after Reset = %d (%v), want past %d", e.Seq, err, last+1)
 	}
+}
+
+// TestTranscriptSignatureRoundTrip: a canonical base64 Mdm-Signature is
+// kept as its DER and read back as the same header; anything else is
+// kept as the text it came as.
+func TestTranscriptSignatureRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "sig.db"))
+	der := bytes.Repeat([]byte{0x30, 0x82, 0x07, 0xff, 0x00, 0x9c}, 300)
+	canonical := base64.StdEncoding.EncodeToString(der)
+	headers := []string{
+		canonical,
+		strings.TrimRight(base64.StdEncoding.EncodeToString(der[:1000]), "="), // unpadded
+		canonical[:76] + "\r\n" + canonical[76:],                              // folded
+		"", "not base64!", "QQ==", "QR==",                                     // the last has padding bits set
+	}
+	for _, h := range headers {
+		if err := s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: "e1", Kind: "command", Signature: h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Transcript(ctx, "e1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(headers) {
+		t.Fatalf("%d entries, want %d", len(got), len(headers))
+	}
+	for i, e := range got {
+		if e.Signature != headers[i] {
+			t.Errorf("entry %d: read back %q…, wrote %q…", i, short(e.Signature), short(headers[i]))
+		}
+	}
+	var kind string
+	if err := s.r.QueryRowContext(ctx, "SELECT typeof(signature) FROM transcript ORDER BY seq LIMIT 1").Scan(&kind); err != nil {
+		t.Fatal(err)
+	}
+	if kind != "blob" {
+		t.Errorf("a canonical signature is stored as %s, want its DER as a blob", kind)
+	}
+}
+
+func short(s string) string {
+	if len(s) > 20 {
+		return s[:20]
+	}
+	return s
 }
