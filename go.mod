@@ -3,6 +3,7 @@ module github.com/mockmdm/mockmdm
 go 1.26.8
 
 require (
+	filippo.io/bigmod v0.1.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/google/uuid v1.6.0
 	github.com/gorilla/mux v1.8.1

@@ -108,6 +108,8 @@ type certCache struct {
 type cachedSigner struct {
 	cert *x509.Certificate
 	sum  [32]byte
+	// rsa verifies with the key's modulus prepared once (rsaverify.go).
+	rsa rsaVerifier
 }
 
 // get returns the parsed certificate for der. der may be a reused buffer:
@@ -125,6 +127,9 @@ func (c *certCache) get(der []byte) (cachedSigner, error) {
 		return cachedSigner{}, err
 	}
 	e = cachedSigner{cert: cert, sum: sha256.Sum256(own)}
+	if pub, ok := cert.PublicKey.(*rsa.PublicKey); ok {
+		e.rsa = newRSAVerifier(pub)
+	}
 	c.mu.Lock()
 	if len(c.m) >= signerCertCacheSize {
 		c.m = map[string]cachedSigner{} // crude but bounded: refill from traffic
@@ -221,8 +226,7 @@ func fastVerify(der, body []byte) (info *SignedInfo, ok bool) {
 	if !bytes.Equal(issuer, cert.RawIssuer) || serial.Cmp(cert.SerialNumber) != 0 {
 		return nil, false
 	}
-	pub, isRSA := cert.PublicKey.(*rsa.PublicKey)
-	if !isRSA {
+	if _, isRSA := cert.PublicKey.(*rsa.PublicKey); !isRSA {
 		return nil, false
 	}
 	bodyDigest := digest(hash, body)
@@ -246,7 +250,7 @@ func fastVerify(der, body []byte) (info *SignedInfo, ok bool) {
 		h.Write(attrs)
 		signedBytes = h.Sum(nil)
 	}
-	if rsa.VerifyPKCS1v15(pub, hash, signedBytes, sig) != nil {
+	if !signer.rsa.verify(hash, signedBytes, sig) {
 		return nil, false
 	}
 	return info, true
