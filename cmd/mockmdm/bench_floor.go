@@ -33,6 +33,23 @@ import (
 // (started by bench -floor, not meant to be typed).
 const floorServerArg = "floor-server"
 
+// floorCyclePath is where the floor server answers an Idle with
+// floorCommand; floorCommandUUID is its CommandUUID.
+const (
+	floorCyclePath   = "/mdm/cycle"
+	floorCommandUUID = "0F100R00-C0DE-4000-8000-000000000001"
+)
+
+// floorCommand is the SecurityInfo the floor server sends on its cycle
+// path, encoded as mockmdm encodes commands.
+var floorCommand = func() []byte {
+	c, err := mdm.NewCommand(floorCommandUUID, &mdm.SecurityInfo{})
+	if err != nil {
+		panic(err)
+	}
+	return c.Raw
+}()
+
 // floorServer serves what every device request costs at least — TLS,
 // net/http with mockmdm's timeouts, the bounded body and the Mdm-Signature
 // check — and nothing of mockmdm's own: no routing, store, transcript or
@@ -64,6 +81,13 @@ func floorServer(ctx context.Context, stdout io.Writer) error {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
+			// On the cycle path an Idle gets a command, as in a command
+			// cycle; anything else an empty queue.
+			if r.URL.Path == floorCyclePath && bytes.Contains(body, []byte("<string>Idle</string>")) {
+				w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+				_, _ = w.Write(floorCommand)
+				return
+			}
 			w.WriteHeader(http.StatusOK)
 		}),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12},
@@ -92,12 +116,17 @@ type floorReport struct {
 	RSAVerify     time.Duration `json:"rsa2048_verify_ns"`
 	AtReference   time.Duration `json:"server_cpu_per_request_at_reference_ns"`
 	Pinned        bool          `json:"pinned"`
+	// Cycles, with -cycles: Idle → command, signed answer → empty.
+	Cycles           int           `json:"cycles,omitempty"`
+	CyclesFailed     int           `json:"cycles_failed,omitempty"`
+	CPUPerCycle      time.Duration `json:"server_cpu_per_cycle_ns,omitempty"`
+	CycleAtReference time.Duration `json:"server_cpu_per_cycle_at_reference_ns,omitempty"`
 }
 
 // benchFloor measures the floor server's CPU per signed Idle, with the
 // same client, pinning, accounting and calibration as the workloads: the
 // part of mockmdm's figure that is net/http, TLS and the signature check.
-func benchFloor(ctx context.Context, n, connects, concurrency, keySize int, pin, asJSON bool, stdout io.Writer) error {
+func benchFloor(ctx context.Context, n, connects, cycles, concurrency, keySize int, pin, asJSON bool, stdout io.Writer) error {
 	total := n * max(connects, 1)
 	srv, err := startChild(ctx, pin, "bench", floorServerArg)
 	if err != nil {
@@ -141,34 +170,59 @@ func benchFloor(ctx context.Context, n, connects, concurrency, keySize int, pin,
 		return err
 	}
 	pid := srv.cmd.Process.Pid
-	before := calibrate(0, 1, rep.Pinned)
-	a, errA := processCPU(pid)
-	start := time.Now()
-	var next, failed atomic.Int64
-	var wg sync.WaitGroup
-	for range concurrency {
-		wg.Go(func() {
-			for next.Add(1) <= int64(total) {
-				if send() != nil {
-					failed.Add(1)
+	// measure runs op total times, concurrency at a time, and returns the
+	// server's CPU per op, the machine's speed and the rate.
+	measure := func(total int, op func() error) (perOp, scaled, rsaCost time.Duration, perSecond float64, failedOps int, err error) {
+		before := calibrate(0, 1, rep.Pinned)
+		a, errA := processCPU(pid)
+		start := time.Now()
+		var next, failed atomic.Int64
+		var wg sync.WaitGroup
+		for range concurrency {
+			wg.Go(func() {
+				for next.Add(1) <= int64(total) {
+					if op() != nil {
+						failed.Add(1)
+					}
 				}
-			}
-		})
+			})
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		b, errB := processCPU(pid)
+		after := calibrate(0, 1, rep.Pinned)
+		if errA != nil || errB != nil {
+			return 0, 0, 0, 0, 0, errors.Join(errA, errB)
+		}
+		p := benchPhase{CPUPerOp: cpuBetween(a, b) / time.Duration(total)}
+		p.calibrated(before, after)
+		return p.CPUPerOp, p.CPUPerOpAtReference, p.RSAVerify, float64(total) / elapsed.Seconds(), int(failed.Load()), nil
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b, errB := processCPU(pid)
-	after := calibrate(0, 1, rep.Pinned)
-	if errA != nil || errB != nil {
-		return errors.Join(errA, errB)
+	var perOp time.Duration
+	perOp, rep.AtReference, rep.RSAVerify, rep.PerSecond, rep.Failed, err = measure(total, send)
+	if err != nil {
+		return err
 	}
-	rep.Failed = int(failed.Load())
-	rep.PerSecond = float64(total) / elapsed.Seconds()
-	rep.ServerCPU = cpuBetween(a, b)
-	rep.CPUPerRequest = rep.ServerCPU / time.Duration(total)
-	p := benchPhase{CPUPerOp: rep.CPUPerRequest}
-	p.calibrated(before, after)
-	rep.RSAVerify, rep.AtReference = p.RSAVerify, p.CPUPerOpAtReference
+	rep.CPUPerRequest, rep.ServerCPU = perOp, perOp*time.Duration(total)
+	if cycles > 0 {
+		// A device's answer to the floor's SecurityInfo, signed once.
+		ack, err := mdm.MarshalPlist(map[string]any{"UDID": "0000FE00-5FADE0B8A5AB0C2E", "CommandUUID": floorCommandUUID, "Status": mdm.StatusAcknowledged,
+			"SecurityInfo": map[string]any{"HardwareEncryptionCaps": 3, "PasscodePresent": false, "PasscodeCompliant": true, "PasscodeCompliantWithProfiles": true,
+				"ManagementStatus": map[string]any{"EnrolledViaDEP": false, "UserApprovedEnrollment": true, "IsUserEnrollment": false, "IsActivationLockManageable": false}}})
+		if err != nil {
+			return err
+		}
+		ackSig, err := certs.SignMdmSignature(ack, cert, dkey)
+		if err != nil {
+			return err
+		}
+		c := signedCycle{idle: signedIdle{url: srv.url + floorCyclePath, body: idle, sig: sig}, uuid: floorCommandUUID, ack: ack, sig: []byte(ackSig)}
+		rep.Cycles = n * cycles
+		rep.CPUPerCycle, rep.CycleAtReference, _, _, rep.CyclesFailed, err = measure(rep.Cycles, func() error { return c.run(ctx, client) })
+		if err != nil {
+			return err
+		}
+	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -177,6 +231,10 @@ func benchFloor(ctx context.Context, n, connects, concurrency, keySize int, pin,
 	fmt.Fprintf(stdout, "mockmdm bench -floor: %d signed Idles to a server of net/http, TLS and the Mdm-Signature check alone (pinned: %v)\n", total, rep.Pinned)
 	fmt.Fprintf(stdout, "  %.1f requests/s, %d failed; server CPU %s per request; one RSA-2048 verification took %s here; at the targets' %s: %s\n",
 		rep.PerSecond, rep.Failed, cpuString(rep.CPUPerRequest), cpuString(rep.RSAVerify), cpuString(rsaReference), cpuString(rep.AtReference))
+	if rep.Cycles > 0 {
+		fmt.Fprintf(stdout, "  %d cycles (Idle → a SecurityInfo of %d bytes, its signed answer → empty), %d failed: server CPU %s per cycle; at the targets' %s: %s\n",
+			rep.Cycles, len(floorCommand), rep.CyclesFailed, cpuString(rep.CPUPerCycle), cpuString(rsaReference), cpuString(rep.CycleAtReference))
+	}
 	return nil
 }
 

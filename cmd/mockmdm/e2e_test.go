@@ -331,7 +331,7 @@ func TestBenchFloor(t *testing.T) {
 	if binPath == "" {
 		t.Fatal("the mockmdm binary did not build")
 	}
-	out, err := exec.Command(binPath, "bench", "-floor", "-n", "2", "-connects", "5", "-key-size", "1024", "-json").CombinedOutput()
+	out, err := exec.Command(binPath, "bench", "-floor", "-n", "2", "-connects", "5", "-cycles", "3", "-key-size", "1024", "-json").CombinedOutput()
 	if err != nil {
 		t.Fatalf("mockmdm bench -floor: %v\n%s", err, out)
 	}
@@ -339,8 +339,11 @@ func TestBenchFloor(t *testing.T) {
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("bench -floor JSON: %v\n%s", err, out)
 	}
-	if rep.Requests != 10 || rep.Failed != 0 {
+	if rep.Requests != 10 || rep.Failed != 0 || rep.Cycles != 6 || rep.CyclesFailed != 0 {
 		t.Fatalf("report %+v", rep)
+	}
+	if runtime.GOOS == "linux" && rep.CPUPerCycle <= 0 {
+		t.Fatalf("no CPU per cycle on Linux: %+v", rep)
 	}
 	if runtime.GOOS == "linux" && (rep.CPUPerRequest <= 0 || rep.RSAVerify <= 0) {
 		t.Fatalf("no CPU or calibration figure on Linux: %+v", rep)
