@@ -16,9 +16,13 @@ import (
 // a client certificate so devices without SignMessage can authenticate by
 // mutual TLS. The certificate is checked by the MDM handler, not here, so
 // that a bad one gets a reason instead of a failed handshake.
-func (s *Server) TLSConfig() *tls.Config {
+func (s *Server) TLSConfig() *tls.Config { return TLSConfigFor(s.pki.TLS) }
+
+// TLSConfigFor is TLSConfig with cert as the server's certificate: what
+// mockmdm bench -floor serves with, so its floor pays the same TLS.
+func TLSConfigFor(cert tls.Certificate) *tls.Config {
 	return &tls.Config{
-		Certificates: []tls.Certificate{s.pki.TLS},
+		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
 		CipherSuites: []uint16{
 			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
@@ -31,8 +35,15 @@ func (s *Server) TLSConfig() *tls.Config {
 }
 
 func (s *Server) httpServer(tlsConfig *tls.Config) *http.Server {
+	return NewHTTPServer(s.handler, tlsConfig, s.log)
+}
+
+// NewHTTPServer is the http.Server mockmdm serves h with: its header, read,
+// write and idle timeouts and header limit, errors logged to log at debug
+// level. mockmdm bench -floor serves its floor with it too.
+func NewHTTPServer(h http.Handler, tlsConfig *tls.Config, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           s.handler,
+		Handler:           h,
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -40,7 +51,7 @@ func (s *Server) httpServer(tlsConfig *tls.Config) *http.Server {
 		WriteTimeout:   150 * time.Second,
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }
 

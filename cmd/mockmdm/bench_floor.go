@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -14,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -27,6 +26,7 @@ import (
 	"github.com/mockmdm/mockmdm/device/fleet"
 	"github.com/mockmdm/mockmdm/internal/httpx"
 	"github.com/mockmdm/mockmdm/mdm"
+	"github.com/mockmdm/mockmdm/server"
 )
 
 // floorServerArg runs the floor's server: "mockmdm bench <floorServerArg>"
@@ -55,14 +55,11 @@ var floorCommand = func() []byte {
 // check — and nothing of mockmdm's own: no routing, store, transcript or
 // metrics. It answers a verified request with an empty 200.
 func floorServer(ctx context.Context, stdout io.Writer) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := certs.NewCA("mockmdm bench floor", 2048, 24*time.Hour)
 	if err != nil {
 		return err
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, err := ca.IssueServerCert([]string{"127.0.0.1"}, 24*time.Hour)
 	if err != nil {
 		return err
 	}
@@ -70,29 +67,27 @@ func floorServer(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, err := httpx.ReadBody(nil, r, checkin.DefaultMaxBody)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			if _, err := certs.VerifyMdmSignature(r.Header.Get("Mdm-Signature"), body); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			// On the cycle path an Idle gets a command, as in a command
-			// cycle; anything else an empty queue.
-			if r.URL.Path == floorCyclePath && bytes.Contains(body, []byte("<string>Idle</string>")) {
-				w.Header().Set("Content-Type", "application/xml; charset=utf-8")
-				_, _ = w.Write(floorCommand)
-				return
-			}
-			w.WriteHeader(http.StatusOK)
-		}),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, WriteTimeout: 150 * time.Second, IdleTimeout: 120 * time.Second,
-	}
+	// mockmdm's own http.Server and TLS settings, around a handler that
+	// does only what every device request needs.
+	srv := server.NewHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := httpx.ReadBody(nil, r, checkin.DefaultMaxBody)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if _, err := certs.VerifyMdmSignature(r.Header.Get("Mdm-Signature"), body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		// On the cycle path an Idle gets a command, as in a command
+		// cycle; anything else an empty queue.
+		if r.URL.Path == floorCyclePath && bytes.Contains(body, []byte("<string>Idle</string>")) {
+			w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+			_, _ = w.Write(floorCommand)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}), server.TLSConfigFor(cert), slog.New(slog.DiscardHandler))
 	fmt.Fprintf(stdout, "HTTPS: %s\nready\n", ln.Addr())
 	done := make(chan error, 1)
 	go func() { done <- srv.ServeTLS(ln, "", "") }()
