@@ -357,45 +357,7 @@ func replayCycles(ctx context.Context, client *http.Client, cs []signedCycle, co
 // concurrency (and one per device) at a time, and reports like a fleet
 // phase.
 func replay(ctx context.Context, n, rounds, concurrency int, op func(device int) error) *fleet.Report {
-	total := n * rounds
-	var (
-		next  atomic.Int64
-		mu    sync.Mutex
-		took  = make([]time.Duration, 0, total)
-		errs  = map[string]int{}
-		wg    sync.WaitGroup
-		start = time.Now()
-	)
-	// At most one request per device at a time, as devices connect.
-	for range min(concurrency, n, total) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= total {
-					return
-				}
-				began := time.Now()
-				err := op(i % n)
-				dur := time.Since(began)
-				mu.Lock()
-				if err != nil {
-					errs[fleet.Cause(err)]++
-				} else {
-					took = append(took, dur)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	r := &fleet.Report{Phase: "connect", Operations: total, OK: len(took), Failed: total - len(took),
-		Concurrency: concurrency, Elapsed: time.Since(start), Steps: map[string]fleet.Latency{}}
-	if len(errs) > 0 {
-		r.Errors = errs
-	}
-	if len(took) > 0 {
-		r.Steps["connect (total)"] = fleet.LatencyOf(took)
-		r.PerSecond = float64(len(took)) / r.Elapsed.Seconds()
-	}
-	return r
+	return fleet.Run(ctx, "connect", n, rounds, concurrency, nil, func(_ context.Context, i int) (map[string]time.Duration, error) {
+		return nil, op(i)
+	})
 }

@@ -118,9 +118,24 @@ func (f *Fleet) Connect(ctx context.Context, cycles, concurrency int) *Report {
 
 // run does op on every device rounds times with a bounded pool of workers.
 func (f *Fleet) run(ctx context.Context, phase string, concurrency, rounds int, op func(context.Context, *device.Device) error) *Report {
-	concurrency = max(1, min(concurrency, len(f.devices)))
-	total := len(f.devices) * max(1, rounds)
-	jobs := make(chan *device.Device)
+	return Run(ctx, phase, len(f.devices), rounds, concurrency, f.progress, func(ctx context.Context, i int) (map[string]time.Duration, error) {
+		d := f.devices[i]
+		began := time.Now()
+		err := op(ctx, d)
+		return stepDurations(d, began), err
+	})
+}
+
+// Run does op for 0…n-1, rounds times over, with at most concurrency (and
+// at most n) at a time, and reports the phase: op's duration under
+// "<phase> (total)" when it succeeds, the step durations it returns, and
+// its errors grouped by cause. progress, if not nil, is called as
+// operations finish. A fleet's phases run on it, and so can a client that
+// is not a fleet of devices (mockmdm bench's replay of presigned requests).
+func Run(ctx context.Context, phase string, n, rounds, concurrency int, progress func(phase string, done, total int), op func(ctx context.Context, i int) (map[string]time.Duration, error)) *Report {
+	concurrency = max(1, min(concurrency, n))
+	total := n * max(1, rounds)
+	jobs := make(chan int)
 	var (
 		mu      sync.Mutex
 		steps   = map[string][]time.Duration{}
@@ -134,11 +149,10 @@ func (f *Fleet) run(ctx context.Context, phase string, concurrency, rounds int, 
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			for d := range jobs {
+			for i := range jobs {
 				began := time.Now()
-				err := op(ctx, d)
+				per, err := op(ctx, i)
 				took := time.Since(began)
-				per := stepDurations(d, began)
 				mu.Lock()
 				if err != nil {
 					errs[Cause(err)]++
@@ -150,18 +164,18 @@ func (f *Fleet) run(ctx context.Context, phase string, concurrency, rounds int, 
 					steps[s] = append(steps[s], dur)
 				}
 				mu.Unlock()
-				n := int(done.Add(1))
-				if f.progress != nil {
-					f.progress(phase, n, total)
+				k := int(done.Add(1))
+				if progress != nil {
+					progress(phase, k, total)
 				}
 			}
 		}()
 	}
 feed:
 	for r := 0; r < max(1, rounds); r++ {
-		for _, d := range f.devices {
+		for i := range n {
 			select {
-			case jobs <- d:
+			case jobs <- i:
 			case <-ctx.Done():
 				break feed
 			}
