@@ -16,8 +16,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mockmdm/mockmdm/certs"
@@ -170,20 +168,7 @@ func benchFloor(ctx context.Context, n, connects, cycles, concurrency, keySize i
 	measure := func(total int, op func() error) (perOp, scaled, rsaCost time.Duration, perSecond float64, failedOps int, err error) {
 		before := calibrate(0, 1, rep.Pinned)
 		a, errA := processCPU(pid)
-		start := time.Now()
-		var next, failed atomic.Int64
-		var wg sync.WaitGroup
-		for range concurrency {
-			wg.Go(func() {
-				for next.Add(1) <= int64(total) {
-					if op() != nil {
-						failed.Add(1)
-					}
-				}
-			})
-		}
-		wg.Wait()
-		elapsed := time.Since(start)
+		r := fleet.Run(ctx, "floor", total, 1, concurrency, nil, func(context.Context, int) (map[string]time.Duration, error) { return nil, op() })
 		b, errB := processCPU(pid)
 		after := calibrate(0, 1, rep.Pinned)
 		if errA != nil || errB != nil {
@@ -191,7 +176,7 @@ func benchFloor(ctx context.Context, n, connects, cycles, concurrency, keySize i
 		}
 		p := benchPhase{CPUPerOp: cpuBetween(a, b) / time.Duration(total)}
 		p.calibrated(before, after)
-		return p.CPUPerOp, p.CPUPerOpAtReference, p.RSAVerify, float64(total) / elapsed.Seconds(), int(failed.Load()), nil
+		return p.CPUPerOp, p.CPUPerOpAtReference, p.RSAVerify, float64(total) / r.Elapsed.Seconds(), r.Failed, nil
 	}
 	var perOp time.Duration
 	perOp, rep.AtReference, rep.RSAVerify, rep.PerSecond, rep.Failed, err = measure(total, send)
