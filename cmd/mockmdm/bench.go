@@ -172,9 +172,6 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, args, getenv, "mockmdm bench -h"); err != nil {
 		return err
 	}
-	if *floor {
-		return benchFloor(ctx, *n, *connects, *cycles, *concurrency, *keySize, *pin, *asJSON, stdout)
-	}
 	switch {
 	case *n < 1 || *n > 100_000:
 		return usageError{fmt.Errorf("-n %d: from 1 to 100,000", *n)}
@@ -188,6 +185,11 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return usageError{fmt.Errorf("-store %q: memory or sqlite", *storeKind)}
 	case *url != "" && *dataDir == "":
 		return usageError{errors.New("-url needs -data, the server's data directory (for its API key and CA)")}
+	case *floor && *url != "":
+		return usageError{errors.New("-floor starts its own floor server: it takes no -url")}
+	}
+	if *floor {
+		return benchFloor(ctx, *n, *connects, *cycles, *concurrency, *keySize, *pin, *asJSON, stdout)
 	}
 
 	if *clientProf != "" {

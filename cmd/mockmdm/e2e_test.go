@@ -345,6 +345,15 @@ func TestBenchFloor(t *testing.T) {
 	if runtime.GOOS == "linux" && rep.CPUPerCycle <= 0 {
 		t.Fatalf("no CPU per cycle on Linux: %+v", rep)
 	}
+	// Bad flags are refused with the reason, before any server starts.
+	for _, bad := range [][]string{
+		{"-n", "0"}, {"-connects", "-1"}, {"-concurrency", "0"}, {"-key-size", "512"}, {"-url", "https://127.0.0.1:1", "-data", "x"},
+	} {
+		out, err := exec.Command(binPath, append([]string{"bench", "-floor"}, bad...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), bad[0]) {
+			t.Errorf("bench -floor %v: %v\n%s", bad, err, out)
+		}
+	}
 	if runtime.GOOS == "linux" && (rep.CPUPerRequest <= 0 || rep.RSAVerify <= 0) {
 		t.Fatalf("no CPU or calibration figure on Linux: %+v", rep)
 	}
