@@ -238,11 +238,9 @@ func (d *Device) InstallConfiguratorProfile(ctx context.Context, profile []byte,
 func (d *Device) releasedTokenUpdate(ctx context.Context) error {
 	d.op.Lock()
 	defer d.op.Unlock()
-	d.mu.RLock()
-	e := d.st.enrollment
-	d.mu.RUnlock()
-	if e == nil {
-		return ErrNotEnrolled
+	e, err := d.enrolled()
+	if err != nil {
+		return err
 	}
 	tu, err := d.tokenUpdateMessage(e.mdm.Topic, e.userEnrollment)
 	if err != nil {

@@ -91,11 +91,9 @@ func (d *Device) isOffline() bool {
 func (d *Device) RotatePushToken(ctx context.Context) error {
 	d.op.Lock()
 	defer d.op.Unlock()
-	d.mu.RLock()
-	e := d.st.enrollment
-	d.mu.RUnlock()
-	if e == nil {
-		return ErrNotEnrolled
+	e, err := d.enrolled()
+	if err != nil {
+		return err
 	}
 	token := make([]byte, 32)
 	if _, err := rand.Read(token); err != nil {

@@ -453,3 +453,14 @@ func checkInURL(m *profiles.MDMPayload) string {
 	}
 	return m.ServerURL
 }
+
+// enrolled is the device's current enrollment, or ErrNotEnrolled. The
+// caller holds d.op, so it stays current for the operation.
+func (d *Device) enrolled() (*enrollment, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.st.enrollment == nil {
+		return nil, ErrNotEnrolled
+	}
+	return d.st.enrollment, nil
+}

@@ -133,11 +133,9 @@ func (d *Device) Unenroll(ctx context.Context) error {
 
 // unenroll is Unenroll without the operation lock, for callers that hold it.
 func (d *Device) unenroll(ctx context.Context, why string) error {
-	d.mu.RLock()
-	e := d.st.enrollment
-	d.mu.RUnlock()
-	if e == nil {
-		return ErrNotEnrolled
+	e, err := d.enrolled()
+	if err != nil {
+		return err
 	}
 	if e.mdm.CheckOutWhenRemoved {
 		body, err := d.checkOutMessage(e.mdm.Topic, e.userEnrollment)

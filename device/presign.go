@@ -50,11 +50,9 @@ func (d *Device) Presign(ctx context.Context, cmds ...Command) ([]SignedMessage,
 	}
 	d.op.Lock()
 	defer d.op.Unlock()
-	d.mu.RLock()
-	e := d.st.enrollment
-	d.mu.RUnlock()
-	if e == nil {
-		return nil, ErrNotEnrolled
+	e, err := d.enrolled()
+	if err != nil {
+		return nil, err
 	}
 	if !e.mdm.SignMessage || e.identity == nil {
 		return nil, errors.New("device: the enrollment's profile does not ask for signed messages (SignMessage)")

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"time"
 
 	"github.com/mockmdm/mockmdm/api"
+	"github.com/mockmdm/mockmdm/internal/httpx"
 	"github.com/mockmdm/mockmdm/push/mockapns"
 	"github.com/mockmdm/mockmdm/server"
 	"github.com/mockmdm/mockmdm/server/mdmtest"
@@ -43,7 +43,7 @@ func InProcess(sc *Scenario, log *slog.Logger) (*Target, func(), error) {
 		st.Close()
 		return nil, nil, err
 	}
-	hc := &http.Client{Transport: handlerTransport{srv.Handler()}, Timeout: 3 * time.Minute}
+	hc := &http.Client{Transport: httpx.InProcess(srv.Handler()), Timeout: 3 * time.Minute}
 	trust := x509.NewCertPool()
 	trust.AddCert(p.CA.Cert)
 	t := &Target{
@@ -90,15 +90,4 @@ func scenarioClock(sc *Scenario, p *server.PKI) (func() time.Time, error) {
 			sc.File, sc.Line, start.UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))
 	}
 	return func() time.Time { return start.Add(time.Since(base)) }, nil
-}
-
-// handlerTransport serves requests by calling the handler in-process.
-type handlerTransport struct{ h http.Handler }
-
-func (h handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	h.h.ServeHTTP(rec, req)
-	resp := rec.Result()
-	resp.Request = req
-	return resp, nil
 }

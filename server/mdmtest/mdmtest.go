@@ -31,6 +31,7 @@ import (
 
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/device"
+	"github.com/mockmdm/mockmdm/internal/httpx"
 	"github.com/mockmdm/mockmdm/push/mockapns"
 	"github.com/mockmdm/mockmdm/server"
 	"github.com/mockmdm/mockmdm/store"
@@ -137,7 +138,7 @@ func NewServer(t TB, opts ...Option) *Server {
 		if s.srv, err = server.New(st, p, s.url, srvOpts...); err != nil {
 			t.Fatalf("mdmtest: %v", err)
 		}
-		rt := handlerTransport{s.srv.Handler()}
+		rt := httpx.InProcess(s.srv.Handler())
 		s.http = &http.Client{Transport: rt, Timeout: time.Minute}
 		s.doer = s.http
 	} else {
@@ -203,17 +204,6 @@ func (s *Server) ListenForPushes(dev *device.Device, opts ...device.ListenOption
 	case <-time.After(10 * time.Second):
 		s.t.Fatalf("mdmtest: device %s did not subscribe to the mock APNs within 10s (is it enrolled?)", dev.SerialNumber())
 	}
-}
-
-// handlerTransport serves requests by calling the handler in-process.
-type handlerTransport struct{ h http.Handler }
-
-func (h handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	h.h.ServeHTTP(rec, req)
-	resp := rec.Result()
-	resp.Request = req
-	return resp, nil
 }
 
 // URL is the base URL of the server.
