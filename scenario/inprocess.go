@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/mockmdm/mockmdm/api"
-	"github.com/mockmdm/mockmdm/internal/httpx"
 	"github.com/mockmdm/mockmdm/push/mockapns"
 	"github.com/mockmdm/mockmdm/server"
 	"github.com/mockmdm/mockmdm/server/mdmtest"
@@ -43,7 +42,7 @@ func InProcess(sc *Scenario, log *slog.Logger) (*Target, func(), error) {
 		st.Close()
 		return nil, nil, err
 	}
-	hc := &http.Client{Transport: httpx.InProcess(srv.Handler()), Timeout: 3 * time.Minute}
+	hc := &http.Client{Transport: mdmtest.InProcess(srv.Handler()), Timeout: 3 * time.Minute}
 	trust := x509.NewCertPool()
 	trust.AddCert(p.CA.Cert)
 	t := &Target{

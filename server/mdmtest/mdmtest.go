@@ -31,7 +31,6 @@ import (
 
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/device"
-	"github.com/mockmdm/mockmdm/internal/httpx"
 	"github.com/mockmdm/mockmdm/push/mockapns"
 	"github.com/mockmdm/mockmdm/server"
 	"github.com/mockmdm/mockmdm/store"
@@ -138,7 +137,7 @@ func NewServer(t TB, opts ...Option) *Server {
 		if s.srv, err = server.New(st, p, s.url, srvOpts...); err != nil {
 			t.Fatalf("mdmtest: %v", err)
 		}
-		rt := httpx.InProcess(s.srv.Handler())
+		rt := InProcess(s.srv.Handler())
 		s.http = &http.Client{Transport: rt, Timeout: time.Minute}
 		s.doer = s.http
 	} else {
@@ -371,4 +370,19 @@ func enrollmentID(dev *device.Device) string {
 		return dev.EnrollmentID()
 	}
 	return dev.UDID()
+}
+
+// InProcess is a RoundTripper that serves each request by calling h in
+// this process — no socket, no TLS — for the clients (virtual devices,
+// the API client) of a server running in the same test or scenario.
+func InProcess(h http.Handler) http.RoundTripper { return inProcess{h} }
+
+type inProcess struct{ h http.Handler }
+
+func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, req)
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
 }
