@@ -27,8 +27,9 @@ type SignedMessage struct {
 	Signature string
 }
 
-// maxPresigned bounds what one Presign call may prepare.
-const maxPresigned = 64
+// MaxPresigned is the most commands one Presign call answers ahead: what
+// it prepares is held in memory until the next call.
+const MaxPresigned = 63
 
 // Presign signs now what the device's next Connect would send if nothing
 // changes in between: its Idle and, for each given command, its answer —
@@ -45,8 +46,8 @@ const maxPresigned = 64
 // leaves the server idle between requests. Each call replaces what the
 // previous one prepared. It returns the messages it signed, Idle first.
 func (d *Device) Presign(ctx context.Context, cmds ...Command) ([]SignedMessage, error) {
-	if len(cmds) >= maxPresigned {
-		return nil, fmt.Errorf("device: Presign takes at most %d commands", maxPresigned-1)
+	if len(cmds) > MaxPresigned {
+		return nil, fmt.Errorf("device: Presign takes at most %d commands", MaxPresigned)
 	}
 	d.op.Lock()
 	defer d.op.Unlock()

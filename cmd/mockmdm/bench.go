@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/device"
 	"github.com/mockmdm/mockmdm/device/fleet"
@@ -333,13 +334,32 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		// connection not yet back in its pool and dial another, so the
 		// pool grows to about two connections per worker once — TLS
 		// handshakes that would otherwise land in the first rounds.
+		// Presigned, every round's answers are signed before the first
+		// round starts, under command UUIDs chosen here, so the rounds run
+		// back to back: signing a round's answers between rounds (about a
+		// millisecond per device) left the server idle, and each round
+		// then began with a cold server — wake-ups and cold caches counted
+		// as the cycles' cost.
+		var rounds [][]signedCycle
+		uuids := make([]string, *cycles+1)
+		for round := range uuids {
+			uuids[round] = uuid.NewString()
+		}
+		if *presign {
+			cmds := make([]device.Command, len(uuids))
+			for round, u := range uuids {
+				cmds[round] = device.Command{UUID: u, RequestType: "SecurityInfo"}
+			}
+			if rounds, err = presignedCycles(ctx, f.Devices(), cmds); err != nil {
+				return err
+			}
+		}
 		for round := range *cycles + 1 {
 			if round == 1 {
 				opened = dials.Load()
 			}
 			noPush := false
-			q, err := apic.Enqueue(ctx, api.EnqueueRequest{EnrollmentIDs: ids, Command: json.RawMessage(`{"RequestType":"SecurityInfo"}`), Push: &noPush})
-			if err != nil {
+			if _, err := apic.Enqueue(ctx, api.EnqueueRequest{EnrollmentIDs: ids, Command: json.RawMessage(`{"RequestType":"SecurityInfo"}`), CommandUUID: uuids[round], Push: &noPush}); err != nil {
 				return fmt.Errorf("enqueue for the command cycles: %w", err)
 			}
 			// Presigned, the cycles are sent by the lean client as the
@@ -347,10 +367,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 			// the one queued, then the device's presigned answer.
 			run := func() *fleet.Report { return f.Connect(ctx, 1, *concurrency) }
 			if *presign {
-				cs, err := presignedCycles(ctx, f.Devices(), device.Command{UUID: q.CommandUUID, RequestType: q.RequestType})
-				if err != nil {
-					return err
-				}
+				cs := rounds[round]
 				run = func() *fleet.Report { return replayCycles(ctx, client, cs, *concurrency) }
 			}
 			if round == 0 {

@@ -287,28 +287,40 @@ type signedCycle struct {
 }
 
 // presignedCycles has every enrolled device presign its Idle and its
-// answer to cmd.
-func presignedCycles(ctx context.Context, devices []*device.Device, cmd device.Command) ([]signedCycle, error) {
-	var out []signedCycle
+// answer to each of cmds, one round per command: round r holds every
+// device's cycle carrying cmds[r].
+func presignedCycles(ctx context.Context, devices []*device.Device, cmds []device.Command) ([][]signedCycle, error) {
+	rounds := make([][]signedCycle, len(cmds))
 	for _, d := range devices {
 		e := d.Enrollment()
 		if e == nil {
 			continue
 		}
-		msgs, err := d.Presign(ctx, cmd)
-		if err != nil {
-			return nil, fmt.Errorf("presigning device %s: %w", d.UDID(), err)
+		// Presign prepares a bounded number of answers per call; the Idle
+		// it signs again each time is the same body, so the first serves.
+		var idle *device.SignedMessage
+		for start := 0; start < len(cmds); start += device.MaxPresigned {
+			chunk := cmds[start:min(len(cmds), start+device.MaxPresigned)]
+			msgs, err := d.Presign(ctx, chunk...)
+			if err != nil {
+				return nil, fmt.Errorf("presigning device %s: %w", d.UDID(), err)
+			}
+			if len(msgs) != len(chunk)+1 {
+				return nil, fmt.Errorf("device %s could not answer %s ahead", d.UDID(), chunk[0].RequestType)
+			}
+			if idle == nil {
+				idle = &msgs[0]
+			}
+			for i, m := range msgs[1:] {
+				rounds[start+i] = append(rounds[start+i], signedCycle{idle: signedIdle{url: e.ServerURL, sig: idle.Signature, body: idle.Body},
+					uuid: chunk[i].UUID, ack: m.Body, sig: []byte(m.Signature)})
+			}
 		}
-		if len(msgs) != 2 {
-			return nil, fmt.Errorf("device %s could not answer %s ahead", d.UDID(), cmd.RequestType)
-		}
-		out = append(out, signedCycle{idle: signedIdle{url: e.ServerURL, sig: msgs[0].Signature, body: msgs[0].Body},
-			uuid: cmd.UUID, ack: msgs[1].Body, sig: []byte(msgs[1].Signature)})
 	}
-	if len(out) == 0 {
+	if len(cmds) > 0 && len(rounds[0]) == 0 {
 		return nil, errors.New("no device enrolled: nothing to connect")
 	}
-	return out, nil
+	return rounds, nil
 }
 
 // cycle runs one: the Idle must get the queued command back, the answer

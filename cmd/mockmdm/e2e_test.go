@@ -287,7 +287,9 @@ func TestBenchReportsServerCPU(t *testing.T) {
 	if binPath == "" {
 		t.Fatal("the mockmdm binary did not build")
 	}
-	out, err := exec.Command(binPath, "bench", "-n", "4", "-connects", "5", "-cycles", "2", "-key-size", "1024", "-json").CombinedOutput()
+	// More cycle rounds than one Presign call answers, so the rounds'
+	// answers are presigned in several calls.
+	out, err := exec.Command(binPath, "bench", "-n", "4", "-connects", "5", "-cycles", fmt.Sprint(device.MaxPresigned+7), "-key-size", "1024", "-json").CombinedOutput()
 	if err != nil {
 		t.Fatalf("mockmdm bench: %v\n%s", err, out)
 	}
@@ -298,7 +300,7 @@ func TestBenchReportsServerCPU(t *testing.T) {
 	if len(rep.Phases) != 3 || rep.ServerPID == 0 || rep.PeakRSSKiB <= 0 {
 		t.Fatalf("report %+v", rep)
 	}
-	want := map[string]int{"enroll": 4, "signed Idle connect": 20, "command cycle": 8}
+	want := map[string]int{"enroll": 4, "signed Idle connect": 20, "command cycle": 4 * (device.MaxPresigned + 7)}
 	for _, p := range rep.Phases {
 		if p.Ops != want[p.Phase] || p.Failed != 0 || p.Requests == 0 {
 			t.Errorf("phase %+v, want %d ops", p, want[p.Phase])
