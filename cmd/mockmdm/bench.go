@@ -131,11 +131,13 @@ func (p *benchPhase) calibrated(before, after time.Duration) {
 
 // benchReport is what mockmdm bench prints.
 type benchReport struct {
-	Devices     int          `json:"devices"`
-	Store       string       `json:"store,omitempty"`
-	CAKeySize   int          `json:"ca_key_size,omitempty"`
-	Pinned      bool         `json:"pinned"`
-	Presigned   bool         `json:"presigned"`
+	Devices   int    `json:"devices"`
+	Store     string `json:"store,omitempty"`
+	CAKeySize int    `json:"ca_key_size,omitempty"`
+	Pinned    bool   `json:"pinned"`
+	Presigned bool   `json:"presigned"`
+	// Plain: the connects and cycles went to the plain-HTTP listener.
+	Plain       bool         `json:"plain_http,omitempty"`
 	Phases      []benchPhase `json:"phases"`
 	PeakRSSKiB  int64        `json:"server_peak_rss_kib"`
 	ServerPID   int          `json:"server_pid"`
@@ -164,9 +166,12 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		asJSON      = fs.Bool("json", false, "print the report as JSON")
 		profile     = fs.String("server-cpuprofile", "", "the started server writes a CPU profile of the run to this file")
 		clientProf  = fs.String("client-cpuprofile", "", "write a CPU profile of this command (the devices) to this file")
+		plain       = fs.Bool("plain", false, "send the presigned connects and cycles to the started server's plain-HTTP listener (-http-listen) instead of HTTPS, as NanoMDM is measured (-nanomdm); enrollment stays on HTTPS")
 		presign     = fs.Bool("presign", true, "devices sign each phase's messages before it starts (false: sign while the phase runs, which on one client core limits the rate to what RSA signing allows)")
 	)
 	floor := fs.Bool("floor", false, "measure the floor instead: a server of net/http, TLS and the Mdm-Signature check alone, with -n × -connects signed Idles and -n × -cycles command cycles")
+	nanomdm := fs.String("nanomdm", "", "compare with NanoMDM, the nanomdm binary at this path (built by you; plain HTTP, in-memory storage): -n devices in each server, -connects and -cycles rounds run on both alternately, round by round; with -plain for like-for-like transport")
+	turn := fs.Int("turn", 8192, "with -nanomdm: operations each server runs before the other takes over (rounded up to whole rounds of -n)")
 	if len(args) > 0 && args[0] == floorServerArg {
 		return floorServer(ctx, stdout)
 	}
@@ -188,6 +193,14 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return usageError{errors.New("-url needs -data, the server's data directory (for its API key and CA)")}
 	case *floor && *url != "":
 		return usageError{errors.New("-floor starts its own floor server: it takes no -url")}
+	case *plain && (*url != "" || *floor || !*presign):
+		return usageError{errors.New("-plain needs a server this command starts and -presign: it takes none of -url, -floor or -presign=false")}
+	case *nanomdm != "" && (*url != "" || *floor || !*presign):
+		return usageError{errors.New("-nanomdm starts NanoMDM and mockmdm side by side: it takes neither -url, -floor nor -presign=false")}
+	case *turn < 1:
+		return usageError{fmt.Errorf("-turn %d: at least 1", *turn)}
+	case *nanomdm != "" && *caKeySize != 2048 && *caKeySize != 3072 && *caKeySize != 4096:
+		return usageError{fmt.Errorf("-ca-key-size %d: 2048, 3072 or 4096", *caKeySize)}
 	}
 	if *floor {
 		return benchFloor(ctx, *n, *connects, *cycles, *concurrency, *keySize, *pin, *asJSON, stdout)
@@ -204,7 +217,8 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer pprof.StopCPUProfile()
 	}
-	rep := &benchReport{Devices: *n}
+	rep := &benchReport{Devices: *n, Plain: *plain}
+	rebase := func(u string) string { return u }
 	base, pid := *url, *serverPID
 	if base == "" {
 		dir, err := os.MkdirTemp("", "mockmdm-bench-")
@@ -212,11 +226,25 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		defer os.RemoveAll(dir)
-		srv, err := startBenchServer(ctx, dir, *storeKind, *caKeySize, *pin, *profile)
+		srv, err := startBenchServer(ctx, dir, *storeKind, *caKeySize, *pin, *plain, *profile)
 		if err != nil {
 			return err
 		}
 		defer srv.stop()
+		if *plain {
+			// The devices' URLs name the HTTPS listener; the lean client
+			// sends the same requests to the plain one.
+			https, plainURL := srv.url, srv.plainURL
+			if plainURL == "" {
+				return errors.New("the bench server printed no plain-HTTP address")
+			}
+			rebase = func(u string) string {
+				if rest, ok := strings.CutPrefix(u, https); ok {
+					return plainURL + rest
+				}
+				return u
+			}
+		}
 		base, pid, *dataDir = srv.url, srv.cmd.Process.Pid, dir
 		rep.Store, rep.CAKeySize = *storeKind, *caKeySize
 		if *pin {
@@ -291,6 +319,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	// profile download, GetCACaps, GetCACert, PKIOperation, Authenticate, TokenUpdate
 	rep.Phases = append(rep.Phases, phase("enroll", 6, func() *fleet.Report { return f.Enroll(ctx, strings.TrimRight(base, "/")+"/enroll", *concurrency) }))
 	rep.Presigned = *presign
+	if *nanomdm != "" {
+		return compareNanoMDM(ctx, rep, f, client, apic, rebase, pid, *nanomdm, *connects, *cycles, *turn, *concurrency, *keySize, *caKeySize, *pin, *asJSON, stdout)
+	}
 	if *connects > 0 {
 		// Presigned, the connects are sent by a lean client — each device's
 		// own signed Idle to its own ServerURL, the answer checked to be an
@@ -298,7 +329,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		// only by the server; signed live, the devices connect themselves.
 		connect := func(rounds int) *fleet.Report { return f.Connect(ctx, rounds, *concurrency) }
 		if *presign {
-			idles, err := presignedIdles(ctx, f.Devices())
+			idles, err := presignedIdles(ctx, f.Devices(), rebase)
 			if err != nil {
 				return err
 			}
@@ -319,57 +350,27 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		rep.Phases = append(rep.Phases, p)
 	}
 	if *cycles > 0 {
-		var ids []string
-		for _, d := range f.Devices() {
-			if d.IsEnrolled() {
-				ids = append(ids, d.UDID())
-			}
-		}
 		var total *fleet.Report
 		var cpuSum time.Duration
-		before := speed()
 		var opened int64
 		// Round 0 is a warm-up, not counted: a client that sends a cycle's
 		// answer as soon as it has read the command can find the Idle's
 		// connection not yet back in its pool and dial another, so the
 		// pool grows to about two connections per worker once — TLS
 		// handshakes that would otherwise land in the first rounds.
-		// Presigned, every round's answers are signed before the first
-		// round starts, under command UUIDs chosen here, so the rounds run
-		// back to back: signing a round's answers between rounds (about a
-		// millisecond per device) left the server idle, and each round
-		// then began with a cold server — wake-ups and cold caches counted
-		// as the cycles' cost.
-		var rounds [][]signedCycle
-		uuids := make([]string, *cycles+1)
-		for round := range uuids {
-			uuids[round] = uuid.NewString()
+		prepare, cycle, err := mockmdmCycles(ctx, f, client, apic, rebase, *cycles, *concurrency, *presign)
+		if err != nil {
+			return err
 		}
-		if *presign {
-			cmds := make([]device.Command, len(uuids))
-			for round, u := range uuids {
-				cmds[round] = device.Command{UUID: u, RequestType: "SecurityInfo"}
-			}
-			if rounds, err = presignedCycles(ctx, f.Devices(), cmds); err != nil {
-				return err
-			}
-		}
+		before := speed()
 		for round := range *cycles + 1 {
 			if round == 1 {
 				opened = dials.Load()
 			}
-			noPush := false
-			if _, err := apic.Enqueue(ctx, api.EnqueueRequest{EnrollmentIDs: ids, Command: json.RawMessage(`{"RequestType":"SecurityInfo"}`), CommandUUID: uuids[round], Push: &noPush}); err != nil {
-				return fmt.Errorf("enqueue for the command cycles: %w", err)
+			if err := prepare(round); err != nil {
+				return err
 			}
-			// Presigned, the cycles are sent by the lean client as the
-			// connects are: each device's Idle, the command checked to be
-			// the one queued, then the device's presigned answer.
-			run := func() *fleet.Report { return f.Connect(ctx, 1, *concurrency) }
-			if *presign {
-				cs := rounds[round]
-				run = func() *fleet.Report { return replayCycles(ctx, client, cs, *concurrency) }
-			}
+			run := func() *fleet.Report { return cycle(round) }
 			if round == 0 {
 				if r := run(); r.Failed > 0 {
 					return fmt.Errorf("the warm-up round of command cycles failed: %v", r.Errors)
@@ -418,6 +419,53 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
+// mockmdmCycles prepares rounds+1 rounds of command cycles (round 0 the
+// warm-up) for f's enrolled devices: prepare(r) queues round r's
+// SecurityInfo through the API, without a push; cycle(r) runs every
+// device's cycle of round r.
+//
+// Presigned, every round's answers are signed here, before the first
+// round, under command UUIDs chosen here, so the rounds run back to back:
+// signing a round's answers between rounds (about a millisecond per
+// device) left the server idle, and each round then began with a cold
+// server — wake-ups and cold caches counted as the cycles' cost. The
+// cycles are then sent by the lean client as the connects are: each
+// device's Idle (to rebase(its ServerURL)), the command checked to be the
+// one queued, then the device's presigned answer. Signed live, the
+// devices connect themselves.
+func mockmdmCycles(ctx context.Context, f *fleet.Fleet, client *http.Client, apic *api.Client, rebase func(string) string, rounds, concurrency int, presign bool) (prepare func(int) error, cycle func(int) *fleet.Report, err error) {
+	var ids []string
+	for _, d := range f.Devices() {
+		if d.IsEnrolled() {
+			ids = append(ids, d.UDID())
+		}
+	}
+	uuids := make([]string, rounds+1)
+	for r := range uuids {
+		uuids[r] = uuid.NewString()
+	}
+	prepare = func(r int) error {
+		noPush := false
+		if _, err := apic.Enqueue(ctx, api.EnqueueRequest{EnrollmentIDs: ids, Command: json.RawMessage(`{"RequestType":"SecurityInfo"}`), CommandUUID: uuids[r], Push: &noPush}); err != nil {
+			return fmt.Errorf("enqueue for the command cycles: %w", err)
+		}
+		return nil
+	}
+	cycle = func(int) *fleet.Report { return f.Connect(ctx, 1, concurrency) }
+	if presign {
+		cmds := make([]device.Command, len(uuids))
+		for r, u := range uuids {
+			cmds[r] = device.Command{UUID: u, RequestType: "SecurityInfo"}
+		}
+		signed, err := presignedCycles(ctx, f.Devices(), cmds, rebase)
+		if err != nil {
+			return nil, nil, err
+		}
+		cycle = func(r int) *fleet.Report { return replayCycles(ctx, client, signed[r], concurrency) }
+	}
+	return prepare, cycle, nil
+}
+
 // summarisePhase makes a phase's figures from the fleet's report and the
 // server CPU it used (-1: unknown).
 func summarisePhase(name string, requestsPerOp int, r *fleet.Report, used time.Duration) benchPhase {
@@ -464,6 +512,9 @@ func (r *benchReport) writeText(w io.Writer) {
 	if !r.Presigned {
 		signing = "signed live"
 	}
+	if r.Plain {
+		signing += ", sent over plain HTTP"
+	}
 	fmt.Fprintf(w, "mockmdm bench: %d devices against %s; messages %s\n", r.Devices, where, signing)
 	fmt.Fprintf(w, "  %-20s %7s %8s %10s %9s %9s %9s %12s %12s\n", "phase", "ops", "requests", "req/s", "p50", "p95", "p99", "CPU/op", "CPU/request")
 	for _, p := range r.Phases {
@@ -500,18 +551,23 @@ func cpuString(d time.Duration) string {
 
 // benchServer is a mockmdm serve this command started.
 type benchServer struct {
-	cmd    *exec.Cmd
-	url    string
-	pinned bool
-	done   chan struct{}
+	cmd *exec.Cmd
+	url string
+	// plainURL is its plain-HTTP listener's, when it has one.
+	plainURL string
+	pinned   bool
+	done     chan struct{}
 }
 
 // startBenchServer runs this binary's serve on a loopback port with a
 // fresh data directory, pinned to CPU 0 when asked (and GOMAXPROCS=1 then,
 // so the runtime does not plan for a core it cannot use).
-func startBenchServer(ctx context.Context, dir, storeKind string, caKeySize int, pin bool, cpuProfile string) (*benchServer, error) {
+func startBenchServer(ctx context.Context, dir, storeKind string, caKeySize int, pin, plain bool, cpuProfile string) (*benchServer, error) {
 	args := []string{"serve", "-data", dir, "-store", storeKind, "-listen", "127.0.0.1:0",
 		"-hosts", "127.0.0.1", "-log-level", "error", "-ca-key-size", fmt.Sprint(caKeySize)}
+	if plain {
+		args = append(args, "-http-listen", "127.0.0.1:0")
+	}
 	if cpuProfile != "" {
 		args = append(args, "-cpuprofile", cpuProfile)
 	}
@@ -552,6 +608,9 @@ func startChild(ctx context.Context, pin bool, args ...string) (*benchServer, er
 			l := strings.TrimSpace(sc.Text())
 			if a, found := strings.CutPrefix(l, "HTTPS:"); found {
 				addr = strings.TrimSpace(a)
+			}
+			if a, found := strings.CutPrefix(l, "HTTP:"); found {
+				s.plainURL = "http://" + strings.TrimSpace(a)
 			}
 			if l == "ready" {
 				ready <- addr

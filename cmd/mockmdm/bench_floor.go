@@ -163,20 +163,8 @@ func benchFloor(ctx context.Context, n, connects, cycles, concurrency, keySize i
 		return err
 	}
 	pid := srv.cmd.Process.Pid
-	// measure runs op total times, concurrency at a time, and returns the
-	// server's CPU per op, the machine's speed and the rate.
 	measure := func(total int, op func() error) (perOp, scaled, rsaCost time.Duration, perSecond float64, failedOps int, err error) {
-		before := calibrate(0, 1, rep.Pinned)
-		a, errA := processCPU(pid)
-		r := fleet.Run(ctx, "floor", total, 1, concurrency, nil, func(context.Context, int) (map[string]time.Duration, error) { return nil, op() })
-		b, errB := processCPU(pid)
-		after := calibrate(0, 1, rep.Pinned)
-		if errA != nil || errB != nil {
-			return 0, 0, 0, 0, 0, errors.Join(errA, errB)
-		}
-		p := benchPhase{CPUPerOp: cpuBetween(a, b) / time.Duration(total)}
-		p.calibrated(before, after)
-		return p.CPUPerOp, p.CPUPerOpAtReference, p.RSAVerify, float64(total) / r.Elapsed.Seconds(), r.Failed, nil
+		return measureServer(ctx, pid, rep.Pinned, total, concurrency, func(int) error { return op() })
 	}
 	var perOp time.Duration
 	perOp, rep.AtReference, rep.RSAVerify, rep.PerSecond, rep.Failed, err = measure(total, send)
@@ -208,14 +196,38 @@ func benchFloor(ctx context.Context, n, connects, cycles, concurrency, keySize i
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "mockmdm bench -floor: %d signed Idles to a server of net/http, TLS and the Mdm-Signature check alone (pinned: %v)\n", total, rep.Pinned)
-	fmt.Fprintf(stdout, "  %.1f requests/s, %d failed; server CPU %s per request; one RSA-2048 verification took %s here; at the targets' %s: %s\n",
-		rep.PerSecond, rep.Failed, cpuString(rep.CPUPerRequest), cpuString(rep.RSAVerify), cpuString(rsaReference), cpuString(rep.AtReference))
-	if rep.Cycles > 0 {
-		fmt.Fprintf(stdout, "  %d cycles (Idle → a SecurityInfo of %d bytes, its signed answer → empty), %d failed: server CPU %s per cycle; at the targets' %s: %s\n",
-			rep.Cycles, len(floorCommand), rep.CyclesFailed, cpuString(rep.CPUPerCycle), cpuString(rsaReference), cpuString(rep.CycleAtReference))
-	}
+	fmt.Fprintf(stdout, "mockmdm bench -floor: a server of net/http, TLS and the Mdm-Signature check alone (pinned: %v)\n", rep.Pinned)
+	rep.writeFigures(stdout)
 	return nil
+}
+
+// writeFigures prints the report's figures, one line per workload.
+func (rep *floorReport) writeFigures(w io.Writer) {
+	if rep.Requests > 0 {
+		fmt.Fprintf(w, "  %d signed Idles, %.1f requests/s, %d failed: server CPU %s per request; one RSA-2048 verification took %s here; at the targets' %s: %s\n",
+			rep.Requests, rep.PerSecond, rep.Failed, cpuString(rep.CPUPerRequest), cpuString(rep.RSAVerify), cpuString(rsaReference), cpuString(rep.AtReference))
+	}
+	if rep.Cycles > 0 {
+		fmt.Fprintf(w, "  %d cycles (Idle → a SecurityInfo, its signed answer → empty), %d failed: server CPU %s per cycle; at the targets' %s: %s\n",
+			rep.Cycles, rep.CyclesFailed, cpuString(rep.CPUPerCycle), cpuString(rsaReference), cpuString(rep.CycleAtReference))
+	}
+}
+
+// measureServer runs op total times (op(i), i from 0), concurrency at a
+// time, and returns the server pid's CPU per op, that figure at the
+// targets' machine speed, the speed measured, the rate and the failures.
+func measureServer(ctx context.Context, pid int, pinned bool, total, concurrency int, op func(i int) error) (perOp, scaled, rsaCost time.Duration, perSecond float64, failedOps int, err error) {
+	before := calibrate(0, 1, pinned)
+	a, errA := processCPU(pid)
+	r := fleet.Run(ctx, "measure", total, 1, concurrency, nil, func(_ context.Context, i int) (map[string]time.Duration, error) { return nil, op(i) })
+	b, errB := processCPU(pid)
+	after := calibrate(0, 1, pinned)
+	if errA != nil || errB != nil {
+		return 0, 0, 0, 0, 0, errors.Join(errA, errB)
+	}
+	p := benchPhase{CPUPerOp: cpuBetween(a, b) / time.Duration(total)}
+	p.calibrated(before, after)
+	return p.CPUPerOp, p.CPUPerOpAtReference, p.RSAVerify, float64(total) / r.Elapsed.Seconds(), r.Failed, nil
 }
 
 // signedIdle is one device's presigned Idle and where it goes.
@@ -224,8 +236,9 @@ type signedIdle struct {
 	body     []byte
 }
 
-// presignedIdles has every enrolled device sign its Idle (device.Presign).
-func presignedIdles(ctx context.Context, devices []*device.Device) ([]signedIdle, error) {
+// presignedIdles has every enrolled device sign its Idle (device.Presign),
+// to be sent to rebase(its ServerURL).
+func presignedIdles(ctx context.Context, devices []*device.Device, rebase func(string) string) ([]signedIdle, error) {
 	var out []signedIdle
 	for _, d := range devices {
 		e := d.Enrollment()
@@ -236,7 +249,7 @@ func presignedIdles(ctx context.Context, devices []*device.Device) ([]signedIdle
 		if err != nil {
 			return nil, fmt.Errorf("presigning device %s: %w", d.UDID(), err)
 		}
-		out = append(out, signedIdle{url: e.ServerURL, sig: msgs[0].Signature, body: msgs[0].Body})
+		out = append(out, signedIdle{url: rebase(e.ServerURL), sig: msgs[0].Signature, body: msgs[0].Body})
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no device enrolled: nothing to connect")
@@ -247,11 +260,17 @@ func presignedIdles(ctx context.Context, devices []*device.Device) ([]signedIdle
 // sendSigned sends one signed command-endpoint message and returns the
 // body of a 200 answer.
 func sendSigned(ctx context.Context, client *http.Client, url string, body []byte, sig string) ([]byte, error) {
+	return sendSignedAs(ctx, client, url, checkin.CommandContentType, body, sig)
+}
+
+// sendSignedAs sends one signed message as contentType and returns the
+// body of a 200 answer.
+func sendSignedAs(ctx context.Context, client *http.Client, url, contentType string, body []byte, sig string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", checkin.CommandContentType)
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Mdm-Signature", sig)
 	resp, err := client.Do(req)
 	if err != nil {
@@ -288,8 +307,8 @@ type signedCycle struct {
 
 // presignedCycles has every enrolled device presign its Idle and its
 // answer to each of cmds, one round per command: round r holds every
-// device's cycle carrying cmds[r].
-func presignedCycles(ctx context.Context, devices []*device.Device, cmds []device.Command) ([][]signedCycle, error) {
+// device's cycle carrying cmds[r], sent to rebase(its ServerURL).
+func presignedCycles(ctx context.Context, devices []*device.Device, cmds []device.Command, rebase func(string) string) ([][]signedCycle, error) {
 	rounds := make([][]signedCycle, len(cmds))
 	for _, d := range devices {
 		e := d.Enrollment()
@@ -312,7 +331,7 @@ func presignedCycles(ctx context.Context, devices []*device.Device, cmds []devic
 				idle = &msgs[0]
 			}
 			for i, m := range msgs[1:] {
-				rounds[start+i] = append(rounds[start+i], signedCycle{idle: signedIdle{url: e.ServerURL, sig: idle.Signature, body: idle.Body},
+				rounds[start+i] = append(rounds[start+i], signedCycle{idle: signedIdle{url: rebase(e.ServerURL), sig: idle.Signature, body: idle.Body},
 					uuid: chunk[i].UUID, ack: m.Body, sig: []byte(m.Signature)})
 			}
 		}

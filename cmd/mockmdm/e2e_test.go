@@ -361,6 +361,99 @@ func TestBenchFloor(t *testing.T) {
 	}
 }
 
+// TestBenchPlain runs the workloads small over the started server's
+// plain-HTTP listener, as NanoMDM is measured.
+func TestBenchPlain(t *testing.T) {
+	if binPath == "" {
+		t.Fatal("the mockmdm binary did not build")
+	}
+	out, err := exec.Command(binPath, "bench", "-plain", "-n", "2", "-connects", "3", "-cycles", "2", "-key-size", "1024", "-json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mockmdm bench -plain: %v\n%s", err, out)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("bench -plain JSON: %v\n%s", err, out)
+	}
+	want := map[string]int{"enroll": 2, "signed Idle connect": 6, "command cycle": 4}
+	if !rep.Plain || len(rep.Phases) != len(want) {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, p := range rep.Phases {
+		if p.Ops != want[p.Phase] || p.Failed != 0 {
+			t.Errorf("phase %+v, want %d ops", p, want[p.Phase])
+		}
+	}
+	for _, bad := range [][]string{{"-presign=false"}, {"-url", "https://127.0.0.1:1", "-data", "x"}, {"-floor"}} {
+		out, err := exec.Command(binPath, append([]string{"bench", "-plain"}, bad...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "-plain") {
+			t.Errorf("bench -plain %v: %v\n%s", bad, err, out)
+		}
+	}
+}
+
+// TestBenchNanoMDM runs the comparison with NanoMDM, the reference
+// server, small: the bench enrolls its devices in NanoMDM too
+// (Authenticate, then TokenUpdate, each identity from the CA NanoMDM was
+// started with), and both servers answer every Idle and command cycle,
+// round by round. NanoMDM is not part of mockmdm: the test
+// takes the binary NANOMDM_BINARY names (.ci/run builds one), or nanomdm
+// on PATH, and skips without one.
+func TestBenchNanoMDM(t *testing.T) {
+	if binPath == "" {
+		t.Fatal("the mockmdm binary did not build")
+	}
+	// Refused before anything starts, with the reason.
+	for _, bad := range [][]string{{"-nanomdm", "x", "-floor"}, {"-nanomdm", "x", "-url", "http://127.0.0.1:1", "-data", "x"}, {"-nanomdm", "x", "-presign=false"}, {"-nanomdm", "x", "-ca-key-size", "1024"}} {
+		out, err := exec.Command(binPath, append([]string{"bench"}, bad...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), bad[2]) {
+			t.Errorf("bench %v: %v\n%s", bad, err, out)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "nanomdm")
+	if out, err := exec.Command(binPath, "bench", "-nanomdm", missing, "-n", "1").CombinedOutput(); err == nil || !strings.Contains(string(out), missing) {
+		t.Errorf("bench -nanomdm with no such binary: %v\n%s", err, out)
+	}
+
+	bin := os.Getenv("NANOMDM_BINARY")
+	if bin == "" {
+		bin, _ = exec.LookPath("nanomdm")
+	}
+	if bin == "" {
+		t.Skip("no NanoMDM binary: set NANOMDM_BINARY or put nanomdm on PATH (go install github.com/micromdm/nanomdm/cmd/nanomdm@v0.9.0; .ci/run does)")
+	}
+	out, err := exec.Command(binPath, "bench", "-nanomdm", bin, "-plain", "-n", "3", "-connects", "4", "-cycles", "2", "-key-size", "1024", "-json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mockmdm bench -nanomdm: %v\n%s", err, out)
+	}
+	var rep comparedReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("bench -nanomdm JSON: %v\n%s", err, out)
+	}
+	if !rep.Plain || rep.Devices != 3 || rep.Enroll.Ops != 3 || len(rep.Phases) != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	// Both servers ran every counted round: 3 devices, 4 connect rounds
+	// and 2 cycle rounds, none failed.
+	want := map[string]int{"signed Idle connect": 12, "command cycle": 6}
+	for _, p := range rep.Phases {
+		if len(p.Servers) != 2 || p.Servers[0].Name != "mockmdm" || p.Servers[1].Name != "NanoMDM" {
+			t.Fatalf("phase %s: servers %+v", p.Phase, p.Servers)
+		}
+		for _, s := range p.Servers {
+			if s.Ops != want[p.Phase] || s.Failed != 0 {
+				t.Errorf("phase %s, %s: %d ops, %d failed; want %d", p.Phase, s.Name, s.Ops, s.Failed, want[p.Phase])
+			}
+			if runtime.GOOS == "linux" && s.CPUPerOp <= 0 {
+				t.Errorf("phase %s, %s: no CPU figure on Linux", p.Phase, s.Name)
+			}
+		}
+		if runtime.GOOS == "linux" && (p.Ratio <= 0 || p.IssueRatio <= 0) {
+			t.Errorf("phase %s: ratio %v, issue's %v", p.Phase, p.Ratio, p.IssueRatio)
+		}
+	}
+}
+
 // TestKill9UnderLoad kills the server with SIGKILL while a fleet is
 // connecting and commands are being queued, restarts it, and checks that
 // every command the API acknowledged is still queued or answered (with its
