@@ -45,12 +45,16 @@ const (
 )
 
 // benchTarget is a server the bench drives round by round: in a round
-// every device sends its signed Idle once (idles), or runs one command
-// cycle (prepare queues the round's command, unmeasured; cycles runs it).
+// every device sends its signed Idle once, or runs one command cycle
+// (prepare queues the round's command, unmeasured; cycles runs it).
+// idles(k) runs k rounds of Idles without a pause between them, as the
+// connect phase of mockmdm bench does: a pause at every round's end, with
+// fewer devices in flight, would leave the server idle and each round
+// would pay for waking it again.
 type benchTarget struct {
 	name    string
 	pid     int
-	idles   func() *fleet.Report
+	idles   func(rounds int) *fleet.Report
 	prepare func(round int) error
 	cycles  func(round int) *fleet.Report
 }
@@ -90,14 +94,15 @@ type comparedServer struct {
 func interleave(ctx context.Context, targets []benchTarget, connects, cycles, perTurn int, pinned bool) ([]comparedPhase, error) {
 	var out []comparedPhase
 	perTurn = max(1, perTurn)
-	run := func(name string, rounds int, issue float64, round func(t benchTarget, r int) (*fleet.Report, time.Duration, error)) error {
+	// round(t, r, k) runs rounds r to r+k-1 of a workload on t.
+	run := func(name string, rounds int, issue float64, round func(t benchTarget, r, k int) (*fleet.Report, time.Duration, error)) error {
 		if rounds == 0 {
 			return nil
 		}
 		before := calibrate(0, 1, pinned)
 		p := comparedPhase{Phase: name, IssueRatio: issue, Servers: make([]comparedServer, len(targets))}
 		for _, t := range targets { // the warm-up round
-			rep, _, err := round(t, 0)
+			rep, _, err := round(t, 0, 1)
 			if err != nil {
 				return fmt.Errorf("%s, %s: %w", t.name, name, err)
 			}
@@ -111,16 +116,14 @@ func interleave(ctx context.Context, targets []benchTarget, connects, cycles, pe
 				if turn%2 == 1 {
 					i = len(targets) - 1 - k
 				}
-				for r := first; r < first+perTurn && r <= rounds; r++ {
-					rep, used, err := round(targets[i], r)
-					if err != nil {
-						return fmt.Errorf("%s, %s: %w", targets[i].name, name, err)
-					}
-					s := &p.Servers[i]
-					s.Ops += rep.OK
-					s.Failed += rep.Failed
-					s.ServerCPU += used
+				rep, used, err := round(targets[i], first, min(perTurn, rounds-first+1))
+				if err != nil {
+					return fmt.Errorf("%s, %s: %w", targets[i].name, name, err)
 				}
+				s := &p.Servers[i]
+				s.Ops += rep.OK
+				s.Failed += rep.Failed
+				s.ServerCPU += used
 			}
 		}
 		after := calibrate(0, 1, pinned)
@@ -139,7 +142,7 @@ func interleave(ctx context.Context, targets []benchTarget, connects, cycles, pe
 		out = append(out, p)
 		return nil
 	}
-	measuredRound := func(t benchTarget, work func() *fleet.Report) (*fleet.Report, time.Duration, error) {
+	measured := func(t benchTarget, work func() *fleet.Report) (*fleet.Report, time.Duration, error) {
 		a, errA := processCPU(t.pid)
 		rep := work()
 		b, errB := processCPU(t.pid)
@@ -148,16 +151,27 @@ func interleave(ctx context.Context, targets []benchTarget, connects, cycles, pe
 		}
 		return rep, cpuBetween(a, b), nil
 	}
-	if err := run("signed Idle connect", connects, float64(targetConnect)/float64(referenceConnect), func(t benchTarget, _ int) (*fleet.Report, time.Duration, error) {
-		return measuredRound(t, t.idles)
+	if err := run("signed Idle connect", connects, float64(targetConnect)/float64(referenceConnect), func(t benchTarget, _, k int) (*fleet.Report, time.Duration, error) {
+		return measured(t, func() *fleet.Report { return t.idles(k) })
 	}); err != nil {
 		return nil, err
 	}
-	if err := run("command cycle", cycles, float64(targetCycle)/float64(referenceCycle), func(t benchTarget, r int) (*fleet.Report, time.Duration, error) {
-		if err := t.prepare(r); err != nil {
-			return nil, 0, err
+	// A cycle round needs its command queued first, so a turn of cycles is
+	// measured round by round, the enqueues left out.
+	if err := run("command cycle", cycles, float64(targetCycle)/float64(referenceCycle), func(t benchTarget, first, k int) (*fleet.Report, time.Duration, error) {
+		var total *fleet.Report
+		var used time.Duration
+		for r := first; r < first+k; r++ {
+			if err := t.prepare(r); err != nil {
+				return nil, 0, err
+			}
+			rep, u, err := measured(t, func() *fleet.Report { return t.cycles(r) })
+			if err != nil {
+				return nil, 0, err
+			}
+			total, used = mergeReports(total, rep), used+u
 		}
-		return measuredRound(t, func() *fleet.Report { return t.cycles(r) })
+		return total, used, nil
 	}); err != nil {
 		return nil, err
 	}
@@ -285,7 +299,7 @@ func startNanoTarget(ctx context.Context, bin string, n, rounds, concurrency, ke
 	return benchTarget{
 		name:    "NanoMDM",
 		pid:     srv.cmd.Process.Pid,
-		idles:   func() *fleet.Report { return replayIdles(ctx, client, idles, 1, concurrency) },
+		idles:   func(k int) *fleet.Report { return replayIdles(ctx, client, idles, k, concurrency) },
 		prepare: func(r int) error { return nanoEnqueue(ctx, client, srv.url, ids, cmds[r]) },
 		cycles:  func(r int) *fleet.Report { return replayCycles(ctx, client, cycles[r], concurrency) },
 	}, stop, nil
@@ -441,7 +455,7 @@ func compareNanoMDM(ctx context.Context, rep *benchReport, f *fleet.Fleet, clien
 		return err
 	}
 	mock := benchTarget{name: "mockmdm", pid: pid, prepare: prepare, cycles: cycle,
-		idles: func() *fleet.Report { return replayIdles(ctx, client, idles, 1, concurrency) }}
+		idles: func(k int) *fleet.Report { return replayIdles(ctx, client, idles, k, concurrency) }}
 	nano, stop, err := startNanoTarget(ctx, bin, len(idles), cycles, concurrency, keySize, caKeySize, pin)
 	if err != nil {
 		return err
