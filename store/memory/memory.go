@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,12 +38,15 @@ type Store struct {
 	// transcript holds the latest entries in Seq order, at most
 	// transcriptLimit bytes of them (transcriptBytes now): a long load
 	// test must not grow the server without end.
-	transcript      []*store.TranscriptEntry
+	transcript      []keptEntry
 	transcriptBytes int
 	transcriptLimit int
 	// transcriptBy holds, per enrollment ID, the Seqs of its entries still
 	// in transcript, in order.
 	transcriptBy map[string][]int64
+	// sigHeads holds, per enrollment ID with entries kept, the signature
+	// whose prefix its entries' signatures share (see keptEntry).
+	sigHeads map[string]*sigHead
 	// lastSeq is never reset, so Seq keeps increasing across Reset.
 	lastSeq int64
 
@@ -106,6 +110,7 @@ func (s *Store) reset() {
 	clear(s.transcript)
 	s.transcript, s.transcriptBytes = nil, 0
 	s.transcriptBy = map[string][]int64{}
+	s.sigHeads = map[string]*sigHead{}
 	s.challenges = map[string]time.Time{}
 	s.documents = map[string]map[string]*store.Document{}
 }
@@ -393,18 +398,93 @@ func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.Transcri
 	for _, e := range entries {
 		s.lastSeq++
 		e.Seq = s.lastSeq
-		c := cloneEntry(e)
-		s.transcript = append(s.transcript, c)
-		s.transcriptBytes += entrySize(c)
-		if c.EnrollmentID != "" {
-			s.transcriptBy[c.EnrollmentID] = append(s.transcriptBy[c.EnrollmentID], c.Seq)
+		k := keptEntry{e: cloneEntry(e)}
+		if id := k.e.EnrollmentID; id != "" {
+			k.sigHead, k.e.Signature = s.shareSignature(id, k.e.Signature)
+			s.transcriptBy[id] = append(s.transcriptBy[id], k.e.Seq)
 		}
+		s.transcript = append(s.transcript, k)
+		s.transcriptBytes += entrySize(k.e)
 	}
 	s.forgetOldest()
 	return nil
 }
 
-// entrySize is what an entry counts against the transcript limit.
+// keptEntry is a transcript entry as the store keeps it. A device signs
+// every message with the same identity, so the Mdm-Signature headers of
+// one enrollment share a long prefix: the CMS framing, the certificate
+// and the signer's identifiers, some 2.5 KB of a 3.5 KB header at 2048
+// bits; only the signing time, the message digest and the signature
+// differ. The entry keeps that prefix as sigHead, shared with the
+// enrollment's other entries (a substring of one signature kept per
+// enrollment), and in e.Signature only the rest, so a load test's
+// transcript takes about a third of the memory and the limit keeps three
+// times the history. export puts the signature back together.
+type keptEntry struct {
+	e       *store.TranscriptEntry
+	sigHead string
+}
+
+// export is a copy of the entry as it was appended.
+func (k keptEntry) export() *store.TranscriptEntry {
+	c := cloneEntry(k.e)
+	c.Signature = k.sigHead + k.e.Signature
+	return c
+}
+
+// sigHead is the signature an enrollment's entries share a prefix of, and
+// the bytes counted against the transcript limit for the heads it has had
+// while it has entries.
+type sigHead struct {
+	sig     string
+	counted int
+}
+
+// minSharedSignature is the shortest prefix worth sharing: below it the
+// signature is from another identity (a new enrollment, a renewed
+// certificate), and becomes the enrollment's new head.
+const minSharedSignature = 512
+
+// shareSignature splits sig into the prefix it shares with the
+// enrollment's head and a copy of the rest. Caller holds mu.
+func (s *Store) shareSignature(id, sig string) (head, rest string) {
+	if sig == "" {
+		return "", ""
+	}
+	h := s.sigHeads[id]
+	if h != nil {
+		if n := commonPrefix(h.sig, sig); n >= minSharedSignature {
+			return h.sig[:n], strings.Clone(sig[n:])
+		}
+	} else {
+		h = &sigHead{}
+		s.sigHeads[id] = h
+	}
+	// The caller's string may be a header the server would otherwise free
+	// with its request: the head is a copy.
+	h.sig = strings.Clone(sig)
+	h.counted += len(h.sig)
+	s.transcriptBytes += len(h.sig)
+	return h.sig, ""
+}
+
+// commonPrefix is the length of the longest common prefix of a and b.
+func commonPrefix(a, b string) int {
+	n := min(len(a), len(b))
+	i := 0
+	// A block at a time (the comparison is vectorised), then byte by byte.
+	const block = 64
+	for i+block <= n && a[i:i+block] == b[i:i+block] {
+		i += block
+	}
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// entrySize is what an entry counts against the transcript limit (its
+// share of a signature head is counted with the head).
 func entrySize(e *store.TranscriptEntry) int {
 	return len(e.Request) + len(e.Response) + len(e.Signature) + len(e.Note) + len(e.Path) + 256
 }
@@ -413,8 +493,8 @@ func entrySize(e *store.TranscriptEntry) int {
 // limit (the newest always stays). Caller holds mu.
 func (s *Store) forgetOldest() {
 	for s.transcriptBytes > s.transcriptLimit && len(s.transcript) > 1 {
-		e := s.transcript[0]
-		s.transcript[0] = nil // the backing array must not keep it alive
+		e := s.transcript[0].e
+		s.transcript[0] = keptEntry{} // the backing array must not keep it alive
 		s.transcript = s.transcript[1:]
 		s.transcriptBytes -= entrySize(e)
 		if e.EnrollmentID == "" {
@@ -424,15 +504,19 @@ func (s *Store) forgetOldest() {
 			s.transcriptBy[e.EnrollmentID] = seqs[1:]
 		} else {
 			delete(s.transcriptBy, e.EnrollmentID)
+			if h := s.sigHeads[e.EnrollmentID]; h != nil {
+				s.transcriptBytes -= h.counted
+				delete(s.sigHeads, e.EnrollmentID)
+			}
 		}
 	}
 }
 
 // entryBySeq finds the kept entry with seq. Caller holds mu.
-func (s *Store) entryBySeq(seq int64) (*store.TranscriptEntry, bool) {
-	i, ok := slices.BinarySearchFunc(s.transcript, seq, func(e *store.TranscriptEntry, seq int64) int { return cmpInt(e.Seq, seq) })
+func (s *Store) entryBySeq(seq int64) (keptEntry, bool) {
+	i, ok := slices.BinarySearchFunc(s.transcript, seq, func(k keptEntry, seq int64) int { return cmpInt(k.e.Seq, seq) })
 	if !ok {
-		return nil, false
+		return keptEntry{}, false
 	}
 	return s.transcript[i], true
 }
@@ -449,12 +533,12 @@ func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq in
 	full := func() bool { return limit > 0 && len(out) >= limit }
 	if enrollmentID == "" {
 		// Entries are in Seq order, so binary search for the start.
-		start, _ := slices.BinarySearchFunc(s.transcript, afterSeq+1, func(e *store.TranscriptEntry, seq int64) int { return cmpInt(e.Seq, seq) })
-		for _, e := range s.transcript[start:] {
+		start, _ := slices.BinarySearchFunc(s.transcript, afterSeq+1, func(k keptEntry, seq int64) int { return cmpInt(k.e.Seq, seq) })
+		for _, k := range s.transcript[start:] {
 			if full() {
 				break
 			}
-			out = append(out, cloneEntry(e))
+			out = append(out, k.export())
 		}
 	} else {
 		seqs := s.transcriptBy[enrollmentID]
@@ -463,8 +547,8 @@ func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq in
 			if full() {
 				break
 			}
-			if e, ok := s.entryBySeq(seq); ok {
-				out = append(out, cloneEntry(e))
+			if k, ok := s.entryBySeq(seq); ok {
+				out = append(out, k.export())
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/mockmdm/mockmdm/store"
@@ -93,5 +94,113 @@ func TestTranscriptMemoryIsFlat(t *testing.T) {
 	s.mu.RUnlock()
 	if kept > 4<<20 {
 		t.Fatalf("%d bytes of transcript kept, limit %d", kept, 4<<20)
+	}
+}
+
+// TestSignaturesShareTheirPrefix: an enrollment's Mdm-Signature headers
+// are kept as a shared prefix and their own rest, read back byte for byte
+// (a renewed identity starts a new prefix; entries without an enrollment
+// keep theirs whole), counted once against the limit, and the prefix is
+// dropped with the enrollment's last entry.
+func TestSignaturesShareTheirPrefix(t *testing.T) {
+	ctx := context.Background()
+	s := New(WithTranscriptLimit(200_000))
+	sig := func(identity string, i int) string {
+		head := strings.Repeat(identity, 2400/len(identity))
+		// The rest differs from the first byte on, as a signing time does.
+		return head + string(rune('a'+i%26)) + strings.Repeat(fmt.Sprint(i), 1100/len(fmt.Sprint(i)))
+	}
+	want := map[int64]string{}
+	for i := range 120 {
+		id := fmt.Sprintf("e%d", i%3)
+		identity := "A" + id
+		if i >= 60 && id == "e1" {
+			identity = "B" + id // e1's certificate was renewed
+		}
+		e := &store.TranscriptEntry{EnrollmentID: id, Request: []byte("idle"), Signature: sig(identity, i)}
+		switch i {
+		case 7:
+			e.EnrollmentID = "" // a request refused before its enrollment was known
+		case 8:
+			e.Signature = ""
+		}
+		if err := s.AppendTranscript(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		want[e.Seq] = e.Signature
+	}
+	all, err := s.Transcript(ctx, "", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 120 {
+		t.Fatalf("kept %d entries, want 120", len(all))
+	}
+	for _, e := range all {
+		if e.Signature != want[e.Seq] {
+			t.Fatalf("entry %d: signature of %d bytes read back as %d bytes, not the same", e.Seq, len(want[e.Seq]), len(e.Signature))
+		}
+	}
+	for _, id := range []string{"e0", "e1", "e2"} {
+		got, _ := s.Transcript(ctx, id, 0, 0)
+		for _, e := range got {
+			if e.Signature != want[e.Seq] {
+				t.Fatalf("%s entry %d: signature not read back", id, e.Seq)
+			}
+		}
+	}
+	// Counted: each kept signature's own rest, and each head once.
+	naive := 0
+	for _, w := range want {
+		naive += len(w)
+	}
+	s.mu.RLock()
+	kept := s.transcriptBytes
+	s.mu.RUnlock()
+	if kept > naive/2 {
+		t.Errorf("%d bytes counted for %d bytes of signatures: the prefixes are not shared", kept, naive)
+	}
+
+	// Past the limit the oldest go; an enrollment whose entries all went
+	// takes its prefix with it, and the count comes back to what is kept.
+	s2 := New(WithTranscriptLimit(20_000))
+	for i := range 40 {
+		id := "old"
+		if i >= 10 {
+			id = "new"
+		}
+		if err := s2.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: id, Signature: sig("X"+id, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2.mu.RLock()
+	defer s2.mu.RUnlock()
+	if _, ok := s2.sigHeads["old"]; ok {
+		t.Error("the prefix of an enrollment with no entries left is still kept")
+	}
+	sum := 0
+	for _, k := range s2.transcript {
+		sum += entrySize(k.e)
+	}
+	for _, h := range s2.sigHeads {
+		sum += h.counted
+	}
+	if sum != s2.transcriptBytes {
+		t.Errorf("transcriptBytes %d, but what is kept counts %d", s2.transcriptBytes, sum)
+	}
+}
+
+func TestCommonPrefix(t *testing.T) {
+	long := strings.Repeat("0123456789", 30)
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"a", "", 0}, {"abc", "abd", 2}, {"abc", "abc", 3}, {"abc", "abcdef", 3},
+		{long, long, len(long)}, {long, long[:130] + "x", 130}, {long[:64] + "y" + long[65:], long, 64}, {long[:63] + "y", long, 63},
+	} {
+		if got := commonPrefix(c.a, c.b); got != c.want {
+			t.Errorf("commonPrefix(%q…, %q…) = %d, want %d", c.a[:min(8, len(c.a))], c.b[:min(8, len(c.b))], got, c.want)
+		}
 	}
 }
