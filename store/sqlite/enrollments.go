@@ -185,7 +185,8 @@ func (s *Store) EnrollmentByCertHash(ctx context.Context, hash string) (*store.E
 }
 
 // TouchEnrollment sets LastSeen. Every request touches its enrollment, so
-// the time is written behind, with the next group commit (hot.go): reads
+// the time is written behind, with the next commit of held-back writes
+// (hot.go): reads
 // see it at once, the file a moment later.
 func (s *Store) TouchEnrollment(ctx context.Context, id string, at time.Time) error {
 	n, err := nanos(at)

@@ -21,8 +21,11 @@ import (
 const maxGroup = 64
 
 // writeBehindLinger is how long a write nobody waits for waits for others
-// to share its commit.
-const writeBehindLinger = 50 * time.Millisecond
+// to share its commit; maxBehind is how many may wait.
+const (
+	writeBehindLinger = 50 * time.Millisecond
+	maxBehind         = 512
+)
 
 var errStoreClosed = errors.New("sqlite: store closed")
 
@@ -34,6 +37,9 @@ type writeOp struct {
 	// single: fn runs one statement, so alone it needs no explicit
 	// transaction (SQLite commits it by itself, a BEGIN … COMMIT cheaper).
 	single bool
+	// barrier: everything queued before it, held back or not, commits
+	// first (a reader that must see every transcript entry written).
+	barrier bool
 	// after, if set, runs once the operation is settled (committed or failed).
 	after func()
 }
@@ -98,7 +104,39 @@ func (s *Store) enqueueWrite(op *writeOp) error {
 
 func (s *Store) groupWriter() {
 	defer close(s.writerDone)
+	// Writes nobody waits for (transcript entries) are held back, up to
+	// writeBehindLinger or maxBehind of them, and committed together; a
+	// write someone waits for is committed at once, with whatever other
+	// waited-for writes are queued, but without the held-back ones — unless
+	// it is a barrier, which must find everything queued before it on disk.
+	// Keeping the transcript out of a result's commit keeps that commit to
+	// the few pages the result changes: with the transcript rows, their
+	// index, the sequence and the last-seen times aboard, a command result
+	// cost fifteen WAL frames (thirty pwrite calls), and one commit per
+	// result is what a command cycle pays on this store.
 	group := make([]*writeOp, 0, maxGroup)
+	var behind []*writeOp
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	flushBehind := func() {
+		linger.Stop()
+		for len(behind) > 0 {
+			n := min(len(behind), maxGroup)
+			s.runGroup(behind[:n], true)
+			clear(behind[:n])
+			behind = behind[n:]
+		}
+		behind = nil
+	}
+	hold := func(op *writeOp) {
+		behind = append(behind, op)
+		if len(behind) == 1 {
+			linger.Reset(writeBehindLinger)
+		}
+		if len(behind) >= maxBehind {
+			flushBehind()
+		}
+	}
 	tick := time.NewTicker(seenFlushEvery)
 	defer tick.Stop()
 	for {
@@ -106,67 +144,67 @@ func (s *Store) groupWriter() {
 		select {
 		case o, ok := <-s.ops:
 			if !ok {
+				flushBehind()
 				return
 			}
 			op = o
+		case <-linger.C:
+			flushBehind()
+			continue
 		case <-tick.C:
 			// No write came to carry the last-seen times: write them alone.
 			s.flushSeenNow()
 			continue
 		}
-		group = append(group[:0], op)
-		// Writes nobody waits for (transcript entries) linger a moment for
-		// company: one commit then carries many. A write someone waits for
-		// ends the wait at once.
-		linger := op.done == nil
-		var deadline *time.Timer
-		if linger {
-			deadline = time.NewTimer(writeBehindLinger)
+		if op.done == nil {
+			hold(op)
+			continue
 		}
+		group = append(group[:0], op)
+		barrier := op.barrier
 	fill:
 		for len(group) < maxGroup {
-			if !linger {
-				select {
-				case more, ok := <-s.ops:
-					if !ok {
-						break fill
-					}
-					group = append(group, more)
-				default:
-					break fill
-				}
-				continue
-			}
 			select {
 			case more, ok := <-s.ops:
 				if !ok {
 					break fill
 				}
+				if more.done == nil {
+					hold(more)
+					continue
+				}
 				group = append(group, more)
-				linger = more.done == nil
-			case <-deadline.C:
+				barrier = barrier || more.barrier
+			default:
 				break fill
 			}
 		}
-		if deadline != nil {
-			deadline.Stop()
+		if barrier {
+			// What was queued before the barrier goes first.
+			flushBehind()
 		}
-		s.runGroup(group)
+		s.runGroup(group, barrier)
+		clear(group)
 	}
 }
 
 // runGroup commits the group in one transaction; if any operation fails,
 // the transaction is rolled back and each runs alone, so one caller's error
 // is not another's.
-func (s *Store) runGroup(group []*writeOp) {
+//
+// withSeen: the pending last-seen times ride along (they are written
+// behind, like the transcript).
+func (s *Store) runGroup(group []*writeOp, withSeen bool) {
 	ctx := context.Background()
-	if len(group) == 1 && group[0].single && !s.hot.hasSeen() {
+	if len(group) == 1 && group[0].single && (!withSeen || !s.hot.hasSeen()) {
 		s.finish(group[0], group[0].fn(autoExecer{}))
 		return
 	}
 	var seen map[string]sql.NullInt64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		seen = s.seenWithGroup(txExecer{tx})
+		if withSeen {
+			seen = s.seenWithGroup(txExecer{tx})
+		}
 		for _, op := range group {
 			if err := op.fn(txExecer{tx}); err != nil {
 				return errGroupMember

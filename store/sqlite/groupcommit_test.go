@@ -71,3 +71,43 @@ func TestGroupCommitKeepsEachCallersAnswer(t *testing.T) {
 		t.Fatal("a write after Close succeeded")
 	}
 }
+
+// TestResultCommitLeavesTheTranscriptBehind: a device's answer is committed
+// at once, without the transcript entries held back for a commit of their
+// own (which kept a result's commit to the pages the result changes); a
+// reader of the transcript, a barrier, finds them all written.
+func TestResultCommitLeavesTheTranscriptBehind(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "behind.db"))
+	if err := s.PutEnrollment(ctx, &store.Enrollment{ID: "e1", Type: "Device"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(ctx, &store.Command{UUID: "c1", RequestType: "ProfileList"}, "e1"); err != nil {
+		t.Fatal(err)
+	}
+	appended := time.Now()
+	if err := s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: "e1", Kind: "command", Note: "held back"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveResult(ctx, "e1", "c1", "Acknowledged", []byte("<plist/>"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Straight from the file, past the store's barrier: the answer is
+	// there, the transcript entry (queued before it) not yet.
+	var status string
+	if err := s.r.QueryRowContext(ctx, "SELECT status FROM queue WHERE command_uuid = 'c1'").Scan(&status); err != nil || status != "Acknowledged" {
+		t.Fatalf("the answer is not committed when SaveResult returns: %q, %v", status, err)
+	}
+	var rows int
+	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM transcript").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	// (Unless the machine was so slow that the entry's linger ran out.)
+	if rows != 0 && time.Since(appended) < writeBehindLinger*3/4 {
+		t.Errorf("the held-back transcript entry rode in the answer's commit (%d rows)", rows)
+	}
+	got, err := s.Transcript(ctx, "e1", 0, 0)
+	if err != nil || len(got) != 1 || got[0].Note != "held back" {
+		t.Fatalf("Transcript after the barrier: %+v, %v", got, err)
+	}
+}

@@ -14,15 +14,16 @@ import (
 // device request repeats costs no query and no extra transaction: the
 // enrollment it authenticates against (read through, written through), the
 // fact that its queue is empty (the common Idle), and its last-seen time
-// (written behind, with the next group commit).
+// (written behind, with the next commit of held-back writes).
 //
 // It is correct because a Store is the only writer of its file: Open takes
 // an exclusive lock on the database (lock_unix.go), so no other process can
 // change what is remembered here.
 //
-// Last-seen times are the one thing written behind: a process killed with
-// kill -9 may lose the last second of them. Nothing acknowledged depends on
-// them — the command queue, results and transcript are written through.
+// Last-seen times are written behind, as transcript entries are
+// (groupcommit.go): a process killed with kill -9 may lose the last second
+// of them. Nothing acknowledged depends on them — the command queue and
+// results are written through.
 type hot struct {
 	mu sync.Mutex
 	// enrollments caches records by ID; gen counts enrollment writes, so a
@@ -249,7 +250,8 @@ const seenFlushEvery = time.Second
 
 // seenWithGroup writes the pending last-seen times inside a group's
 // transaction, so they cost no commit of their own: every device request
-// appends to the transcript, and its last-seen time rides along. It returns
+// appends to the transcript, and its last-seen time rides along with the
+// held-back transcript entries. It returns
 // what it took, for the caller to write alone should the group fail.
 func (s *Store) seenWithGroup(x execer) map[string]sql.NullInt64 {
 	seen := s.hot.takeSeen()

@@ -157,7 +157,9 @@ func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, 
 		return err
 	}
 	// Through the group writer, so the answer shares its commit with the
-	// transcript entries waiting there; it returns once committed.
+	// other devices' answers waiting there (not with the transcript
+	// entries, which are held back for a commit of their own); it returns
+	// once committed.
 	err = s.groupWrite(true, func(x execer) error {
 		res, err := x.Exec(s.saveResult, status, blob(raw), n, id, commandUUID)
 		if err != nil {
@@ -335,7 +337,11 @@ func (s *Store) transcriptBarrier() error {
 	if s.pendingTranscript.Load() == 0 {
 		return nil
 	}
-	return s.groupWrite(true, func(execer) error { return nil })
+	op := &writeOp{fn: func(execer) error { return nil }, done: make(chan error, 1), single: true, barrier: true}
+	if err := s.enqueueWrite(op); err != nil {
+		return err
+	}
+	return <-op.done
 }
 
 // Transcript returns an enrollment's entries with Seq > afterSeq, oldest
