@@ -395,13 +395,14 @@ func startNanoMDM(ctx context.Context, bin, caPath string, pin bool) (*benchServ
 	if pin {
 		s.pinned = pinProcess(cmd.Process.Pid, 0) == nil
 	}
+	probe := &http.Client{Timeout: 2 * time.Second}
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/version", nil)
 		if err != nil {
 			s.stop()
 			return nil, err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := probe.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

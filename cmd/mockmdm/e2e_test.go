@@ -404,7 +404,7 @@ func TestBenchNanoMDM(t *testing.T) {
 		t.Fatal("the mockmdm binary did not build")
 	}
 	// Refused before anything starts, with the reason.
-	for _, bad := range [][]string{{"-nanomdm", "x", "-floor"}, {"-nanomdm", "x", "-url", "http://127.0.0.1:1", "-data", "x"}, {"-nanomdm", "x", "-presign=false"}, {"-nanomdm", "x", "-ca-key-size", "1024"}} {
+	for _, bad := range [][]string{{"-nanomdm", "x", "-floor"}, {"-nanomdm", "x", "-url", "http://127.0.0.1:1", "-data", "x"}, {"-nanomdm", "x", "-presign=false"}, {"-nanomdm", "x", "-ca-key-size", "1024"}, {"-nanomdm", "x", "-turn", "0"}} {
 		out, err := exec.Command(binPath, append([]string{"bench"}, bad...)...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), bad[2]) {
 			t.Errorf("bench %v: %v\n%s", bad, err, out)
