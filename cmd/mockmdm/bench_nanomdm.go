@@ -23,7 +23,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mockmdm/mockmdm/api"
-
 	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/checkin"
 	"github.com/mockmdm/mockmdm/device/fleet"
@@ -284,8 +283,10 @@ func startNanoTarget(ctx context.Context, bin string, n, rounds, concurrency, ke
 		}
 		cmds[r] = c.Raw
 		for i, d := range devs {
+			// An answer like the one mockmdm's virtual devices give.
 			ack, err := mdm.MarshalPlist(map[string]any{"UDID": d.udid, "CommandUUID": u, "Status": mdm.StatusAcknowledged,
-				"SecurityInfo": map[string]any{"HardwareEncryptionCaps": 3, "PasscodePresent": false, "PasscodeCompliant": true, "PasscodeCompliantWithProfiles": true}})
+				"SecurityInfo": map[string]any{"HardwareEncryptionCaps": 3, "PasscodePresent": false, "PasscodeCompliant": true, "PasscodeCompliantWithProfiles": true,
+					"ManagementStatus": map[string]any{"EnrolledViaDEP": false, "UserApprovedEnrollment": true, "IsUserEnrollment": false, "IsActivationLockManageable": false}}})
 			if err != nil {
 				return t, nil, err
 			}
@@ -313,7 +314,6 @@ type nanoDevice struct {
 	udid string
 	cert *x509.Certificate
 	key  *rsa.PrivateKey
-	idle signedIdle
 }
 
 // newNanoDevice makes device i's key and has ca issue its identity.
