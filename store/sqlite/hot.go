@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -40,6 +41,10 @@ type hot struct {
 	// final answer the queue is empty, unless an enqueue committed since —
 	// so the next connect of a command cycle need not ask the file.
 	sole map[string]soleItem
+	// enqueuing counts, per enrollment, the enqueues between their
+	// submission and enqueued: a command queued on a queue known empty is
+	// its sole item only if no other enqueue for it is in flight.
+	enqueuing map[string]int
 	// seen holds last-seen times not written yet.
 	seen map[string]sql.NullInt64
 }
@@ -54,6 +59,7 @@ func newHot() *hot {
 		empty:       map[string]bool{},
 		qgen:        map[string]uint64{},
 		sole:        map[string]soleItem{},
+		enqueuing:   map[string]int{},
 		seen:        map[string]sql.NullInt64{},
 	}
 }
@@ -190,9 +196,12 @@ func (h *hot) markEmpty(id string, gen uint64) {
 }
 
 // soleItem is an enrollment's only open queue item as a read found it.
+// item, when set, is the whole item, Pending, as an enqueue on a queue
+// known empty wrote it: NextCommand answers with it without a query.
 type soleItem struct {
 	uuid string
 	gen  uint64
+	item *store.QueueItem
 }
 
 // noteSole remembers that a read at generation gen found uuid to be id's
@@ -222,15 +231,85 @@ func (h *hot) answeredFinally(id, uuid string) {
 	}
 }
 
-// enqueued records a committed enqueue for ids.
-func (h *hot) enqueued(ids []string) {
+// enqueuing records that an enqueue for ids is about to be submitted;
+// enqueued (or enqueueFailed) must follow.
+func (h *hot) enqueuingFor(ids []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, id := range ids {
+		h.enqueuing[id]++
+	}
+}
+
+// enqueueFailed undoes enqueuingFor for an enqueue that did not commit.
+func (h *hot) enqueueFailed(ids []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		h.done(id)
+	}
+}
+
+// done ends one in-flight enqueue for id. Caller holds mu.
+func (h *hot) done(id string) {
+	if h.enqueuing[id] <= 1 {
+		delete(h.enqueuing, id)
+	} else {
+		h.enqueuing[id]--
+	}
+}
+
+// enqueued records a committed enqueue for ids. Where the queue was known
+// empty and no other enqueue for it was in flight, the command is now its
+// sole open item, and item(id) is remembered whole for NextCommand.
+func (h *hot) enqueued(ids []string, item func(id string) *store.QueueItem) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		wasEmpty, alone := h.empty[id], h.enqueuing[id] == 1
+		h.done(id)
 		h.qgen[id]++
 		delete(h.empty, id)
 		delete(h.sole, id)
+		if wasEmpty && alone && item != nil && len(h.sole) < maxCachedEnrollments {
+			it := item(id)
+			h.sole[id] = soleItem{uuid: it.CommandUUID, gen: h.qgen[id], item: it}
+		}
 	}
+}
+
+// soleQueued returns a copy of id's sole open item when an enqueue left
+// it known, nil otherwise.
+func (h *hot) soleQueued(id string) *store.QueueItem {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	si, ok := h.sole[id]
+	if !ok || si.item == nil || si.gen != h.qgen[id] {
+		return nil
+	}
+	it := *si.item
+	it.Command = bytes.Clone(si.item.Command)
+	return &it
+}
+
+// answered records a committed answer that is not final (NotNow): the
+// item is still open, no longer as remembered.
+func (h *hot) answered(id, uuid string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if si, ok := h.sole[id]; ok && si.uuid == uuid {
+		si.item = nil
+		h.sole[id] = si
+	}
+}
+
+// cleared records that id's open items were dropped.
+func (h *hot) cleared(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.qgen[id]++
+	delete(h.empty, id)
+	delete(h.sole, id)
 }
 
 // flushSeen writes the pending last-seen times with x (a group's

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -52,6 +53,7 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs .
 	}
 	// Through the group writer: committed before it returns (the API
 	// answers only then), sharing the commit with what waits there.
+	s.hot.enqueuingFor(enrollmentIDs)
 	err = s.groupWrite(false, func(x execer) error {
 		res, err := x.Exec(s.insertCommand, cmd.UUID, cmd.RequestType, blob(cmd.Raw), createdN)
 		if err != nil {
@@ -85,10 +87,16 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs .
 		}
 		return nil
 	})
-	if err == nil {
-		s.hot.enqueued(enrollmentIDs)
+	if err != nil {
+		s.hot.enqueueFailed(enrollmentIDs)
+		return err
 	}
-	return err
+	at := fromNanos(createdN)
+	s.hot.enqueued(enrollmentIDs, func(id string) *store.QueueItem {
+		return &store.QueueItem{EnrollmentID: id, CommandUUID: cmd.UUID, RequestType: cmd.RequestType, Status: store.CommandPending,
+			CreatedAt: at, UpdatedAt: at, Command: bytes.Clone(cmd.Raw)}
+	})
+	return nil
 }
 
 // NextCommand returns the oldest command for id that is Pending, or also
@@ -104,6 +112,10 @@ func (s *Store) NextCommand(ctx context.Context, id string, skipNotNow bool) (*s
 	empty, gen := s.hot.queueEmpty(id)
 	if empty {
 		return nil, noCommand(id)
+	}
+	// The one command a command cycle's enqueue put on an empty queue.
+	if it := s.hot.soleQueued(id); it != nil {
+		return it, nil
 	}
 	// The first two open items: enough to answer, and to know whether the
 	// first is the only one (see hot.sole).
@@ -172,8 +184,12 @@ func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, 
 		}
 		return nil
 	})
-	if err == nil && store.IsFinal(status) {
+	switch {
+	case err != nil:
+	case store.IsFinal(status):
 		s.hot.answeredFinally(id, commandUUID)
+	default:
+		s.hot.answered(id, commandUUID)
 	}
 	return err
 }
@@ -262,7 +278,10 @@ func (s *Store) CommandItems(ctx context.Context, commandUUID string) ([]*store.
 
 // ClearQueue drops the unanswered commands of id; answered ones stay as history.
 func (s *Store) ClearQueue(ctx context.Context, id string) error {
-	if _, err := s.w.ExecContext(ctx, "DELETE FROM queue WHERE enrollment_id = ? AND "+openStatusBare, id); err != nil {
+	_, err := s.w.ExecContext(ctx, "DELETE FROM queue WHERE enrollment_id = ? AND "+openStatusBare, id)
+	// Whether or not it committed, the remembered items may be gone.
+	s.hot.cleared(id)
+	if err != nil {
 		return fmt.Errorf("sqlite: clear queue of %s: %w", id, err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -739,4 +740,101 @@ func short(s string) string {
 		return s[:20]
 	}
 	return s
+}
+
+// TestRememberedSoleItem: a command queued on a queue known empty is
+// remembered whole, and NextCommand answers with it as the file would —
+// until an answer, a NotNow, a clear or another enqueue changes the queue.
+func TestRememberedSoleItem(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "remembered.db"))
+	if err := s.PutEnrollment(ctx, &store.Enrollment{ID: "e1", Type: "Device"}); err != nil {
+		t.Fatal(err)
+	}
+	next := func(skipNotNow bool) *store.QueueItem {
+		t.Helper()
+		it, err := s.NextCommand(ctx, "e1", skipNotNow)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it
+	}
+	enqueue := func(uuid string) {
+		t.Helper()
+		if err := s.Enqueue(ctx, &store.Command{UUID: uuid, RequestType: "ProfileList", Raw: []byte("<plist>" + uuid + "</plist>")}, "e1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if next(true) != nil { // and now known empty
+		t.Fatal("a command in a new queue")
+	}
+	enqueue("c1")
+	if s.hot.soleQueued("e1") == nil {
+		t.Fatal("the command queued on an empty queue is not remembered")
+	}
+	got := next(true)
+	fromFile, err := s.QueueItems(ctx, "e1")
+	if err != nil || len(fromFile) != 1 {
+		t.Fatalf("QueueItems: %v, %v", fromFile, err)
+	}
+	if !reflect.DeepEqual(got, fromFile[0]) {
+		t.Fatalf("remembered item\n%+v\nthe file's\n%+v", got, fromFile[0])
+	}
+	got.Command[0] = 'X' // the caller's copy
+	if again := next(true); again == nil || string(again.Command) != "<plist>c1</plist>" {
+		t.Fatalf("a caller's change reached the remembered item: %+v", again)
+	}
+
+	// NotNow: still open, no longer Pending.
+	if err := s.SaveResult(ctx, "e1", "c1", "NotNow", []byte("<plist/>"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if it := next(true); it != nil {
+		t.Fatalf("a NotNow command offered again in the same session: %+v", it)
+	}
+	if it := next(false); it == nil || it.CommandUUID != "c1" || it.Status != "NotNow" {
+		t.Fatalf("the NotNow command on the next session: %+v", it)
+	}
+	if err := s.SaveResult(ctx, "e1", "c1", "Acknowledged", []byte("<plist/>"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if it := next(false); it != nil {
+		t.Fatalf("an answered command offered: %+v", it)
+	}
+
+	// Cleared: gone.
+	enqueue("c2")
+	if err := s.ClearQueue(ctx, "e1"); err != nil {
+		t.Fatal(err)
+	}
+	if it := next(false); it != nil {
+		t.Fatalf("a cleared command offered: %+v", it)
+	}
+
+	// Enqueues racing on an empty queue: the first in the file comes first.
+	for round := range 20 {
+		var wg sync.WaitGroup
+		for k := range 3 {
+			wg.Go(func() { enqueue(fmt.Sprintf("r%d-%d", round, k)) })
+		}
+		wg.Wait()
+		fromFile, err := s.QueueItems(ctx, "e1")
+		if err != nil || len(fromFile) != 3 {
+			t.Fatalf("round %d: %d items, %v", round, len(fromFile), err)
+		}
+		for _, want := range fromFile {
+			if it := next(true); it == nil || it.CommandUUID != want.CommandUUID {
+				t.Fatalf("round %d: NextCommand %+v, the file's first %s", round, it, want.CommandUUID)
+			}
+			if err := s.SaveResult(ctx, "e1", want.CommandUUID, "Acknowledged", nil, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if it := next(false); it != nil {
+			t.Fatalf("round %d: a command left: %+v", round, it)
+		}
+	}
 }
