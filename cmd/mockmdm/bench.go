@@ -170,7 +170,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		presign     = fs.Bool("presign", true, "devices sign each phase's messages before it starts (false: sign while the phase runs, which on one client core limits the rate to what RSA signing allows)")
 	)
 	floor := fs.Bool("floor", false, "measure the floor instead: a server of net/http, TLS and the Mdm-Signature check alone, with -n × -connects signed Idles and -n × -cycles command cycles")
-	nanomdm := fs.String("nanomdm", "", "compare with NanoMDM, the nanomdm binary at this path (built by you; plain HTTP, in-memory storage): -n devices in each server, -connects and -cycles rounds run on both alternately, round by round; with -plain for like-for-like transport")
+	nanomdm := fs.String("nanomdm", "", "compare with NanoMDM, the nanomdm binary at this path (built by you; plain HTTP, in-memory storage): -n devices in each server, -connects and -cycles rounds run on both in alternate turns (-turn); with -plain for like-for-like transport")
 	turn := fs.Int("turn", 8192, "with -nanomdm: operations each server runs before the other takes over (rounded up to whole rounds of -n)")
 	if len(args) > 0 && args[0] == floorServerArg {
 		return floorServer(ctx, stdout)
@@ -290,13 +290,11 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 			fn()
 			return -1
 		}
-		a, errA := processCPU(pid)
-		fn()
-		b, errB := processCPU(pid)
-		if errA != nil || errB != nil {
+		used, err := cpuDuring(pid, fn)
+		if err != nil {
 			return -1
 		}
-		return cpuBetween(a, b)
+		return used
 	}
 	// The machine's speed is timed on the server's core while the server
 	// is idle, when the server was pinned; else on this process's core.
@@ -464,6 +462,17 @@ func mockmdmCycles(ctx context.Context, f *fleet.Fleet, client *http.Client, api
 		cycle = func(r int) *fleet.Report { return replayCycles(ctx, client, signed[r], concurrency) }
 	}
 	return prepare, cycle, nil
+}
+
+// cpuDuring runs fn and returns the CPU time process pid used meanwhile.
+func cpuDuring(pid int, fn func()) (time.Duration, error) {
+	a, errA := processCPU(pid)
+	fn()
+	b, errB := processCPU(pid)
+	if err := errors.Join(errA, errB); err != nil {
+		return 0, err
+	}
+	return cpuBetween(a, b), nil
 }
 
 // summarisePhase makes a phase's figures from the fleet's report and the

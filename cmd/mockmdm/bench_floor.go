@@ -164,7 +164,7 @@ func benchFloor(ctx context.Context, n, connects, cycles, concurrency, keySize i
 	}
 	pid := srv.cmd.Process.Pid
 	measure := func(total int, op func() error) (perOp, scaled, rsaCost time.Duration, perSecond float64, failedOps int, err error) {
-		return measureServer(ctx, pid, rep.Pinned, total, concurrency, func(int) error { return op() })
+		return measureServer(ctx, pid, rep.Pinned, total, concurrency, op)
 	}
 	var perOp time.Duration
 	perOp, rep.AtReference, rep.RSAVerify, rep.PerSecond, rep.Failed, err = measure(total, send)
@@ -213,19 +213,20 @@ func (rep *floorReport) writeFigures(w io.Writer) {
 	}
 }
 
-// measureServer runs op total times (op(i), i from 0), concurrency at a
-// time, and returns the server pid's CPU per op, that figure at the
-// targets' machine speed, the speed measured, the rate and the failures.
-func measureServer(ctx context.Context, pid int, pinned bool, total, concurrency int, op func(i int) error) (perOp, scaled, rsaCost time.Duration, perSecond float64, failedOps int, err error) {
+// measureServer runs op total times, concurrency at a time, and returns
+// the server pid's CPU per op, that figure at the targets' machine speed,
+// the speed measured, the rate and the failures.
+func measureServer(ctx context.Context, pid int, pinned bool, total, concurrency int, op func() error) (perOp, scaled, rsaCost time.Duration, perSecond float64, failedOps int, err error) {
 	before := calibrate(0, 1, pinned)
-	a, errA := processCPU(pid)
-	r := fleet.Run(ctx, "measure", total, 1, concurrency, nil, func(_ context.Context, i int) (map[string]time.Duration, error) { return nil, op(i) })
-	b, errB := processCPU(pid)
+	var r *fleet.Report
+	used, err := cpuDuring(pid, func() {
+		r = fleet.Run(ctx, "measure", total, 1, concurrency, nil, func(context.Context, int) (map[string]time.Duration, error) { return nil, op() })
+	})
 	after := calibrate(0, 1, pinned)
-	if errA != nil || errB != nil {
-		return 0, 0, 0, 0, 0, errors.Join(errA, errB)
+	if err != nil {
+		return 0, 0, 0, 0, 0, err
 	}
-	p := benchPhase{CPUPerOp: cpuBetween(a, b) / time.Duration(total)}
+	p := benchPhase{CPUPerOp: used / time.Duration(total)}
 	p.calibrated(before, after)
 	return p.CPUPerOp, p.CPUPerOpAtReference, p.RSAVerify, float64(total) / r.Elapsed.Seconds(), r.Failed, nil
 }
@@ -317,6 +318,7 @@ func presignedCycles(ctx context.Context, devices []*device.Device, cmds []devic
 		}
 		// Presign prepares a bounded number of answers per call; the Idle
 		// it signs again each time is the same body, so the first serves.
+		url := rebase(e.ServerURL)
 		var idle *device.SignedMessage
 		for start := 0; start < len(cmds); start += device.MaxPresigned {
 			chunk := cmds[start:min(len(cmds), start+device.MaxPresigned)]
@@ -331,7 +333,7 @@ func presignedCycles(ctx context.Context, devices []*device.Device, cmds []devic
 				idle = &msgs[0]
 			}
 			for i, m := range msgs[1:] {
-				rounds[start+i] = append(rounds[start+i], signedCycle{idle: signedIdle{url: rebase(e.ServerURL), sig: idle.Signature, body: idle.Body},
+				rounds[start+i] = append(rounds[start+i], signedCycle{idle: signedIdle{url: url, sig: idle.Signature, body: idle.Body},
 					uuid: chunk[i].UUID, ack: m.Body, sig: []byte(m.Signature)})
 			}
 		}

@@ -142,13 +142,9 @@ func interleave(ctx context.Context, targets []benchTarget, connects, cycles, pe
 		return nil
 	}
 	measured := func(t benchTarget, work func() *fleet.Report) (*fleet.Report, time.Duration, error) {
-		a, errA := processCPU(t.pid)
-		rep := work()
-		b, errB := processCPU(t.pid)
-		if errA != nil || errB != nil {
-			return nil, 0, errors.Join(errA, errB)
-		}
-		return rep, cpuBetween(a, b), nil
+		var rep *fleet.Report
+		used, err := cpuDuring(t.pid, func() { rep = work() })
+		return rep, used, err
 	}
 	if err := run("signed Idle connect", connects, float64(targetConnect)/float64(referenceConnect), func(t benchTarget, _, k int) (*fleet.Report, time.Duration, error) {
 		return measured(t, func() *fleet.Report { return t.idles(k) })

@@ -18,7 +18,8 @@ import (
 // error still means "on disk", and nothing a device was answered for is
 // lost, while a burst of N requests pays for one commit.
 
-// maxGroup bounds the operations one transaction carries.
+// maxGroup bounds the waited-for operations one transaction carries (the
+// held-back ones are bounded by maxBehind).
 const maxGroup = 64
 
 // writeBehindLinger is how long a write nobody waits for waits for others
@@ -85,7 +86,12 @@ func (s *Store) stopGroupCommit() {
 // failed — so it must only record its results, not act on them. single
 // says fn runs one statement.
 func (s *Store) groupWrite(single bool, fn func(x execer) error) error {
-	op := &writeOp{fn: fn, done: make(chan error, 1), single: single}
+	return s.awaitWrite(&writeOp{fn: fn, done: make(chan error, 1), single: single})
+}
+
+// awaitWrite hands op (whose done is set) to the group writer and waits
+// for its outcome.
+func (s *Store) awaitWrite(op *writeOp) error {
 	if err := s.enqueueWrite(op); err != nil {
 		return err
 	}
@@ -121,13 +127,11 @@ func (s *Store) groupWriter() {
 	linger.Stop()
 	flushBehind := func() {
 		linger.Stop()
-		for len(behind) > 0 {
-			n := min(len(behind), maxGroup)
-			s.runGroup(behind[:n], true)
-			clear(behind[:n])
-			behind = behind[n:]
+		if len(behind) > 0 {
+			s.runGroup(behind, true)
 		}
-		behind = nil
+		clear(behind)
+		behind = behind[:0]
 	}
 	hold := func(op *writeOp) {
 		behind = append(behind, op)

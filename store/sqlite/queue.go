@@ -356,11 +356,7 @@ func (s *Store) transcriptBarrier() error {
 	if s.pendingTranscript.Load() == 0 {
 		return nil
 	}
-	op := &writeOp{fn: func(execer) error { return nil }, done: make(chan error, 1), single: true, barrier: true}
-	if err := s.enqueueWrite(op); err != nil {
-		return err
-	}
-	return <-op.done
+	return s.awaitWrite(&writeOp{fn: func(execer) error { return nil }, done: make(chan error, 1), single: true, barrier: true})
 }
 
 // Transcript returns an enrollment's entries with Seq > afterSeq, oldest
