@@ -440,11 +440,6 @@ type sigHead struct {
 	counted int
 }
 
-// minSharedSignature is the shortest prefix worth sharing: below it the
-// signature is from another identity (a new enrollment, a renewed
-// certificate), and becomes the enrollment's new head.
-const minSharedSignature = 512
-
 // shareSignature splits sig into the prefix it shares with the
 // enrollment's head and a copy of the rest. Caller holds mu.
 func (s *Store) shareSignature(id, sig string) (head, rest string) {
@@ -453,7 +448,7 @@ func (s *Store) shareSignature(id, sig string) (head, rest string) {
 	}
 	h := s.sigHeads[id]
 	if h != nil {
-		if n := commonPrefix(h.sig, sig); n >= minSharedSignature {
+		if n := store.SharedPrefix(h.sig, sig); n >= store.MinSharedSignature {
 			return h.sig[:n], strings.Clone(sig[n:])
 		}
 	} else {
@@ -466,21 +461,6 @@ func (s *Store) shareSignature(id, sig string) (head, rest string) {
 	h.counted += len(h.sig)
 	s.transcriptBytes += len(h.sig)
 	return h.sig, ""
-}
-
-// commonPrefix is the length of the longest common prefix of a and b.
-func commonPrefix(a, b string) int {
-	n := min(len(a), len(b))
-	i := 0
-	// A block at a time (the comparison is vectorised), then byte by byte.
-	const block = 64
-	for i+block <= n && a[i:i+block] == b[i:i+block] {
-		i += block
-	}
-	for i < n && a[i] == b[i] {
-		i++
-	}
-	return i
 }
 
 // entrySize is what an entry counts against the transcript limit (its

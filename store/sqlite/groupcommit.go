@@ -50,6 +50,7 @@ type writeOp struct {
 // its own when an operation of one statement runs alone.
 type execer interface {
 	Exec(st *sql.Stmt, args ...any) (sql.Result, error)
+	QueryRow(st *sql.Stmt, args ...any) *sql.Row
 }
 
 type txExecer struct{ tx *sql.Tx }
@@ -58,9 +59,15 @@ func (x txExecer) Exec(st *sql.Stmt, args ...any) (sql.Result, error) {
 	return x.tx.Stmt(st).Exec(args...)
 }
 
+func (x txExecer) QueryRow(st *sql.Stmt, args ...any) *sql.Row {
+	return x.tx.Stmt(st).QueryRow(args...)
+}
+
 type autoExecer struct{}
 
 func (autoExecer) Exec(st *sql.Stmt, args ...any) (sql.Result, error) { return st.Exec(args...) }
+
+func (autoExecer) QueryRow(st *sql.Stmt, args ...any) *sql.Row { return st.QueryRow(args...) }
 
 // startGroupCommit starts the writer goroutine; stopGroupCommit ends it
 // after the queued operations ran.

@@ -73,6 +73,12 @@ type Store struct {
 	appendTranscript *sql.Stmt
 	insertCommand    *sql.Stmt
 	insertQueueItem  *sql.Stmt
+	transcriptSource *sql.Stmt
+	latestHead       *sql.Stmt
+	insertHead       *sql.Stmt
+
+	// The transcript's sources and signature heads (transcript.go).
+	keys transcriptKeys
 
 	closeOnce sync.Once
 	closeErr  error
@@ -306,7 +312,14 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.saveResult, `UPDATE queue SET status = ?, result = ?, updated_at = ?
 			WHERE enrollment_id = ? AND command_uuid = ? AND ` + openStatusBare},
 		{s.w, &s.appendTranscript, `INSERT INTO transcript (seq, time, enrollment_id, request_id, kind, message_type,
-			command_uuid, method, path, status, note, request, response, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			command_uuid, method, path, status, note, request, response, signature, source, sig_head, sig_shared)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		// On the write pool: the writer must see what its own open
+		// transaction added.
+		{s.w, &s.transcriptSource, `INSERT INTO transcript_sources (enrollment_id) VALUES (?)
+			ON CONFLICT (enrollment_id) DO UPDATE SET enrollment_id = excluded.enrollment_id RETURNING id`},
+		{s.w, &s.latestHead, selectLatestHead},
+		{s.w, &s.insertHead, `INSERT INTO transcript_heads (source, head) VALUES (?, ?)`},
 		{s.w, &s.insertCommand, `INSERT INTO commands (uuid, request_type, raw, created_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (uuid) DO NOTHING`},
 		// Inserts nothing when the enrollment does not exist, which Enqueue
@@ -360,11 +373,13 @@ func (s *Store) Reset(ctx context.Context) error {
 		return err
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, table := range []string{"queue", "commands", "enrollments", "transcript", "challenges", "documents"} {
+		for _, table := range []string{"queue", "commands", "enrollments", "transcript", "transcript_heads", "transcript_sources", "challenges", "documents"} {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table); err != nil {
 				return fmt.Errorf("sqlite: reset %s: %w", table, err)
 			}
 		}
+		// Inside the transaction: no transcript write can run until it ends.
+		s.keys.forget()
 		return nil
 	})
 	s.hot.reset() // whether or not it committed: the next reads go to the file
@@ -381,9 +396,11 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
+		s.keys.forget() // it may remember rows that were rolled back
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		s.keys.forget()
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -279,6 +281,76 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 }
 
+// TestTranscriptMigration: a database whose transcript was written before
+// 0003_transcript_sources (rows keyed by enrollment ID, whole signatures)
+// reads back the same after the migration, by enrollment and in all, and
+// the rows written after it join them.
+func TestTranscriptMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+uriPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "CREATE TABLE schema_migrations (version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"0001_init", "0002_documents"} {
+		body, err := migrations.ReadFile("migrations/" + v + ".sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, string(body)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, "INSERT INTO schema_migrations VALUES (?, 0)", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sig := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x30, 0x82, 0x05}, 400))
+	der, _ := base64.StdEncoding.DecodeString(sig)
+	old := []struct {
+		enrollment string
+		signature  any // as 0001/0002 kept it: DER when canonical, else text
+		want       string
+	}{{"e1", der, sig}, {"e2", "not base64", "not base64"}, {"e1", "", ""}, {"", "", ""}}
+	for i, o := range old {
+		if _, err := db.ExecContext(ctx, "INSERT INTO transcript (seq, enrollment_id, kind, signature) VALUES (?, ?, 'checkin', ?)",
+			i+1, o.enrollment, o.signature); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := openT(t, path)
+	if err := s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: "e1", Kind: "checkin", Signature: sig}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		enrollment string
+		seqs       []int64
+	}{{"e1", []int64{1, 3, 5}}, {"e2", []int64{2}}, {"", []int64{1, 2, 3, 4, 5}}, {"nobody", nil}} {
+		got, err := s.Transcript(ctx, c.enrollment, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []int64
+		for _, e := range got {
+			seqs = append(seqs, e.Seq)
+			want := sig
+			if e.Seq <= int64(len(old)) {
+				want = old[e.Seq-1].want
+			}
+			if e.Signature != want {
+				t.Errorf("entry %d: signature %q…, want %q…", e.Seq, short(e.Signature), short(want))
+			}
+		}
+		if !slices.Equal(seqs, c.seqs) {
+			t.Errorf("Transcript(%q) = entries %v, want %v", c.enrollment, seqs, c.seqs)
+		}
+	}
+}
+
 func TestPragmas(t *testing.T) {
 	ctx := context.Background()
 	s := openT(t, filepath.Join(t.TempDir(), "p.db"))
@@ -331,7 +403,10 @@ func TestQueryPlans(t *testing.T) {
 		{"UPDATE queue SET status = ? WHERE enrollment_id = ? AND command_uuid = ? AND " + openStatusBare,
 			"(enrollment_id=? AND command_uuid=?)"},
 		{selectEnrollment + " WHERE cert_hash = ? ORDER BY authenticated_at DESC, id LIMIT 1", "USING INDEX enrollments_cert_hash"},
-		{"SELECT seq FROM transcript WHERE enrollment_id = ? AND seq > ? ORDER BY seq LIMIT ?", "transcript_enrollment (enrollment_id=? AND seq>?)"},
+		{selectTranscript + transcriptOfEnrollmentAfter, "SEARCH t USING INDEX transcript_source (source=? AND seq>?)"},
+		{selectTranscript + transcriptOfEnrollmentAfter, "SEARCH transcript_sources USING COVERING INDEX"},
+		{selectTranscript + transcriptOfEnrollmentAfter, "SEARCH h USING INTEGER PRIMARY KEY (rowid=?)"},
+		{selectLatestHead, "SEARCH transcript_heads USING INDEX transcript_heads_source (source=?)"},
 	} {
 		rows, err := s.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+c.query, "a", 1, 2)
 		if err != nil {
@@ -695,44 +770,83 @@ func TestTranscriptWrittenBehindIsReadInOrder(t *testing.T) {
 	}
 }
 
-// TestTranscriptSignatureRoundTrip: a canonical base64 Mdm-Signature is
-// kept as its DER and read back as the same header; anything else is
-// kept as the text it came as.
+// TestTranscriptSignatureRoundTrip: a signature is kept as the part of
+// its enrollment's head it begins with and the rest — the rest as DER when
+// the header is canonical base64 — and read back as the same header;
+// anything else is kept as the text it came as.
 func TestTranscriptSignatureRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	s := openT(t, filepath.Join(t.TempDir(), "sig.db"))
+	path := filepath.Join(t.TempDir(), "sig.db")
+	s := openT(t, path)
 	der := bytes.Repeat([]byte{0x30, 0x82, 0x07, 0xff, 0x00, 0x9c}, 300)
 	canonical := base64.StdEncoding.EncodeToString(der)
+	later := bytes.Clone(der)
+	later[1500] ^= 0xff // the same identity, another signing time
+	sameIdentity := base64.StdEncoding.EncodeToString(later)
+	other := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x31, 0x82}, 600)) // a renewed identity
 	headers := []string{
 		canonical,
+		sameIdentity,
 		strings.TrimRight(base64.StdEncoding.EncodeToString(der[:1000]), "="), // unpadded
 		canonical[:76] + "\r\n" + canonical[76:],                              // folded
 		"", "not base64!", "QQ==", "QR==",                                     // the last has padding bits set
+		other,
+		sameIdentity[:len(sameIdentity)-1] + "=", // padding bits set: the rest stays text
+		canonical[:1001],                         // a head whose length is not a multiple of four
+		canonical[:1001],
 	}
 	for _, h := range headers {
 		if err := s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: "e1", Kind: "command", Signature: h}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.Transcript(ctx, "e1", 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(headers) {
-		t.Fatalf("%d entries, want %d", len(got), len(headers))
-	}
-	for i, e := range got {
-		if e.Signature != headers[i] {
-			t.Errorf("entry %d: read back %q…, wrote %q…", i, short(e.Signature), short(headers[i]))
+	check := func(s *Store) {
+		t.Helper()
+		got, err := s.Transcript(ctx, "e1", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(headers) {
+			t.Fatalf("%d entries, want %d", len(got), len(headers))
+		}
+		for i, e := range got {
+			if e.Signature != headers[i] {
+				t.Errorf("entry %d: read back %q…, wrote %q…", i, short(e.Signature), short(headers[i]))
+			}
 		}
 	}
+	check(s)
+	// The second header: 2,000 of its characters shared with the first,
+	// the rest kept as DER.
 	var kind string
-	if err := s.r.QueryRowContext(ctx, "SELECT typeof(signature) FROM transcript ORDER BY seq LIMIT 1").Scan(&kind); err != nil {
+	var shared int
+	var head sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, "SELECT typeof(signature), sig_shared, sig_head FROM transcript ORDER BY seq LIMIT 1 OFFSET 1").Scan(&kind, &shared, &head); err != nil {
 		t.Fatal(err)
 	}
-	if kind != "blob" {
-		t.Errorf("a canonical signature is stored as %s, want its DER as a blob", kind)
+	if kind != "blob" || shared != 2000 || !head.Valid {
+		t.Errorf("the second signature of an identity is kept as %s after %d shared characters of head %v; want a blob after 2000 of one", kind, shared, head)
 	}
+	var heads int
+	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM transcript_heads").Scan(&heads); err != nil {
+		t.Fatal(err)
+	}
+	// The first, the folded one (it shares only 76 characters), the
+	// renewed identity, then the first identity again.
+	if heads != 4 {
+		t.Errorf("%d signature heads kept, want 4", heads)
+	}
+	// A store opened afresh finds the heads in the file.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openT(t, path)
+	check(s2)
+	if err := s2.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: "e1", Signature: sameIdentity}); err != nil {
+		t.Fatal(err)
+	}
+	headers = append(headers, sameIdentity)
+	check(s2)
 }
 
 func short(s string) string {
@@ -836,5 +950,48 @@ func TestRememberedSoleItem(t *testing.T) {
 		if it := next(false); it != nil {
 			t.Fatalf("round %d: a command left: %+v", round, it)
 		}
+	}
+}
+
+// TestRolledBackKeysForgotten: a source and a head written in a
+// transaction that rolled back are not remembered — the next rows would
+// otherwise point at IDs that SQLite gives again to someone else.
+func TestRolledBackKeysForgotten(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "rollback.db"))
+	sig := func(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 900)) }
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		r := transcriptRow{e: store.TranscriptEntry{Seq: 1000, EnrollmentID: "e9", Signature: sig(9)}}
+		if err := s.insertTranscriptRow(txExecer{tx}, &r); err != nil {
+			return err
+		}
+		return errors.New("rolled back")
+	})
+	if err == nil {
+		t.Fatal("the transaction did not fail")
+	}
+	for _, id := range []string{"e8", "e9"} {
+		if err := s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: id, Signature: sig(id[1])}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"e8", "e9"} {
+		got, err := s.Transcript(ctx, id, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].EnrollmentID != id || got[0].Signature != sig(id[1]) {
+			t.Errorf("Transcript(%s) = %d entries (%+v), want its one entry with its signature", id, len(got), got)
+		}
+	}
+	// Reset empties the tables the remembered IDs point into.
+	if err := s.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: "e9", Signature: sig(9)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Transcript(ctx, "e9", 0, 0); err != nil || len(got) != 1 || got[0].Signature != sig(9) {
+		t.Errorf("after Reset, Transcript(e9) = %d entries, %v; want its new entry", len(got), err)
 	}
 }

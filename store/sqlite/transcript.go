@@ -1,0 +1,273 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/mockmdm/mockmdm/store"
+)
+
+// AppendTranscript stores entries, assigning Seq in order, and returns
+// once they are queued for the group writer, not once committed: a device
+// request should not wait for the record of itself. Every read of the
+// transcript (Transcript), Reset and Close wait for what is queued, so a
+// reader always sees what was appended before it asked; only a process
+// killed with kill -9 can lose the last entries queued — a debugging
+// record, never a command or a result, which are written through.
+func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.TranscriptEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	rows := make([]transcriptRow, len(entries))
+	for i, e := range entries {
+		if e == nil {
+			return fmt.Errorf("sqlite: transcript entry %d is nil", i)
+		}
+		n, err := nanos(e.Time)
+		if err != nil {
+			return err
+		}
+		rows[i] = transcriptRow{time: n, e: *e}
+		rows[i].e.Request = cloneBytes(e.Request)
+		rows[i].e.Response = cloneBytes(e.Response)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Seq is assigned, and the write queued, under one lock: the group
+	// writer takes writes in order, so rows land in Seq order.
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	for i := range rows {
+		s.lastSeq++
+		rows[i].e.Seq = s.lastSeq
+	}
+	s.pendingTranscript.Add(1)
+	op := &writeOp{fn: func(x execer) error {
+		for _, r := range rows {
+			if err := s.insertTranscriptRow(x, &r); err != nil {
+				return fmt.Errorf("sqlite: append transcript: %w", err)
+			}
+		}
+		return nil
+	}, after: func() { s.pendingTranscript.Add(-1) }}
+	if err := s.enqueueWrite(op); err != nil {
+		s.pendingTranscript.Add(-1)
+		return err
+	}
+	for i, e := range entries {
+		e.Seq = rows[i].e.Seq
+	}
+	return nil
+}
+
+type transcriptRow struct {
+	time sql.NullInt64
+	e    store.TranscriptEntry
+}
+
+// insertTranscriptRow writes one row: under its enrollment's source, with
+// its signature split against the enrollment's head.
+func (s *Store) insertTranscriptRow(x execer, r *transcriptRow) error {
+	e := &r.e
+	source, err := s.keys.source(x, s, e.EnrollmentID)
+	if err != nil {
+		return err
+	}
+	head, shared, err := s.keys.head(x, s, source, e.Signature)
+	if err != nil {
+		return err
+	}
+	_, err = x.Exec(s.appendTranscript, e.Seq, r.time, e.EnrollmentID, e.RequestID, e.Kind, e.MessageType,
+		e.CommandUUID, e.Method, e.Path, e.Status, e.Note, blob(e.Request), blob(e.Response),
+		storedSignature(e.Signature[shared:]), source, head, shared)
+	return err
+}
+
+// transcriptKeys remembers, for the writer, each enrollment's source ID
+// and current signature head, so that a row's insert is one statement.
+// Only what a committed transaction wrote may be remembered: inTx forgets
+// everything when a transaction fails, and Reset inside its own (no
+// writer transaction can run beside it: the write pool has one
+// connection). The mutex is for the memory model, not for contention.
+type transcriptKeys struct {
+	mu      sync.Mutex
+	sources map[string]int64
+	heads   map[int64]signatureHead // by source
+}
+
+type signatureHead struct {
+	id   int64
+	head string
+}
+
+func (k *transcriptKeys) forget() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.sources = nil
+	k.heads = nil
+}
+
+// source is the source ID of enrollmentID, created on first use.
+func (k *transcriptKeys) source(x execer, s *Store, enrollmentID string) (int64, error) {
+	k.mu.Lock()
+	id, ok := k.sources[enrollmentID]
+	k.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	err := x.QueryRow(s.transcriptSource, enrollmentID).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("source of %q: %w", enrollmentID, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.sources == nil {
+		k.sources = map[string]int64{}
+	}
+	k.sources[enrollmentID] = id
+	return id, nil
+}
+
+// head returns the head the signature shares its beginning with and how
+// many characters of it (a multiple of four, so that the rest is whole
+// base64 groups and kept as DER when the header is canonical). A
+// signature too short to share, or sharing too little with the source's
+// head, gets no head (0, 0) or becomes the new head (id, its whole length).
+func (k *transcriptKeys) head(x execer, s *Store, source int64, sig string) (sql.NullInt64, int, error) {
+	if len(sig) < store.MinSharedSignature {
+		return sql.NullInt64{}, 0, nil
+	}
+	k.mu.Lock()
+	h, ok := k.heads[source]
+	k.mu.Unlock()
+	if !ok {
+		err := x.QueryRow(s.latestHead, source).Scan(&h.id, &h.head)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return sql.NullInt64{}, 0, fmt.Errorf("signature head of source %d: %w", source, err)
+		}
+	}
+	if n := store.SharedPrefix(h.head, sig) &^ 3; h.id != 0 && n >= store.MinSharedSignature {
+		k.remember(source, h)
+		return sql.NullInt64{Int64: h.id, Valid: true}, n, nil
+	}
+	res, err := x.Exec(s.insertHead, source, sig)
+	if err != nil {
+		return sql.NullInt64{}, 0, fmt.Errorf("signature head of source %d: %w", source, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return sql.NullInt64{}, 0, err
+	}
+	// A copy: sig may share memory with a request the server would free.
+	k.remember(source, signatureHead{id: id, head: strings.Clone(sig)})
+	return sql.NullInt64{Int64: id, Valid: true}, len(sig) &^ 3, nil
+}
+
+func (k *transcriptKeys) remember(source int64, h signatureHead) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.heads == nil {
+		k.heads = map[int64]signatureHead{}
+	}
+	k.heads[source] = h
+}
+
+// transcriptBarrier waits until every transcript write queued before it
+// has been committed (or has failed and been logged).
+func (s *Store) transcriptBarrier() error {
+	if s.pendingTranscript.Load() == 0 {
+		return nil
+	}
+	return s.awaitWrite(&writeOp{fn: func(execer) error { return nil }, done: make(chan error, 1), single: true, barrier: true})
+}
+
+const (
+	selectTranscript = `SELECT t.seq, t.time, t.enrollment_id, t.request_id, t.kind, t.message_type, t.command_uuid, t.method, t.path,
+		t.status, t.note, t.request, t.response, t.signature, t.sig_shared, h.head
+		FROM transcript t LEFT JOIN transcript_heads h ON h.id = t.sig_head`
+	// An enrollment's current head is its latest.
+	selectLatestHead = `SELECT id, head FROM transcript_heads WHERE source = ? ORDER BY id DESC LIMIT 1`
+
+	transcriptAfter             = ` WHERE t.seq > ? ORDER BY t.seq LIMIT ?`
+	transcriptOfEnrollmentAfter = ` WHERE t.source = (SELECT id FROM transcript_sources WHERE enrollment_id = ?)
+		AND t.seq > ? ORDER BY t.seq LIMIT ?`
+)
+
+// Transcript returns an enrollment's entries with Seq > afterSeq, oldest
+// first, at most limit (0 or less: no limit). The empty ID means every entry.
+func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq int64, limit int) ([]*store.TranscriptEntry, error) {
+	if err := s.transcriptBarrier(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	var rows *sql.Rows
+	var err error
+	if enrollmentID == "" {
+		rows, err = s.r.QueryContext(ctx, selectTranscript+transcriptAfter, afterSeq, limit)
+	} else {
+		rows, err = s.r.QueryContext(ctx, selectTranscript+transcriptOfEnrollmentAfter, enrollmentID, afterSeq, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: transcript: %w", err)
+	}
+	defer rows.Close()
+	out := []*store.TranscriptEntry{}
+	for rows.Next() {
+		var e store.TranscriptEntry
+		var t sql.NullInt64
+		var sig any
+		var shared int
+		var head sql.NullString
+		if err := rows.Scan(&e.Seq, &t, &e.EnrollmentID, &e.RequestID, &e.Kind, &e.MessageType, &e.CommandUUID,
+			&e.Method, &e.Path, &e.Status, &e.Note, &e.Request, &e.Response, &sig, &shared, &head); err != nil {
+			return nil, fmt.Errorf("sqlite: transcript: %w", err)
+		}
+		if shared < 0 || shared > len(head.String) {
+			return nil, fmt.Errorf("sqlite: transcript entry %d: its signature shares %d characters of a head of %d", e.Seq, shared, len(head.String))
+		}
+		e.Time = fromNanos(t)
+		e.Signature = head.String[:shared] + loadedSignature(sig)
+		out = append(out, &e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: transcript: %w", err)
+	}
+	return out, nil
+}
+
+// storedSignature is how (the rest of) an Mdm-Signature header is kept in
+// the transcript: its DER as a BLOB when the header is canonical standard
+// base64 (what devices send), a quarter smaller than the text and written
+// on every device request; the text itself otherwise, so what is read back
+// is always the header as it came.
+func storedSignature(header string) any {
+	if header == "" || len(header)%4 != 0 || strings.ContainsAny(header, "\r\n") {
+		return header
+	}
+	der, err := base64.StdEncoding.Strict().DecodeString(header)
+	if err != nil {
+		return header
+	}
+	return der
+}
+
+// loadedSignature turns a stored signature back into its header.
+func loadedSignature(v any) string {
+	switch v := v.(type) {
+	case []byte:
+		return base64.StdEncoding.EncodeToString(v)
+	case string:
+		return v
+	}
+	return ""
+}
