@@ -9,11 +9,9 @@ package memory
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -35,18 +33,11 @@ type Store struct {
 	// NextCommand looks only at that enrollment's open commands.
 	queues map[string][]*item
 
-	// transcript holds the latest entries in Seq order, at most
-	// transcriptLimit bytes of them (transcriptBytes now): a long load
-	// test must not grow the server without end.
-	transcript      []keptEntry
-	transcriptBytes int
+	// transcript holds the latest entries, at most transcriptLimit bytes
+	// of them: a long load test must not grow the server without end
+	// (transcript.go).
+	transcript      *transcriptLog
 	transcriptLimit int
-	// transcriptBy holds, per enrollment ID, the Seqs of its entries still
-	// in transcript, in order.
-	transcriptBy map[string][]int64
-	// sigHeads holds, per enrollment ID with entries kept, the signature
-	// whose prefix its entries' signatures share (see keptEntry).
-	sigHeads map[string]*sigHead
 	// lastSeq is never reset, so Seq keeps increasing across Reset.
 	lastSeq int64
 
@@ -107,10 +98,7 @@ func (s *Store) reset() {
 	s.byCert = map[string]map[string]struct{}{}
 	s.commands = map[string]*command{}
 	s.queues = map[string][]*item{}
-	clear(s.transcript)
-	s.transcript, s.transcriptBytes = nil, 0
-	s.transcriptBy = map[string][]int64{}
-	s.sigHeads = map[string]*sigHead{}
+	s.transcript = newTranscriptLog(s.transcriptLimit)
 	s.challenges = map[string]time.Time{}
 	s.documents = map[string]map[string]*store.Document{}
 }
@@ -378,174 +366,6 @@ func (it *item) export() *store.QueueItem {
 		Result:       bytes.Clone(it.result),
 		Command:      bytes.Clone(it.cmd.cmd.Raw),
 	}
-}
-
-// --- transcript -----------------------------------------------------------
-
-// AppendTranscript stores entries, assigning Seq in order; it sets Seq on
-// the caller's entries so the caller knows where they landed.
-func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.TranscriptEntry) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	for i, e := range entries {
-		if e == nil {
-			return fmt.Errorf("store: transcript entry %d is nil", i)
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range entries {
-		s.lastSeq++
-		e.Seq = s.lastSeq
-		k := keptEntry{e: cloneEntry(e)}
-		if id := k.e.EnrollmentID; id != "" {
-			k.sigHead, k.e.Signature = s.shareSignature(id, k.e.Signature)
-			s.transcriptBy[id] = append(s.transcriptBy[id], k.e.Seq)
-		}
-		s.transcript = append(s.transcript, k)
-		s.transcriptBytes += entrySize(k.e)
-	}
-	s.forgetOldest()
-	return nil
-}
-
-// keptEntry is a transcript entry as the store keeps it. A device signs
-// every message with the same identity, so the Mdm-Signature headers of
-// one enrollment share a long prefix: the CMS framing, the certificate
-// and the signer's identifiers, some 2.5 KB of a 3.5 KB header at 2048
-// bits; only the signing time, the message digest and the signature
-// differ. The entry keeps that prefix as sigHead, shared with the
-// enrollment's other entries (a substring of one signature kept per
-// enrollment), and in e.Signature only the rest, so a load test's
-// transcript takes about a third of the memory and the limit keeps three
-// times the history. export puts the signature back together.
-type keptEntry struct {
-	e       *store.TranscriptEntry
-	sigHead string
-}
-
-// export is a copy of the entry as it was appended.
-func (k keptEntry) export() *store.TranscriptEntry {
-	c := cloneEntry(k.e)
-	c.Signature = k.sigHead + k.e.Signature
-	return c
-}
-
-// sigHead is the signature an enrollment's entries share a prefix of, and
-// the bytes counted against the transcript limit for the heads it has had
-// while it has entries.
-type sigHead struct {
-	sig     string
-	counted int
-}
-
-// shareSignature splits sig into the prefix it shares with the
-// enrollment's head and a copy of the rest. Caller holds mu.
-func (s *Store) shareSignature(id, sig string) (head, rest string) {
-	if sig == "" {
-		return "", ""
-	}
-	h := s.sigHeads[id]
-	if h != nil {
-		if n := store.SharedPrefix(h.sig, sig); n >= store.MinSharedSignature {
-			return h.sig[:n], strings.Clone(sig[n:])
-		}
-	} else {
-		h = &sigHead{}
-		s.sigHeads[id] = h
-	}
-	// The caller's string may be a header the server would otherwise free
-	// with its request: the head is a copy.
-	h.sig = strings.Clone(sig)
-	h.counted += len(h.sig)
-	s.transcriptBytes += len(h.sig)
-	return h.sig, ""
-}
-
-// entrySize is what an entry counts against the transcript limit (its
-// share of a signature head is counted with the head).
-func entrySize(e *store.TranscriptEntry) int {
-	return len(e.Request) + len(e.Response) + len(e.Signature) + len(e.Note) + len(e.Path) + 256
-}
-
-// forgetOldest drops the oldest entries while the transcript is over its
-// limit (the newest always stays). Caller holds mu.
-func (s *Store) forgetOldest() {
-	for s.transcriptBytes > s.transcriptLimit && len(s.transcript) > 1 {
-		e := s.transcript[0].e
-		s.transcript[0] = keptEntry{} // the backing array must not keep it alive
-		s.transcript = s.transcript[1:]
-		s.transcriptBytes -= entrySize(e)
-		if e.EnrollmentID == "" {
-			continue
-		}
-		if seqs := s.transcriptBy[e.EnrollmentID]; len(seqs) > 1 {
-			s.transcriptBy[e.EnrollmentID] = seqs[1:]
-		} else {
-			delete(s.transcriptBy, e.EnrollmentID)
-			if h := s.sigHeads[e.EnrollmentID]; h != nil {
-				s.transcriptBytes -= h.counted
-				delete(s.sigHeads, e.EnrollmentID)
-			}
-		}
-	}
-}
-
-// entryBySeq finds the kept entry with seq. Caller holds mu.
-func (s *Store) entryBySeq(seq int64) (keptEntry, bool) {
-	i, ok := slices.BinarySearchFunc(s.transcript, seq, func(k keptEntry, seq int64) int { return cmpInt(k.e.Seq, seq) })
-	if !ok {
-		return keptEntry{}, false
-	}
-	return s.transcript[i], true
-}
-
-// Transcript returns an enrollment's entries with Seq > afterSeq, oldest
-// first, at most limit (0 or less: no limit). The empty ID means every entry.
-func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq int64, limit int) ([]*store.TranscriptEntry, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []*store.TranscriptEntry
-	full := func() bool { return limit > 0 && len(out) >= limit }
-	if enrollmentID == "" {
-		// Entries are in Seq order, so binary search for the start.
-		start, _ := slices.BinarySearchFunc(s.transcript, afterSeq+1, func(k keptEntry, seq int64) int { return cmpInt(k.e.Seq, seq) })
-		for _, k := range s.transcript[start:] {
-			if full() {
-				break
-			}
-			out = append(out, k.export())
-		}
-	} else {
-		seqs := s.transcriptBy[enrollmentID]
-		start, _ := slices.BinarySearch(seqs, afterSeq+1)
-		for _, seq := range seqs[start:] {
-			if full() {
-				break
-			}
-			if k, ok := s.entryBySeq(seq); ok {
-				out = append(out, k.export())
-			}
-		}
-	}
-	if out == nil {
-		out = []*store.TranscriptEntry{}
-	}
-	return out, nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // --- challenges -----------------------------------------------------------

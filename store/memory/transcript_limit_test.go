@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mockmdm/mockmdm/store"
 )
@@ -52,7 +55,7 @@ func TestTranscriptLimitKeepsTheNewest(t *testing.T) {
 	}
 	// An enrollment whose entries all went is forgotten, not kept empty.
 	s.mu.RLock()
-	n := len(s.transcriptBy)
+	n := len(s.transcript.by)
 	s.mu.RUnlock()
 	if n != 3 {
 		t.Errorf("%d enrollments indexed, want 3", n)
@@ -90,10 +93,16 @@ func TestTranscriptMemoryIsFlat(t *testing.T) {
 		t.Fatalf("heap grew from %d to %d bytes over 20,000 more entries past the limit", warm, after)
 	}
 	s.mu.RLock()
-	kept := s.transcriptBytes
+	kept := s.transcript.bytes
+	chunks := len(s.transcript.chunks) + len(s.transcript.spare)
 	s.mu.RUnlock()
 	if kept > 4<<20 {
 		t.Fatalf("%d bytes of transcript kept, limit %d", kept, 4<<20)
+	}
+	// The chunks emptied are reused: what is held is the limit's worth
+	// and the spares.
+	if chunks*chunkSize > 4<<20+(2+maxSpareChunks)*chunkSize {
+		t.Fatalf("%d chunks held for a limit of %d bytes", chunks, 4<<20)
 	}
 }
 
@@ -155,7 +164,7 @@ func TestSignaturesShareTheirPrefix(t *testing.T) {
 		naive += len(w)
 	}
 	s.mu.RLock()
-	kept := s.transcriptBytes
+	kept := s.transcript.bytes
 	s.mu.RUnlock()
 	if kept > naive/2 {
 		t.Errorf("%d bytes counted for %d bytes of signatures: the prefixes are not shared", kept, naive)
@@ -175,17 +184,121 @@ func TestSignaturesShareTheirPrefix(t *testing.T) {
 	}
 	s2.mu.RLock()
 	defer s2.mu.RUnlock()
-	if _, ok := s2.sigHeads["old"]; ok {
+	l := s2.transcript
+	if _, ok := l.heads["old"]; ok {
 		t.Error("the prefix of an enrollment with no entries left is still kept")
 	}
-	sum := 0
-	for _, k := range s2.transcript {
-		sum += entrySize(k.e)
+	sum, heads := 0, 0
+	for _, r := range l.refs {
+		sum += r.size
 	}
-	for _, h := range s2.sigHeads {
+	for _, h := range l.heads {
 		sum += h.counted
+		heads += len(h.ids)
 	}
-	if sum != s2.transcriptBytes {
-		t.Errorf("transcriptBytes %d, but what is kept counts %d", s2.transcriptBytes, sum)
+	if sum != l.bytes {
+		t.Errorf("the count is %d, but what is kept counts %d", l.bytes, sum)
+	}
+	if heads != len(l.head) {
+		t.Errorf("%d heads kept, %d referred to", len(l.head), heads)
+	}
+}
+
+// TestTranscriptEncodingRoundTrip: entries of every shape — nil and empty
+// bodies, the zero time and the epoch, times far off and in other zones,
+// entries larger than a chunk — read back as appended, also once the
+// store has forgotten and reused chunks many times over.
+func TestTranscriptEncodingRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s := New(WithTranscriptLimit(3 * chunkSize))
+	rng := rand.New(rand.NewPCG(1, 2))
+	zone := time.FixedZone("x", -7*3600)
+	times := []time.Time{{}, time.Unix(0, 0), time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, zone),
+		time.Date(1960, 3, 4, 5, 6, 7, 8, zone), time.Now()}
+	bodies := [][]byte{nil, {}, []byte("x"), bytes.Repeat([]byte{0, 0xff}, 3000), bytes.Repeat([]byte("big"), chunkSize/2)}
+	var want []*store.TranscriptEntry
+	for i := range 2000 {
+		e := &store.TranscriptEntry{
+			Time: times[rng.IntN(len(times))], EnrollmentID: []string{"", "e1", "e2", strings.Repeat("e", 300)}[rng.IntN(4)],
+			RequestID: fmt.Sprint(i), Kind: "checkin", MessageType: []string{"", "Idle"}[rng.IntN(2)], CommandUUID: "u",
+			Method: "PUT", Path: "/mdm", Status: []int{0, 200, -1, 1 << 40}[rng.IntN(4)], Note: strings.Repeat("n", rng.IntN(5)),
+			Request: bodies[rng.IntN(len(bodies))], Response: bodies[rng.IntN(len(bodies))],
+			Signature: []string{"", "short", strings.Repeat("S", 600) + fmt.Sprint(i), strings.Repeat("T", 700) + fmt.Sprint(i)}[rng.IntN(4)],
+		}
+		if err := s.AppendTranscript(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		c := *e
+		c.Time = e.Time.UTC()
+		want = append(want, &c)
+		if i%97 == 0 || i == 1999 {
+			got, err := s.Transcript(ctx, "", 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) == 0 || got[len(got)-1].Seq != c.Seq {
+				t.Fatalf("after entry %d: %d entries kept, the last not the newest", c.Seq, len(got))
+			}
+			var e1 []int64
+			for _, g := range got {
+				w := want[g.Seq-want[0].Seq]
+				if !reflect.DeepEqual(g, w) {
+					t.Fatalf("entry %d read back as %+v…, appended as %+v…", g.Seq, short(g), short(w))
+				}
+				if g.EnrollmentID == "e1" {
+					e1 = append(e1, g.Seq)
+				}
+			}
+			mine, err := s.Transcript(ctx, "e1", 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var seqs []int64
+			for _, g := range mine {
+				seqs = append(seqs, g.Seq)
+				if !reflect.DeepEqual(g, want[g.Seq-want[0].Seq]) {
+					t.Fatalf("e1's entry %d not read back as appended", g.Seq)
+				}
+			}
+			if fmt.Sprint(seqs) != fmt.Sprint(e1) {
+				t.Fatalf("e1's entries %v, but the kept ones of e1 are %v", seqs, e1)
+			}
+		}
+	}
+}
+
+// short is an entry without its bodies, for a failure message.
+func short(e *store.TranscriptEntry) store.TranscriptEntry {
+	c := *e
+	c.Request, c.Response, c.Signature = nil, nil, fmt.Sprintf("%d bytes", len(e.Signature))
+	return c
+}
+
+// BenchmarkAppendTranscript: a device request's record — 64 identities
+// whose signatures share their first three quarters, an Idle-sized
+// request and a command-sized response — past the limit, where a load
+// test spends its time.
+func BenchmarkAppendTranscript(b *testing.B) {
+	ctx := context.Background()
+	s := New(WithTranscriptLimit(16 << 20))
+	req := []byte(strings.Repeat("<key>Status</key><string>Idle</string>", 8))
+	resp := []byte(strings.Repeat("<key>RequestType</key><string>SecurityInfo</string>", 12))
+	ids := make([]string, 64)
+	sigs := make([][8]string, 64) // each identity's, with eight different rests
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%040X", i*7919)
+		for j := range sigs[i] {
+			sigs[i][j] = strings.Repeat(string(rune('A'+i%26)), 1337) + fmt.Sprintf("%0431d", j)
+		}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		d := i % len(ids)
+		e := &store.TranscriptEntry{Time: time.Now(), EnrollmentID: ids[d], RequestID: "0123456789abcdef", Kind: "checkin",
+			MessageType: "Idle", Method: "PUT", Path: "/mdm/checkin", Status: 200, Request: req, Response: resp,
+			Signature: sigs[d][i/len(ids)%8]}
+		if err := s.AppendTranscript(ctx, e); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
