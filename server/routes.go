@@ -157,10 +157,36 @@ func (s *Server) routes() http.Handler {
 		byPath[rt.path][rt.method] = s.metrics.Instrument(rt.path, rt.h)
 		s.routeList = append(s.routeList, Route{Method: rt.method, Path: rt.path, Public: !isAPIPath(rt.path) && rt.path != PathMetrics})
 	}
+	// A path without variables is also looked up in a map before the
+	// router is asked: mux tries each route's regular expression in turn
+	// and copies the request twice to put its variables and route in the
+	// context, which the device endpoints, taking every request of a load
+	// test, do not need. The map holds only paths mux would match exactly
+	// (clean, no pattern), so what answers a request is the same either way.
+	static := map[string]http.Handler{}
 	for _, path := range order {
-		r.Path(path).Handler(withPathValues(byMethod(byPath[path])))
+		h := byMethod(byPath[path])
+		if !strings.Contains(path, "{") {
+			static[path] = h
+		}
+		r.Path(path).Handler(withPathValues(h))
 	}
-	return r
+	return staticFirst{static: static, router: r}
+}
+
+// staticFirst serves the paths in static itself and every other through
+// router.
+type staticFirst struct {
+	static map[string]http.Handler
+	router http.Handler
+}
+
+func (s staticFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, ok := s.static[r.URL.Path]; ok {
+		h.ServeHTTP(w, r)
+		return
+	}
+	s.router.ServeHTTP(w, r)
 }
 
 // byMethod dispatches on the request method, answering any other with 405
