@@ -509,3 +509,18 @@ func TestUserEnrollmentKeptApart(t *testing.T) {
 		t.Fatalf("UE command: %+v", c)
 	}
 }
+
+// TestCommandContentTypes: the types a plist can come as are accepted as
+// sent and with parameters or another case; the rest are refused.
+func TestCommandContentTypes(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"": true, "  ": true, "application/xml": true, "text/xml": true, CommandContentType: true,
+		"application/xml; charset=utf-8": true, "Application/XML": true, " text/plain ": true,
+		"application/octet-stream;x=1": true, "image/png": false, "application/json": false,
+		"application/xml;;": false, "application/xml; charset=": false, "xml": false,
+	} {
+		if got := commandContentTypeOK(ct); got != want {
+			t.Errorf("commandContentTypeOK(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}

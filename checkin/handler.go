@@ -115,13 +115,16 @@ func isCheckinContentType(ct string) bool {
 // command endpoint; Apple does not promise one value, so only types that
 // cannot carry a plist are refused.
 func commandContentTypeOK(ct string) bool {
-	if strings.TrimSpace(ct) == "" {
+	// What devices send is one of these as it is: no need to parse it (and
+	// allocate the parameters' map) on every command result.
+	if commandMediaType(ct) || strings.TrimSpace(ct) == "" {
 		return true
 	}
 	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return false
-	}
+	return err == nil && commandMediaType(mt)
+}
+
+func commandMediaType(mt string) bool {
 	switch mt {
 	case CommandContentType, "application/xml", "text/xml", "application/x-plist",
 		"application/x-apple-plist", "application/octet-stream", "text/plain":
