@@ -318,7 +318,7 @@ func readAttributes(attrs cryptobyte.String) (md []byte, st time.Time, ok bool) 
 			var err error
 			switch {
 			case values.PeekASN1Tag(cbasn1.UTCTime):
-				if !values.ReadASN1UTCTime(&st) {
+				if !readUTCTime(&values, &st) {
 					err = asn1.SyntaxError{Msg: "UTCTime"}
 				}
 			case values.PeekASN1Tag(cbasn1.GeneralizedTime):
@@ -338,4 +338,37 @@ func readAttributes(attrs cryptobyte.String) (md []byte, st time.Time, ok bool) 
 		}
 	}
 	return md, st, seenMD
+}
+
+// readUTCTime reads a UTCTime as cryptobyte's ReadASN1UTCTime does, with
+// the form every device signs with — YYMMDDHHMMSSZ — read directly: the
+// general reading goes through time.Parse and time.Format, a tenth of a
+// request's own work. Anything else goes to ReadASN1UTCTime.
+// TestReadUTCTimeMatchesCryptobyte and FuzzReadUTCTimeMatchesCryptobyte
+// hold it to cryptobyte.
+func readUTCTime(s *cryptobyte.String, out *time.Time) bool {
+	var v cryptobyte.String
+	if peek := *s; !peek.ReadASN1(&v, cbasn1.UTCTime) || len(v) != 13 || v[12] != 'Z' {
+		return s.ReadASN1UTCTime(out)
+	}
+	var n [6]int
+	for i := range n {
+		hi, lo := v[2*i]-'0', v[2*i+1]-'0'
+		if hi > 9 || lo > 9 {
+			return s.ReadASN1UTCTime(out)
+		}
+		n[i] = int(hi)*10 + int(lo)
+	}
+	year := 2000 + n[0] // RFC 5280 §4.1.2.5.1: 50–99 are 1950–1999
+	if n[0] >= 50 {
+		year -= 100
+	}
+	t := time.Date(year, time.Month(n[1]), n[2], n[3], n[4], n[5], 0, time.UTC)
+	// time.Date normalises (31 April is 1 May); time.Parse refuses.
+	s.ReadASN1(&v, cbasn1.UTCTime) // consumed either way, as cryptobyte does
+	if t.Month() != time.Month(n[1]) || t.Day() != n[2] || t.Hour() != n[3] || t.Minute() != n[4] || t.Second() != n[5] {
+		return false
+	}
+	*out = t
+	return true
 }

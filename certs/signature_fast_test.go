@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.mozilla.org/pkcs7"
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // signDER makes a detached SignedData over body as a device does, with the
@@ -199,4 +200,42 @@ func TestVerifySignerHonoursRevocation(t *testing.T) {
 	wantKind(t, v.VerifySigner(info, time.Now()), ErrRevoked)
 	wantKind(t, v.VerifySigner(&SignedInfo{}, time.Now()), ErrNoCertificate)
 	wantKind(t, v.VerifySigner(nil, time.Now()), ErrNoCertificate)
+}
+
+// utcTimeElement is a DER UTCTime of the given contents.
+func utcTimeElement(contents string) []byte {
+	return append([]byte{0x17, byte(len(contents))}, contents...)
+}
+
+// TestReadUTCTimeMatchesCryptobyte: the direct reading of YYMMDDHHMMSSZ
+// answers as cryptobyte's ReadASN1UTCTime, on good times and bad ones.
+func TestReadUTCTimeMatchesCryptobyte(t *testing.T) {
+	for _, c := range []string{
+		"261202034700Z", "491231235959Z", "500101000000Z", "690101000000Z", "991231235959Z", "000229120000Z",
+		"010229120000Z", "261302000000Z", "260001000000Z", "260100000000Z", "260431000000Z", "261202240000Z",
+		"261202236000Z", "261202235960Z", "2612020347Z", "261202034700+0100", "26120203470AZ", "261202034700z",
+		"2612020347000Z", "-61202034700Z", "", "Z", "52022912000" + "0Z",
+	} {
+		assertUTCTimeMatches(t, utcTimeElement(c))
+	}
+	assertUTCTimeMatches(t, []byte{0x17, 0x0d})                             // shorter than it says
+	assertUTCTimeMatches(t, append(utcTimeElement("261202034700Z"), 0x30))  // something after it
+	assertUTCTimeMatches(t, append([]byte{0x18, 0x0d}, "261202034700Z"...)) // another tag
+}
+
+func FuzzReadUTCTimeMatchesCryptobyte(f *testing.F) {
+	for _, c := range []string{"261202034700Z", "500101000000Z", "260431000000Z", "2612020347Z"} {
+		f.Add(utcTimeElement(c))
+	}
+	f.Fuzz(func(t *testing.T, der []byte) { assertUTCTimeMatches(t, der) })
+}
+
+func assertUTCTimeMatches(t *testing.T, der []byte) {
+	t.Helper()
+	mine, theirs := cryptobyte.String(der), cryptobyte.String(der)
+	var got, want time.Time
+	okGot, okWant := readUTCTime(&mine, &got), theirs.ReadASN1UTCTime(&want)
+	if okGot != okWant || got != want || len(mine) != len(theirs) {
+		t.Fatalf("%q: read %v %v (%d bytes left), cryptobyte reads %v %v (%d left)", der, okGot, got, len(mine), okWant, want, len(theirs))
+	}
 }
