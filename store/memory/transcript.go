@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mockmdm/mockmdm/store"
@@ -154,7 +155,7 @@ func (l *transcriptLog) shareSignature(id, sig string) (headID uint32, shared in
 	l.headID++
 	// A copy: sig may be a header the server would otherwise free with its
 	// request.
-	l.head[l.headID] = string([]byte(sig))
+	l.head[l.headID] = strings.Clone(sig)
 	h.current = l.headID
 	h.ids = append(h.ids, l.headID)
 	h.counted += len(sig)
