@@ -231,7 +231,7 @@ func (h *hot) answeredFinally(id, uuid string) {
 	}
 }
 
-// enqueuing records that an enqueue for ids is about to be submitted;
+// enqueuingFor records that an enqueue for ids is about to be submitted;
 // enqueued (or enqueueFailed) must follow.
 func (h *hot) enqueuingFor(ids []string) {
 	h.mu.Lock()

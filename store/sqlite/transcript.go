@@ -155,7 +155,9 @@ func (k *transcriptKeys) head(x execer, s *Store, source int64, sig string) (sql
 		}
 	}
 	if n := store.SharedPrefix(h.head, sig) &^ 3; h.id != 0 && n >= store.MinSharedSignature {
-		k.remember(source, h)
+		if !ok { // read from the file: remembered from now on
+			k.remember(source, h)
+		}
 		return sql.NullInt64{Int64: h.id, Valid: true}, n, nil
 	}
 	res, err := x.Exec(s.insertHead, source, sig)
