@@ -11,3 +11,9 @@ import (
 func TestBattery(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return memory.New() })
 }
+
+// BenchmarkCommandCycle: the store's share of a bench command cycle (see
+// storetest.BenchmarkCommandCycle).
+func BenchmarkCommandCycle(b *testing.B) {
+	storetest.BenchmarkCommandCycle(b, memory.New())
+}

@@ -12,8 +12,12 @@ import (
 )
 
 const (
-	selectItem = `SELECT q.enrollment_id, q.command_uuid, c.request_type, q.status, q.created_at, q.updated_at, q.result, c.raw
-		FROM queue q JOIN commands c ON c.uuid = q.command_uuid`
+	// itemResult is an item's result: in the results table since
+	// migration 0004, in the queue row before it.
+	itemResult = `COALESCE(r.result, q.result)`
+	joinResult = `LEFT JOIN results r ON r.id = q.result_id`
+	selectItem = `SELECT q.enrollment_id, q.command_uuid, c.request_type, q.status, q.created_at, q.updated_at, ` + itemResult + `, c.raw
+		FROM queue q JOIN commands c ON c.uuid = q.command_uuid ` + joinResult
 	// openStatus must match the WHERE of the partial index queue_open
 	// word for word, or SQLite will not use the index.
 	openStatus     = `q.status IN ('Pending', 'NotNow')`
@@ -153,8 +157,11 @@ func (s *Store) NextCommand(ctx context.Context, id string, skipNotNow bool) (*s
 
 // SaveResult records a device's answer. An answer to a command that is not
 // queued for id (never was, was cleared, or was already answered finally) is
-// ErrNotFound and changes nothing: the first final answer stands. It is one
-// UPDATE, committed before it returns (the device is answered only then).
+// ErrNotFound and changes nothing: the first final answer stands. It is
+// committed before it returns (the device is answered only then).
+//
+// The result is appended to the results table and the queue row points at
+// it (migration 0004 says why); a nil result is NULL, no row.
 func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, raw []byte, at time.Time) error {
 	if err := store.ValidateResultStatus(status); err != nil {
 		return err
@@ -169,9 +176,20 @@ func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, 
 	// Through the group writer, so the answer shares its commit with the
 	// other devices' answers waiting there (not with the transcript
 	// entries, which are held back for a commit of their own); it returns
-	// once committed.
-	err = s.groupWrite(true, func(x execer) error {
-		res, err := x.Exec(s.saveResult, status, blob(raw), n, id, commandUUID)
+	// once committed. Should the queue row not be there, the error rolls
+	// back the result appended for it.
+	err = s.groupWrite(raw == nil, func(x execer) error {
+		var resultID any
+		if raw != nil {
+			res, err := x.Exec(s.insertResult, raw)
+			if err != nil {
+				return fmt.Errorf("sqlite: save result of %s for %s: %w", commandUUID, id, err)
+			}
+			if resultID, err = res.LastInsertId(); err != nil {
+				return fmt.Errorf("sqlite: save result of %s for %s: %w", commandUUID, id, err)
+			}
+		}
+		res, err := x.Exec(s.saveResult, status, resultID, n, id, commandUUID)
 		if err != nil {
 			return fmt.Errorf("sqlite: save result of %s for %s: %w", commandUUID, id, err)
 		}
@@ -240,8 +258,8 @@ func (s *Store) QueueItems(ctx context.Context, id string) ([]*store.QueueItem, 
 func (s *Store) CommandItems(ctx context.Context, commandUUID string) ([]*store.QueueItem, error) {
 	// The LEFT JOIN gives one all-NULL item row for a command with no items,
 	// and no row at all for an unknown command, in one consistent read.
-	rows, err := s.r.QueryContext(ctx, `SELECT q.enrollment_id, c.uuid, c.request_type, q.status, q.created_at, q.updated_at, q.result, c.raw
-		FROM commands c LEFT JOIN queue q ON q.command_uuid = c.uuid
+	rows, err := s.r.QueryContext(ctx, `SELECT q.enrollment_id, c.uuid, c.request_type, q.status, q.created_at, q.updated_at, `+itemResult+`, c.raw
+		FROM commands c LEFT JOIN queue q ON q.command_uuid = c.uuid `+joinResult+`
 		WHERE c.uuid = ? ORDER BY q.enrollment_id`, commandUUID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: items of command %s: %w", commandUUID, err)

@@ -70,6 +70,7 @@ type Store struct {
 	nextCommand      *sql.Stmt
 	firstOpen        *sql.Stmt
 	saveResult       *sql.Stmt
+	insertResult     *sql.Stmt
 	appendTranscript *sql.Stmt
 	insertCommand    *sql.Stmt
 	insertQueueItem  *sql.Stmt
@@ -309,7 +310,10 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.r, &s.nextCommand, selectItem + ` WHERE q.enrollment_id = ?1 AND ` + openStatus + `
 			AND (q.status = 'Pending' OR ?2 = 0) ORDER BY q.seq LIMIT 1`},
 		{s.r, &s.firstOpen, selectItem + ` WHERE q.enrollment_id = ? AND ` + openStatus + ` ORDER BY q.seq LIMIT 2`},
-		{s.w, &s.saveResult, `UPDATE queue SET status = ?, result = ?, updated_at = ?
+		{s.w, &s.insertResult, `INSERT INTO results (result) VALUES (?)`},
+		// result = NULL: a row answered NotNow before migration 0004 kept
+		// its result in the row.
+		{s.w, &s.saveResult, `UPDATE queue SET status = ?, result_id = ?, result = NULL, updated_at = ?
 			WHERE enrollment_id = ? AND command_uuid = ? AND ` + openStatusBare},
 		{s.w, &s.appendTranscript, `INSERT INTO transcript (seq, time, enrollment_id, request_id, kind, message_type,
 			command_uuid, method, path, status, note, request, response, signature, source, sig_head, sig_shared)
@@ -347,7 +351,8 @@ func (s *Store) Close() error {
 			s.flushSeenNow() // a failure is logged: last-seen times are best effort
 		}
 		for _, st := range []*sql.Stmt{s.getEnrollment, s.byCertHash, s.touchEnrollment, s.nextCommand, s.firstOpen,
-			s.saveResult, s.appendTranscript, s.insertCommand, s.insertQueueItem} {
+			s.saveResult, s.insertResult, s.appendTranscript, s.insertCommand, s.insertQueueItem, s.transcriptSource,
+			s.latestHead, s.insertHead} {
 			if st != nil {
 				errs = append(errs, st.Close())
 			}
@@ -373,7 +378,7 @@ func (s *Store) Reset(ctx context.Context) error {
 		return err
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, table := range []string{"queue", "commands", "enrollments", "transcript", "transcript_heads", "transcript_sources", "challenges", "documents"} {
+		for _, table := range []string{"queue", "results", "commands", "enrollments", "transcript", "transcript_heads", "transcript_sources", "challenges", "documents"} {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table); err != nil {
 				return fmt.Errorf("sqlite: reset %s: %w", table, err)
 			}

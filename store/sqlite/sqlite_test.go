@@ -282,21 +282,20 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 }
 
-// TestTranscriptMigration: a database whose transcript was written before
-// 0003_transcript_sources (rows keyed by enrollment ID, whole signatures)
-// reads back the same after the migration, by enrollment and in all, and
-// the rows written after it join them.
-func TestTranscriptMigration(t *testing.T) {
+// oldDatabase makes a database file at path as a build that knew only the
+// given migrations left it, for a test to fill and then open with Open.
+func oldDatabase(t *testing.T, path string, versions ...string) *sql.DB {
+	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := sql.Open("sqlite", "file:"+uriPath(path))
+	db, err := sql.Open("sqlite", "file:"+uriPath(path)+"?_pragma=foreign_keys(1)")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { db.Close() })
 	if _, err := db.ExecContext(ctx, "CREATE TABLE schema_migrations (version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"); err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []string{"0001_init", "0002_documents"} {
+	for _, v := range versions {
 		body, err := migrations.ReadFile("migrations/" + v + ".sql")
 		if err != nil {
 			t.Fatal(err)
@@ -308,6 +307,17 @@ func TestTranscriptMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return db
+}
+
+// TestTranscriptMigration: a database whose transcript was written before
+// 0003_transcript_sources (rows keyed by enrollment ID, whole signatures)
+// reads back the same after the migration, by enrollment and in all, and
+// the rows written after it join them.
+func TestTranscriptMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db := oldDatabase(t, path, "0001_init", "0002_documents")
 	sig := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x30, 0x82, 0x05}, 400))
 	der, _ := base64.StdEncoding.DecodeString(sig)
 	old := []struct {
@@ -403,6 +413,8 @@ func TestQueryPlans(t *testing.T) {
 		{selectItem + " WHERE q.enrollment_id = ? AND " + openStatus + " ORDER BY q.seq", "SEARCH q USING INDEX queue_open (enrollment_id=?)"},
 		{"UPDATE queue SET status = ? WHERE enrollment_id = ? AND command_uuid = ? AND " + openStatusBare,
 			"(enrollment_id=? AND command_uuid=?)"},
+		{selectItem + " WHERE q.enrollment_id = ? AND " + openStatus + " ORDER BY q.seq", "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"},
+		{"DELETE FROM results WHERE id = ?", "SEARCH results USING INTEGER PRIMARY KEY (rowid=?)"},
 		{selectEnrollment + " WHERE cert_hash = ? ORDER BY authenticated_at DESC, id LIMIT 1", "USING INDEX enrollments_cert_hash"},
 		{selectTranscript + transcriptOfEnrollmentAfter, "SEARCH t USING INDEX transcript_source (source=? AND seq>?)"},
 		{selectTranscript + transcriptOfEnrollmentAfter, "SEARCH transcript_sources USING COVERING INDEX"},
@@ -1036,4 +1048,10 @@ func TestRolledBackKeysForgotten(t *testing.T) {
 	if got, err := s.Transcript(ctx, "e9", 0, 0); err != nil || len(got) != 1 || got[0].Signature != sig(9) {
 		t.Errorf("after Reset, Transcript(e9) = %d entries, %v; want its new entry", len(got), err)
 	}
+}
+
+// BenchmarkCommandCycle: the store's share of a bench command cycle (see
+// storetest.BenchmarkCommandCycle); compare with the memory store's.
+func BenchmarkCommandCycle(b *testing.B) {
+	storetest.BenchmarkCommandCycle(b, openT(b, filepath.Join(b.TempDir(), "bench.db")))
 }
