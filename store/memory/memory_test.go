@@ -17,3 +17,5 @@ func TestBattery(t *testing.T) {
 func BenchmarkCommandCycle(b *testing.B) {
 	storetest.BenchmarkCommandCycle(b, memory.New())
 }
+
+func TestCycles(t *testing.T) { storetest.RunCycles(t, memory.New()) }

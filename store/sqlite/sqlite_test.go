@@ -1055,3 +1055,7 @@ func TestRolledBackKeysForgotten(t *testing.T) {
 func BenchmarkCommandCycle(b *testing.B) {
 	storetest.BenchmarkCommandCycle(b, openT(b, filepath.Join(b.TempDir(), "bench.db")))
 }
+
+func TestCycles(t *testing.T) {
+	storetest.RunCycles(t, openT(t, filepath.Join(t.TempDir(), "cycles.db")))
+}
