@@ -108,6 +108,16 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs .
 // command is enqueued for it (hot.go): the Idle of an idle device costs no
 // query.
 func (s *Store) NextCommand(ctx context.Context, id string, skipNotNow bool) (*store.QueueItem, error) {
+	gen := s.notes.gen.Load()
+	it, err := s.nextQueued(ctx, id, skipNotNow)
+	if err == nil {
+		// The device will be sent it: its transcript entry may say so.
+		s.notes.commandSent(id, it.CommandUUID, it.Command, gen)
+	}
+	return it, err
+}
+
+func (s *Store) nextQueued(ctx context.Context, id string, skipNotNow bool) (*store.QueueItem, error) {
 	if s.isClosed() {
 		return nil, errStoreClosed
 	}
@@ -178,8 +188,11 @@ func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, 
 	// entries, which are held back for a commit of their own); it returns
 	// once committed. Should the queue row not be there, the error rolls
 	// back the result appended for it.
+	gen := s.notes.gen.Load()
+	var resultID int64 // of the run that committed: fn may run twice
 	err = s.groupWrite(raw == nil, func(x execer) error {
-		var resultID any
+		resultID = 0
+		var rid any
 		if raw != nil {
 			res, err := x.Exec(s.insertResult, raw)
 			if err != nil {
@@ -188,8 +201,9 @@ func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, 
 			if resultID, err = res.LastInsertId(); err != nil {
 				return fmt.Errorf("sqlite: save result of %s for %s: %w", commandUUID, id, err)
 			}
+			rid = resultID
 		}
-		res, err := x.Exec(s.saveResult, status, resultID, n, id, commandUUID)
+		res, err := x.Exec(s.saveResult, status, rid, n, id, commandUUID)
 		if err != nil {
 			return fmt.Errorf("sqlite: save result of %s for %s: %w", commandUUID, id, err)
 		}
@@ -204,6 +218,9 @@ func (s *Store) SaveResult(ctx context.Context, id, commandUUID, status string, 
 	case err != nil:
 	case store.IsFinal(status):
 		s.hot.answeredFinally(id, commandUUID)
+		// The device's request is this result: its transcript entry may
+		// say so (a final result stays until Reset; see 0004).
+		s.notes.resultSaved(id, commandUUID, resultID, raw, gen)
 	default:
 		s.hot.answered(id, commandUUID)
 	}

@@ -133,18 +133,29 @@ func TestResultsTable(t *testing.T) {
 	}
 
 	// A queue row removed with its enrollment (the foreign key's cascade)
-	// takes its result along.
+	// leaves its final result (the transcript may refer to it), but takes
+	// a NotNow one along.
 	if err := s.Enqueue(ctx, &store.Command{UUID: "c5", RequestType: "ProfileList"}, "e2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(ctx, &store.Command{UUID: "c6", RequestType: "ProfileList"}, "e2"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SaveResult(ctx, "e2", "c5", store.CommandAcknowledged, []byte("e2's"), now); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.SaveResult(ctx, "e2", "c6", store.CommandNotNow, []byte("e2's not now"), now); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.w.Exec("DELETE FROM enrollments WHERE id = 'e2'"); err != nil {
 		t.Fatal(err)
 	}
-	if n := countResults(t, s); n != 2 {
-		t.Fatalf("%d result rows after e2 was deleted, want 2", n)
+	var kept []byte
+	if err := s.w.QueryRow("SELECT group_concat(result, '|') FROM results").Scan(&kept); err != nil {
+		t.Fatal(err)
+	}
+	if n := countResults(t, s); n != 3 || !bytes.Contains(kept, []byte("e2's")) || bytes.Contains(kept, []byte("not now")) {
+		t.Fatalf("after e2 was deleted: %d result rows (%s), want 3 with e2's final one and not its NotNow one", n, kept)
 	}
 
 	if err := s.Reset(ctx); err != nil {
@@ -215,6 +226,7 @@ func BenchmarkCycleWALFrames(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	idle := bytes.Repeat([]byte("<key>Status</key><string>Idle</string>"), 8)
 	command := bytes.Repeat([]byte("<key>RequestType</key><string>SecurityInfo</string>"), 12)
 	result := bytes.Repeat([]byte("<key>HardwareEncryptionCaps</key><integer>3</integer>"), 20)
 	answering := make(chan struct{}, 3)
@@ -232,11 +244,16 @@ func BenchmarkCycleWALFrames(b *testing.B) {
 					b.Error(err)
 					return
 				}
-				s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: id, Kind: "checkin", Response: command})
+				s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: id, Kind: "checkin", MessageType: "Idle",
+					Request: idle, Response: command})
 				if err := s.SaveResult(ctx, id, it.CommandUUID, store.CommandAcknowledged, result, time.Now()); err != nil {
 					b.Error(err)
 				}
-				s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: id, Kind: "checkin", Request: result})
+				if _, err := s.NextCommand(ctx, id, true); !errors.Is(err, store.ErrNotFound) {
+					b.Errorf("NextCommand after the answer: %v", err)
+				}
+				s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: id, Kind: "checkin", MessageType: store.CommandAcknowledged,
+					CommandUUID: it.CommandUUID, Request: result})
 			})
 		}
 		wg.Wait()

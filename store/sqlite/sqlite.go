@@ -80,6 +80,8 @@ type Store struct {
 
 	// The transcript's sources and signature heads (transcript.go).
 	keys transcriptKeys
+	// What the transcript may refer to instead of repeating (references.go).
+	notes bodyNotes
 
 	closeOnce sync.Once
 	closeErr  error
@@ -316,8 +318,9 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.saveResult, `UPDATE queue SET status = ?, result_id = ?, result = NULL, updated_at = ?
 			WHERE enrollment_id = ? AND command_uuid = ? AND ` + openStatusBare},
 		{s.w, &s.appendTranscript, `INSERT INTO transcript (seq, time, enrollment_id, request_id, kind, message_type,
-			command_uuid, method, path, status, note, request, response, signature, source, sig_head, sig_shared)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			command_uuid, method, path, status, note, request, response, signature, source, sig_head, sig_shared,
+			response_command, request_result)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		// On the write pool: the writer must see what its own open
 		// transaction added.
 		{s.w, &s.transcriptSource, `INSERT INTO transcript_sources (enrollment_id) VALUES (?)
@@ -373,10 +376,16 @@ func (s *Store) Close() error {
 // counting (AUTOINCREMENT remembers it), so a client polling with afterSeq
 // does not miss what comes next.
 func (s *Store) Reset(ctx context.Context) error {
-	// What was appended before the reset goes before it, not after.
+	// No transcript entry is appended while it runs, and what was appended
+	// before it goes before it, not after.
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
 	if err := s.transcriptBarrier(); err != nil {
 		return err
 	}
+	// Once the deletes are done (or failed): a reference decided after
+	// this names only what was read or written after them.
+	defer s.notes.reset()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, table := range []string{"queue", "results", "commands", "enrollments", "transcript", "transcript_heads", "transcript_sources", "challenges", "documents"} {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table); err != nil {

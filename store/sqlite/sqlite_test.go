@@ -419,6 +419,8 @@ func TestQueryPlans(t *testing.T) {
 		{selectTranscript + transcriptOfEnrollmentAfter, "SEARCH t USING INDEX transcript_source (source=? AND seq>?)"},
 		{selectTranscript + transcriptOfEnrollmentAfter, "SEARCH transcript_sources USING COVERING INDEX"},
 		{selectTranscript + transcriptOfEnrollmentAfter, "SEARCH h USING INTEGER PRIMARY KEY (rowid=?)"},
+		{selectTranscript + transcriptAfter, "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"},
+		{selectTranscript + transcriptAfter, "SEARCH c USING INDEX sqlite_autoindex_commands_1 (uuid=?)"},
 		{selectLatestHead, "SEARCH transcript_heads USING INDEX transcript_heads_source (source=?)"},
 	} {
 		rows, err := s.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+c.query, "a", 1, 2)

@@ -23,26 +23,35 @@ func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.Transcri
 	if len(entries) == 0 {
 		return nil
 	}
-	rows := make([]transcriptRow, len(entries))
 	for i, e := range entries {
 		if e == nil {
 			return fmt.Errorf("sqlite: transcript entry %d is nil", i)
 		}
-		n, err := nanos(e.Time)
-		if err != nil {
-			return err
-		}
-		rows[i] = transcriptRow{time: n, e: *e}
-		rows[i].e.Request = cloneBytes(e.Request)
-		rows[i].e.Response = cloneBytes(e.Response)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	// Seq is assigned, and the write queued, under one lock: the group
-	// writer takes writes in order, so rows land in Seq order.
+	// writer takes writes in order, so rows land in Seq order. What a row
+	// refers to is decided under it too (see bodyNotes).
 	s.seqMu.Lock()
 	defer s.seqMu.Unlock()
+	rows := make([]transcriptRow, len(entries))
+	for i, e := range entries {
+		n, err := nanos(e.Time)
+		if err != nil {
+			return err
+		}
+		r := &rows[i]
+		*r = transcriptRow{time: n, e: *e}
+		r.responseCommand, r.requestResult = s.notes.references(e.EnrollmentID, e.CommandUUID, e.Request, e.Response)
+		if r.requestResult == 0 {
+			r.e.Request = cloneBytes(e.Request)
+		}
+		if r.responseCommand == "" {
+			r.e.Response = cloneBytes(e.Response)
+		}
+	}
 	for i := range rows {
 		s.lastSeq++
 		rows[i].e.Seq = s.lastSeq
@@ -69,6 +78,10 @@ func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.Transcri
 type transcriptRow struct {
 	time sql.NullInt64
 	e    store.TranscriptEntry
+	// What the row refers to instead of carrying the body (0005): its
+	// response is this command's raw, its request this result.
+	responseCommand string
+	requestResult   int64
 }
 
 // insertTranscriptRow writes one row: under its enrollment's source, with
@@ -83,9 +96,17 @@ func (s *Store) insertTranscriptRow(x execer, r *transcriptRow) error {
 	if err != nil {
 		return err
 	}
+	request, response := blob(e.Request), blob(e.Response)
+	var responseCommand, requestResult any
+	if r.responseCommand != "" {
+		response, responseCommand = nil, r.responseCommand
+	}
+	if r.requestResult != 0 {
+		request, requestResult = nil, r.requestResult
+	}
 	_, err = x.Exec(s.appendTranscript, e.Seq, r.time, e.EnrollmentID, e.RequestID, e.Kind, e.MessageType,
-		e.CommandUUID, e.Method, e.Path, e.Status, e.Note, blob(e.Request), blob(e.Response),
-		storedSignature(e.Signature[shared:]), source, head, shared)
+		e.CommandUUID, e.Method, e.Path, e.Status, e.Note, request, response,
+		storedSignature(e.Signature[shared:]), source, head, shared, responseCommand, requestResult)
 	return err
 }
 
@@ -193,7 +214,10 @@ func (s *Store) transcriptBarrier() error {
 
 const (
 	selectTranscript = `SELECT t.seq, t.time, t.enrollment_id, t.request_id, t.kind, t.message_type, t.command_uuid, t.method, t.path,
-		t.status, t.note, t.request, t.response, t.signature, t.sig_shared, h.head
+		t.status, t.note,
+		CASE WHEN t.request_result IS NULL THEN t.request ELSE (SELECT r.result FROM results r WHERE r.id = t.request_result) END,
+		CASE WHEN t.response_command IS NULL THEN t.response ELSE (SELECT c.raw FROM commands c WHERE c.uuid = t.response_command) END,
+		t.signature, t.sig_shared, h.head
 		FROM transcript t LEFT JOIN transcript_heads h ON h.id = t.sig_head`
 	// An enrollment's current head is its latest.
 	selectLatestHead = `SELECT id, head FROM transcript_heads WHERE source = ? ORDER BY id DESC LIMIT 1`

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -206,5 +207,17 @@ func RunCycles(t *testing.T, s store.Store) {
 	all, err := s.Transcript(ctx, "", 0, 0)
 	if err != nil || len(all) != 3*2*CycleDevices {
 		t.Fatalf("transcript: %d entries (%v), want %d", len(all), err, 3*2*CycleDevices)
+	}
+	// Each request's record reads back with the bodies it was given,
+	// however the store keeps them.
+	for _, e := range all {
+		wantRequest, wantResponse := cycleIdle, cycleCommand
+		if e.MessageType != "Idle" {
+			wantRequest, wantResponse = cycleResult, nil
+		}
+		if !bytes.Equal(e.Request, wantRequest) || !bytes.Equal(e.Response, wantResponse) {
+			t.Fatalf("entry %d (%s): request %d bytes, response %d bytes; want %d and %d",
+				e.Seq, e.MessageType, len(e.Request), len(e.Response), len(wantRequest), len(wantResponse))
+		}
 	}
 }

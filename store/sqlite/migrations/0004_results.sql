@@ -16,8 +16,11 @@ CREATE TABLE results (
 
 ALTER TABLE queue ADD COLUMN result_id INTEGER;
 
--- A result replaced (a NotNow answer, then the final one) or whose queue row
--- is deleted (ClearQueue, an enrollment removed, Reset) goes with it.
+-- A result replaced (a NotNow answer, then the final one) goes. So does a
+-- result that is not final when its queue row is deleted (ClearQueue). A
+-- final result stays when its row goes — only an enrollment's removal does
+-- that — because the transcript may refer to it (0005); Reset empties both
+-- tables.
 CREATE TRIGGER queue_result_replaced AFTER UPDATE OF result_id ON queue
 	WHEN OLD.result_id IS NOT NULL AND OLD.result_id IS NOT NEW.result_id
 BEGIN
@@ -25,7 +28,7 @@ BEGIN
 END;
 
 CREATE TRIGGER queue_result_deleted AFTER DELETE ON queue
-	WHEN OLD.result_id IS NOT NULL
+	WHEN OLD.result_id IS NOT NULL AND OLD.status IN ('Pending', 'NotNow')
 BEGIN
 	DELETE FROM results WHERE id = OLD.result_id;
 END;
