@@ -93,10 +93,12 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, enrollmentIDs .
 		s.hot.enqueueFailed(enrollmentIDs)
 		return err
 	}
-	at := fromNanos(createdN)
+	// One copy for every enrollment's remembered item: soleQueued hands out
+	// copies of it, never it.
+	at, raw := fromNanos(createdN), bytes.Clone(cmd.Raw)
 	s.hot.enqueued(enrollmentIDs, func(id string) *store.QueueItem {
 		return &store.QueueItem{EnrollmentID: id, CommandUUID: cmd.UUID, RequestType: cmd.RequestType, Status: store.CommandPending,
-			CreatedAt: at, UpdatedAt: at, Command: bytes.Clone(cmd.Raw)}
+			CreatedAt: at, UpdatedAt: at, Command: raw}
 	})
 	return nil
 }

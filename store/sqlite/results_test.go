@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mockmdm/mockmdm/store"
+	"github.com/mockmdm/mockmdm/store/storetest"
 )
 
 // countResults is how many rows the results table holds.
@@ -208,58 +209,30 @@ func TestResultsMigration(t *testing.T) {
 	}
 }
 
-// BenchmarkCycleWALFrames counts what the command cycles of 64 devices write
-// to the WAL, by the table or index each frame's page belongs to (SQLite's
-// dbstat), with about three answers sharing each commit, as under
-// `mockmdm bench`. Frames, not time: the count does not move with the
-// machine's speed, and two pwrite calls per frame are what a commit pays.
+// BenchmarkCycleWALFrames counts what the command cycles of 64 devices
+// (storetest.Cycler) write to the WAL, by the table or index each frame's
+// page belongs to (SQLite's dbstat), with three devices answering at a
+// time, so that about three answers share each commit, as under `mockmdm
+// bench`. Frames, not time: the count does not move with the machine's
+// speed, and two pwrite calls per frame are what a commit pays.
 // Checkpoints are off while it counts; the enqueues (which the bench does
 // not count) are counted separately.
 func BenchmarkCycleWALFrames(b *testing.B) {
 	ctx := context.Background()
 	path := filepath.Join(b.TempDir(), "w.db")
 	s := openT(b, path)
-	ids := make([]string, 64)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%040X", i*7919)
-		if err := s.PutEnrollment(ctx, &store.Enrollment{ID: ids[i], Enrolled: true}); err != nil {
+	c, err := storetest.NewCycler(ctx, s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.Concurrency = 3
+	round := func() {
+		if _, err := c.Round(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
-	idle := bytes.Repeat([]byte("<key>Status</key><string>Idle</string>"), 8)
-	command := bytes.Repeat([]byte("<key>RequestType</key><string>SecurityInfo</string>"), 12)
-	result := bytes.Repeat([]byte("<key>HardwareEncryptionCaps</key><integer>3</integer>"), 20)
-	answering := make(chan struct{}, 3)
-	round := func(r int) {
-		if err := s.Enqueue(ctx, &store.Command{UUID: fmt.Sprintf("C%08d", r), RequestType: "SecurityInfo", Raw: command}, ids...); err != nil {
-			b.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		for _, id := range ids {
-			wg.Go(func() {
-				answering <- struct{}{}
-				defer func() { <-answering }()
-				it, err := s.NextCommand(ctx, id, false)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: id, Kind: "checkin", MessageType: "Idle",
-					Request: idle, Response: command})
-				if err := s.SaveResult(ctx, id, it.CommandUUID, store.CommandAcknowledged, result, time.Now()); err != nil {
-					b.Error(err)
-				}
-				if _, err := s.NextCommand(ctx, id, true); !errors.Is(err, store.ErrNotFound) {
-					b.Errorf("NextCommand after the answer: %v", err)
-				}
-				s.AppendTranscript(ctx, &store.TranscriptEntry{EnrollmentID: id, Kind: "checkin", MessageType: store.CommandAcknowledged,
-					CommandUUID: it.CommandUUID, Request: result})
-			})
-		}
-		wg.Wait()
-	}
-	for r := range 20 { // warm-up: pages allocated, queues with history
-		round(r)
+	for range 20 { // warm-up: pages allocated, queues with history
+		round()
 	}
 	if err := s.transcriptBarrier(); err != nil {
 		b.Fatal(err)
@@ -270,10 +243,10 @@ func BenchmarkCycleWALFrames(b *testing.B) {
 	if _, err := s.w.Exec("PRAGMA wal_autocheckpoint = 0"); err != nil {
 		b.Fatal(err)
 	}
-	rounds := max(1, b.N/len(ids))
+	rounds := max(1, b.N/storetest.CycleDevices)
 	b.ResetTimer()
-	for r := range rounds {
-		round(20 + r)
+	for range rounds {
+		round()
 	}
 	if err := s.transcriptBarrier(); err != nil {
 		b.Fatal(err)
@@ -309,7 +282,7 @@ func BenchmarkCycleWALFrames(b *testing.B) {
 		counts[owner[binary.BigEndian.Uint32(wal[off:])]]++
 		total++
 	}
-	cycles := float64(rounds * len(ids))
+	cycles := float64(rounds * storetest.CycleDevices)
 	enqueue := counts["sqlite_autoindex_queue_1"] + counts["queue_command"] + counts["commands"] + counts["sqlite_autoindex_commands_1"]
 	b.ReportMetric(float64(total-enqueue)/cycles, "frames/cycle")
 	b.ReportMetric(float64(counts["queue"]+counts["results"]+counts["queue_open"])/cycles, "result-frames/cycle")

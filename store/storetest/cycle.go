@@ -28,6 +28,11 @@ const CycleDevices = 64
 // sizes are those of the bench's SecurityInfo cycle with 2048-bit
 // identities.
 type Cycler struct {
+	// Concurrency is how many devices run their cycle at once (0: all of
+	// them). Under `mockmdm bench` about three answers share a commit of
+	// the SQLite store; all 64 at once share far more.
+	Concurrency int
+
 	s     store.Store
 	devs  []*cycleDevice
 	round int
@@ -83,8 +88,16 @@ func (c *Cycler) Round(ctx context.Context) (time.Duration, error) {
 	before := processCPU()
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.devs))
+	running := make(chan struct{}, len(c.devs))
+	if c.Concurrency > 0 {
+		running = make(chan struct{}, c.Concurrency)
+	}
 	for i, d := range c.devs {
-		wg.Go(func() { errs[i] = c.cycle(ctx, d, round) })
+		wg.Go(func() {
+			running <- struct{}{}
+			defer func() { <-running }()
+			errs[i] = c.cycle(ctx, d, round)
+		})
 	}
 	wg.Wait()
 	return processCPU() - before, errors.Join(errs...)
