@@ -18,4 +18,10 @@ func BenchmarkCommandCycle(b *testing.B) {
 	storetest.BenchmarkCommandCycle(b, memory.New())
 }
 
+// BenchmarkCommandCycleEightAtOnce: the same, eight devices at once, as
+// `mockmdm bench` runs them.
+func BenchmarkCommandCycleEightAtOnce(b *testing.B) {
+	storetest.BenchmarkCommandCycleAtOnce(b, memory.New(), 8)
+}
+
 func TestCycles(t *testing.T) { storetest.RunCycles(t, memory.New()) }

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -228,7 +229,7 @@ func (l *transcriptLog) enrollmentOf(r entryRef) string {
 
 // refBySeq finds the kept entry with seq.
 func (l *transcriptLog) refBySeq(seq int64) (entryRef, bool) {
-	i, ok := slices.BinarySearchFunc(l.refs, seq, func(r entryRef, seq int64) int { return cmpInt(r.seq, seq) })
+	i, ok := slices.BinarySearchFunc(l.refs, seq, func(r entryRef, seq int64) int { return cmp.Compare(r.seq, seq) })
 	if !ok {
 		return entryRef{}, false
 	}
@@ -269,7 +270,7 @@ func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq in
 	full := func() bool { return limit > 0 && len(out) >= limit }
 	if enrollmentID == "" {
 		// Entries are in Seq order, so binary search for the start.
-		start, _ := slices.BinarySearchFunc(l.refs, afterSeq+1, func(r entryRef, seq int64) int { return cmpInt(r.seq, seq) })
+		start, _ := slices.BinarySearchFunc(l.refs, afterSeq+1, func(r entryRef, seq int64) int { return cmp.Compare(r.seq, seq) })
 		for _, r := range l.refs[start:] {
 			if full() {
 				break
@@ -289,16 +290,6 @@ func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq in
 		}
 	}
 	return out, nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // An entry's encoding: its time (Unix seconds and nanoseconds; -1

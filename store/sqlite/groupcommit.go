@@ -44,6 +44,10 @@ type writeOp struct {
 	barrier bool
 	// after, if set, runs once the operation is settled (committed or failed).
 	after func()
+	// urgent: an operation nobody waits for that is not to wait for the
+	// linger either — the transcript entries buffered have reached
+	// maxBufferedRows.
+	urgent bool
 }
 
 // execer runs a prepared statement: inside the group's transaction, or on
@@ -118,8 +122,10 @@ func (s *Store) enqueueWrite(op *writeOp) error {
 
 func (s *Store) groupWriter() {
 	defer close(s.writerDone)
-	// Writes nobody waits for (transcript entries) are held back, up to
-	// writeBehindLinger or maxBehind of them, and committed together; a
+	// Writes nobody waits for (the transcript's: each takes every entry
+	// appended until it runs, see bufferTranscript) are held back, up to
+	// writeBehindLinger or maxBehind of them or until an urgent one comes,
+	// and committed together; a
 	// write someone waits for is committed at once, with whatever other
 	// waited-for writes are queued, but without the held-back ones — unless
 	// it is a barrier, which must find everything queued before it on disk.
@@ -145,7 +151,7 @@ func (s *Store) groupWriter() {
 		if len(behind) == 1 {
 			linger.Reset(writeBehindLinger)
 		}
-		if len(behind) >= maxBehind {
+		if len(behind) >= maxBehind || op.urgent {
 			flushBehind()
 		}
 	}

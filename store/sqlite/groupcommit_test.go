@@ -99,7 +99,7 @@ func TestResultCommitLeavesTheTranscriptBehind(t *testing.T) {
 		t.Fatalf("the answer is not committed when SaveResult returns: %q, %v", status, err)
 	}
 	var rows int
-	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM transcript").Scan(&rows); err != nil {
+	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM transcript_blocks").Scan(&rows); err != nil {
 		t.Fatal(err)
 	}
 	// (Unless the machine was so slow that the entry's linger ran out.)

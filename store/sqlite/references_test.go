@@ -12,17 +12,42 @@ import (
 	"github.com/mockmdm/mockmdm/store"
 )
 
-// storedBodies reads how the row of entry seq keeps its bodies.
+// storedBodies reads how the block of entry seq keeps its bodies.
 func storedBodies(t *testing.T, s *Store, seq int64) (request, response []byte, responseCommand sql.NullString, requestResult sql.NullInt64) {
+	t.Helper()
+	b := storedEntry(t, s, seq)
+	if b.responseCommand != "" {
+		responseCommand = sql.NullString{String: b.responseCommand, Valid: true}
+	}
+	if b.requestResult != 0 {
+		requestResult = sql.NullInt64{Int64: b.requestResult, Valid: true}
+	}
+	return b.e.Request, b.e.Response, responseCommand, requestResult
+}
+
+// storedEntry decodes entry seq from the block that keeps it.
+func storedEntry(t *testing.T, s *Store, seq int64) blockEntry {
 	t.Helper()
 	if err := s.transcriptBarrier(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.w.QueryRow("SELECT request, response, response_command, request_result FROM transcript WHERE seq = ?", seq).
-		Scan(&request, &response, &responseCommand, &requestResult); err != nil {
+	var id int64
+	var data []byte
+	if err := s.w.QueryRow("SELECT id, entries FROM transcript_blocks WHERE id <= ?1 AND last_seq >= ?1 ORDER BY id DESC", seq).
+		Scan(&id, &data); err != nil {
+		t.Fatalf("the block of entry %d: %v", seq, err)
+	}
+	entries, err := decodeBlock(id, "", data)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return
+	for _, b := range entries {
+		if b.e.Seq == seq {
+			return b
+		}
+	}
+	t.Fatalf("entry %d is not in block %d", seq, id)
+	return blockEntry{}
 }
 
 // TestTranscriptReferences: the Idle that was sent a command, and the

@@ -71,7 +71,7 @@ type Store struct {
 	firstOpen        *sql.Stmt
 	saveResult       *sql.Stmt
 	insertResult     *sql.Stmt
-	appendTranscript *sql.Stmt
+	insertBlock      *sql.Stmt
 	insertCommand    *sql.Stmt
 	insertQueueItem  *sql.Stmt
 	transcriptSource *sql.Stmt
@@ -101,6 +101,8 @@ type Store struct {
 	seqMu             sync.Mutex
 	lastSeq           int64
 	pendingTranscript atomic.Int64
+	// The entries appended and not yet taken by a write (transcript.go).
+	tbuf transcriptBuffer
 	// lock holds the database's exclusive lock (lock_unix.go).
 	lock *os.File
 }
@@ -185,11 +187,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	// Sequence numbers go on from the highest ever given: AUTOINCREMENT's
-	// record survives Reset's DELETE, so a reader polling with afterSeq
-	// never sees a number again.
+	// Sequence numbers go on from the highest ever given: Reset records it
+	// (transcript_mark; before 0006, AUTOINCREMENT's record did), so a
+	// reader polling with afterSeq never sees a number again.
 	if err := s.w.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'transcript'), 0),
-		COALESCE((SELECT MAX(seq) FROM transcript), 0))`).Scan(&s.lastSeq); err != nil {
+		COALESCE((SELECT MAX(seq) FROM transcript), 0), COALESCE((SELECT MAX(last_seq) FROM transcript_blocks), 0),
+		COALESCE((SELECT seq FROM transcript_mark), 0))`).Scan(&s.lastSeq); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: transcript sequence: %w", path, err)
 	}
@@ -317,10 +320,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		// its result in the row.
 		{s.w, &s.saveResult, `UPDATE queue SET status = ?, result_id = ?, result = NULL, updated_at = ?
 			WHERE enrollment_id = ? AND command_uuid = ? AND ` + openStatusBare},
-		{s.w, &s.appendTranscript, `INSERT INTO transcript (seq, time, enrollment_id, request_id, kind, message_type,
-			command_uuid, method, path, status, note, request, response, signature, source, sig_head, sig_shared,
-			response_command, request_result)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{s.w, &s.insertBlock, `INSERT INTO transcript_blocks (id, flush, source, last_seq, entries) VALUES (?, ?, ?, ?, ?)`},
 		// On the write pool: the writer must see what its own open
 		// transaction added.
 		{s.w, &s.transcriptSource, `INSERT INTO transcript_sources (enrollment_id) VALUES (?)
@@ -354,7 +354,7 @@ func (s *Store) Close() error {
 			s.flushSeenNow() // a failure is logged: last-seen times are best effort
 		}
 		for _, st := range []*sql.Stmt{s.getEnrollment, s.byCertHash, s.touchEnrollment, s.nextCommand, s.firstOpen,
-			s.saveResult, s.insertResult, s.appendTranscript, s.insertCommand, s.insertQueueItem, s.transcriptSource,
+			s.saveResult, s.insertResult, s.insertBlock, s.insertCommand, s.insertQueueItem, s.transcriptSource,
 			s.latestHead, s.insertHead} {
 			if st != nil {
 				errs = append(errs, st.Close())
@@ -373,8 +373,8 @@ func (s *Store) Close() error {
 }
 
 // Reset deletes all state in one transaction. The transcript's Seq keeps
-// counting (AUTOINCREMENT remembers it), so a client polling with afterSeq
-// does not miss what comes next.
+// counting (transcript_mark remembers it), so a client polling with
+// afterSeq does not miss what comes next.
 func (s *Store) Reset(ctx context.Context) error {
 	// No transcript entry is appended while it runs, and what was appended
 	// before it goes before it, not after.
@@ -387,10 +387,15 @@ func (s *Store) Reset(ctx context.Context) error {
 	// this names only what was read or written after them.
 	defer s.notes.reset()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, table := range []string{"queue", "results", "commands", "enrollments", "transcript", "transcript_heads", "transcript_sources", "challenges", "documents"} {
+		for _, table := range []string{"queue", "results", "commands", "enrollments", "transcript", "transcript_blocks", "transcript_heads", "transcript_sources", "challenges", "documents"} {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table); err != nil {
 				return fmt.Errorf("sqlite: reset %s: %w", table, err)
 			}
+		}
+		// The Seqs given so far are never given again, after a restart too.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO transcript_mark (id, seq) VALUES (1, ?)
+			ON CONFLICT (id) DO UPDATE SET seq = MAX(seq, excluded.seq)`, s.lastSeq); err != nil {
+			return fmt.Errorf("sqlite: reset: transcript mark: %w", err)
 		}
 		// Inside the transaction: no transcript write can run until it ends.
 		s.keys.forget()

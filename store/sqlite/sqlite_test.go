@@ -422,6 +422,10 @@ func TestQueryPlans(t *testing.T) {
 		{selectTranscript + transcriptAfter, "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"},
 		{selectTranscript + transcriptAfter, "SEARCH c USING INDEX sqlite_autoindex_commands_1 (uuid=?)"},
 		{selectLatestHead, "SEARCH transcript_heads USING INDEX transcript_heads_source (source=?)"},
+		{selectBlocksOfEnrollment, "SEARCH b USING INDEX transcript_blocks_source (source=? AND last_seq>?)"},
+		{selectBlocksAfter, "SEARCH b USING INTEGER PRIMARY KEY (rowid>?)"},
+		{selectBlocksAfter, "SEARCH transcript_blocks USING INTEGER PRIMARY KEY (rowid<?)"},
+		{selectBlocksAfter, "SEARCH s USING INTEGER PRIMARY KEY (rowid=?)"},
 	} {
 		rows, err := s.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+c.query, "a", 1, 2)
 		if err != nil {
@@ -874,14 +878,13 @@ func TestTranscriptSignatureRoundTrip(t *testing.T) {
 	check(s)
 	// The second header: 2,000 of its characters shared with the first,
 	// the rest kept as DER.
-	var kind string
-	var shared int
-	var head sql.NullInt64
-	if err := s.r.QueryRowContext(ctx, "SELECT typeof(signature), sig_shared, sig_head FROM transcript ORDER BY seq LIMIT 1 OFFSET 1").Scan(&kind, &shared, &head); err != nil {
-		t.Fatal(err)
+	got, err := s.Transcript(ctx, "e1", 0, 2)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("the first two entries: %d, %v", len(got), err)
 	}
-	if kind != "blob" || shared != 2000 || !head.Valid {
-		t.Errorf("the second signature of an identity is kept as %s after %d shared characters of head %v; want a blob after 2000 of one", kind, shared, head)
+	second := storedEntry(t, s, got[1].Seq)
+	if _, der := second.rest.([]byte); !der || second.shared != 2000 || second.head == 0 {
+		t.Errorf("the second signature of an identity is kept as %T after %d shared characters of head %d; want DER after 2000 of one", second.rest, second.shared, second.head)
 	}
 	var heads int
 	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM transcript_heads").Scan(&heads); err != nil {
@@ -1017,8 +1020,8 @@ func TestRolledBackKeysForgotten(t *testing.T) {
 	s := openT(t, filepath.Join(t.TempDir(), "rollback.db"))
 	sig := func(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 900)) }
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		r := transcriptRow{e: store.TranscriptEntry{Seq: 1000, EnrollmentID: "e9", Signature: sig(9)}}
-		if err := s.insertTranscriptRow(txExecer{tx}, &r); err != nil {
+		rows := []transcriptRow{{e: store.TranscriptEntry{Seq: 1000, EnrollmentID: "e9", Signature: sig(9)}}}
+		if err := s.writeBlocks(txExecer{tx}, rows); err != nil {
 			return err
 		}
 		return errors.New("rolled back")
@@ -1056,6 +1059,12 @@ func TestRolledBackKeysForgotten(t *testing.T) {
 // storetest.BenchmarkCommandCycle); compare with the memory store's.
 func BenchmarkCommandCycle(b *testing.B) {
 	storetest.BenchmarkCommandCycle(b, openT(b, filepath.Join(b.TempDir(), "bench.db")))
+}
+
+// BenchmarkCommandCycleEightAtOnce: the same, eight devices at once, as
+// `mockmdm bench` runs them.
+func BenchmarkCommandCycleEightAtOnce(b *testing.B) {
+	storetest.BenchmarkCommandCycleAtOnce(b, openT(b, filepath.Join(b.TempDir(), "bench.db")), 8)
 }
 
 func TestCycles(t *testing.T) {

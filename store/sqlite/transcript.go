@@ -56,23 +56,84 @@ func (s *Store) AppendTranscript(ctx context.Context, entries ...*store.Transcri
 		s.lastSeq++
 		rows[i].e.Seq = s.lastSeq
 	}
-	s.pendingTranscript.Add(1)
-	op := &writeOp{fn: func(x execer) error {
-		for _, r := range rows {
-			if err := s.insertTranscriptRow(x, &r); err != nil {
-				return fmt.Errorf("sqlite: append transcript: %w", err)
-			}
-		}
-		return nil
-	}, after: func() { s.pendingTranscript.Add(-1) }}
-	if err := s.enqueueWrite(op); err != nil {
-		s.pendingTranscript.Add(-1)
+	if err := s.bufferTranscript(rows); err != nil {
 		return err
 	}
 	for i, e := range entries {
 		e.Seq = rows[i].e.Seq
 	}
 	return nil
+}
+
+// maxBufferedRows is how many appended entries wait for the group writer
+// before it is asked to write them at once rather than at its linger.
+const maxBufferedRows = 512
+
+// transcriptBuffer holds the entries appended and not yet taken by a
+// write. Whenever it holds any, a write that will take them is queued
+// (queued), so waiting for the queued writes (transcriptBarrier) waits for
+// every entry appended before; entries appended meanwhile go with the
+// same write. That is what makes a block of an enrollment's entries
+// (blocks.go) out of many devices' requests.
+type transcriptBuffer struct {
+	mu     sync.Mutex
+	rows   []transcriptRow
+	queued bool // a write that will take rows is queued
+	urgent bool // and one that will not wait for the writer's linger
+}
+
+// bufferTranscript adds rows (in Seq order, after every row added before;
+// the caller holds seqMu) and queues a write to take them if none is.
+func (s *Store) bufferTranscript(rows []transcriptRow) error {
+	b := &s.tbuf
+	b.mu.Lock()
+	b.rows = append(b.rows, rows...)
+	queue := !b.queued
+	urgent := !b.urgent && len(b.rows) >= maxBufferedRows
+	b.queued = true
+	b.urgent = b.urgent || urgent
+	b.mu.Unlock()
+	if !queue && !urgent {
+		return nil
+	}
+	// Not under b.mu: the queue may be full, and the writer takes b.mu.
+	var taken []transcriptRow
+	took := false
+	s.pendingTranscript.Add(1)
+	op := &writeOp{fn: func(x execer) error {
+		// fn may run twice (groupWrite): what it took, it keeps.
+		if !took {
+			taken, took = s.takeTranscript(), true
+		}
+		if err := s.writeBlocks(x, taken); err != nil {
+			return fmt.Errorf("sqlite: append transcript: %w", err)
+		}
+		return nil
+	}, after: func() { s.pendingTranscript.Add(-1) }, urgent: urgent}
+	if err := s.enqueueWrite(op); err != nil {
+		s.pendingTranscript.Add(-1)
+		if !queue {
+			// The write queued before takes these rows too.
+			return nil
+		}
+		// The store is closed and no write will take the rows: they are
+		// this call's alone (appends are serialised by seqMu).
+		b.mu.Lock()
+		b.rows, b.queued, b.urgent = nil, false, false
+		b.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// takeTranscript hands the buffered rows to the write that runs.
+func (s *Store) takeTranscript() []transcriptRow {
+	b := &s.tbuf
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rows := b.rows
+	b.rows, b.queued, b.urgent = nil, false, false
+	return rows
 }
 
 type transcriptRow struct {
@@ -84,34 +145,8 @@ type transcriptRow struct {
 	requestResult   int64
 }
 
-// insertTranscriptRow writes one row: under its enrollment's source, with
-// its signature split against the enrollment's head.
-func (s *Store) insertTranscriptRow(x execer, r *transcriptRow) error {
-	e := &r.e
-	source, err := s.keys.source(x, s, e.EnrollmentID)
-	if err != nil {
-		return err
-	}
-	head, shared, err := s.keys.head(x, s, source, e.Signature)
-	if err != nil {
-		return err
-	}
-	request, response := blob(e.Request), blob(e.Response)
-	var responseCommand, requestResult any
-	if r.responseCommand != "" {
-		response, responseCommand = nil, r.responseCommand
-	}
-	if r.requestResult != 0 {
-		request, requestResult = nil, r.requestResult
-	}
-	_, err = x.Exec(s.appendTranscript, e.Seq, r.time, e.EnrollmentID, e.RequestID, e.Kind, e.MessageType,
-		e.CommandUUID, e.Method, e.Path, e.Status, e.Note, request, response,
-		storedSignature(e.Signature[shared:]), source, head, shared, responseCommand, requestResult)
-	return err
-}
-
 // transcriptKeys remembers, for the writer, each enrollment's source ID
-// and current signature head, so that a row's insert is one statement.
+// and current signature head, so that a block costs one statement.
 // Only what a committed transaction wrote may be remembered: inTx forgets
 // everything when a transaction fails, and Reset inside its own (no
 // writer transaction can run beside it: the write pool has one
@@ -229,6 +264,10 @@ const (
 
 // Transcript returns an enrollment's entries with Seq > afterSeq, oldest
 // first, at most limit (0 or less: no limit). The empty ID means every entry.
+//
+// Entries written before migration 0006 are rows of the transcript table,
+// every one of them before every entry of the blocks; the two are read in
+// one transaction, so that what a block refers to is there.
 func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq int64, limit int) ([]*store.TranscriptEntry, error) {
 	if err := s.transcriptBarrier(); err != nil {
 		return nil, err
@@ -236,15 +275,48 @@ func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq in
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: transcript: %w", err)
+	}
+	defer tx.Rollback()
+	out, err := transcriptRows(ctx, tx, enrollmentID, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: transcript: %w", err)
+	}
+	if limit >= 0 && len(out) >= limit {
+		return out, nil
+	}
+	if len(out) > 0 {
+		afterSeq = out[len(out)-1].Seq
+	}
+	rest := limit
+	if limit >= 0 {
+		rest = limit - len(out)
+	}
+	blocks, err := blockEntries(ctx, tx, enrollmentID, afterSeq, rest)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: transcript: %w", err)
+	}
+	more, err := resolveBlockEntries(ctx, tx, blocks)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: transcript: %w", err)
+	}
+	return append(out, more...), nil
+}
+
+// transcriptRows reads the rows of the transcript table (entries written
+// before 0006).
+func transcriptRows(ctx context.Context, tx *sql.Tx, enrollmentID string, afterSeq int64, limit int) ([]*store.TranscriptEntry, error) {
 	var rows *sql.Rows
 	var err error
 	if enrollmentID == "" {
-		rows, err = s.r.QueryContext(ctx, selectTranscript+transcriptAfter, afterSeq, limit)
+		rows, err = tx.QueryContext(ctx, selectTranscript+transcriptAfter, afterSeq, limit)
 	} else {
-		rows, err = s.r.QueryContext(ctx, selectTranscript+transcriptOfEnrollmentAfter, enrollmentID, afterSeq, limit)
+		rows, err = tx.QueryContext(ctx, selectTranscript+transcriptOfEnrollmentAfter, enrollmentID, afterSeq, limit)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: transcript: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	out := []*store.TranscriptEntry{}
@@ -256,19 +328,16 @@ func (s *Store) Transcript(ctx context.Context, enrollmentID string, afterSeq in
 		var head sql.NullString
 		if err := rows.Scan(&e.Seq, &t, &e.EnrollmentID, &e.RequestID, &e.Kind, &e.MessageType, &e.CommandUUID,
 			&e.Method, &e.Path, &e.Status, &e.Note, &e.Request, &e.Response, &sig, &shared, &head); err != nil {
-			return nil, fmt.Errorf("sqlite: transcript: %w", err)
+			return nil, err
 		}
 		if shared < 0 || shared > len(head.String) {
-			return nil, fmt.Errorf("sqlite: transcript entry %d: its signature shares %d characters of a head of %d", e.Seq, shared, len(head.String))
+			return nil, fmt.Errorf("transcript entry %d: its signature shares %d characters of a head of %d", e.Seq, shared, len(head.String))
 		}
 		e.Time = fromNanos(t)
 		e.Signature = head.String[:shared] + loadedSignature(sig)
 		out = append(out, &e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: transcript: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // storedSignature is how (the rest of) an Mdm-Signature header is kept in

@@ -162,11 +162,20 @@ func (c *Cycler) request(ctx context.Context, d *cycleDevice, n int, body []byte
 // store's writer goroutine does its work on the callers' behalf, so their
 // own time would miss it), where the platform can read it.
 func BenchmarkCommandCycle(b *testing.B, s store.Store) {
+	BenchmarkCommandCycleAtOnce(b, s, 0)
+}
+
+// BenchmarkCommandCycleAtOnce is BenchmarkCommandCycle with concurrency
+// devices running their cycle at once (0: all): `mockmdm bench` runs
+// eight (its -concurrency), and how many answers share a commit of the
+// SQLite store, and how many transcript entries a write, follows from it.
+func BenchmarkCommandCycleAtOnce(b *testing.B, s store.Store, concurrency int) {
 	ctx := context.Background()
 	c, err := NewCycler(ctx, s)
 	if err != nil {
 		b.Fatal(err)
 	}
+	c.Concurrency = concurrency
 	rounds := (b.N + CycleDevices - 1) / CycleDevices
 	var cpu time.Duration
 	b.ReportAllocs()
