@@ -92,7 +92,7 @@ func appendBlockEntry(buf []byte, prevSeq int64, r *transcriptRow, head int64, s
 		buf = append(buf, 0)
 	}
 	for _, f := range [...]string{e.RequestID, e.Kind, e.MessageType, e.CommandUUID, e.Method, e.Path, e.Note} {
-		buf = appendString(buf, f)
+		buf = appendBytes(buf, f)
 	}
 	buf = binary.AppendVarint(buf, int64(e.Status))
 	switch {
@@ -103,34 +103,35 @@ func appendBlockEntry(buf []byte, prevSeq int64, r *transcriptRow, head int64, s
 		buf = append(buf, bodyNone)
 	default:
 		buf = append(buf, bodyInline)
-		buf = appendString(buf, string(e.Request))
+		buf = appendBytes(buf, e.Request)
 	}
 	switch {
 	case r.responseCommand != "":
 		buf = append(buf, bodyPointer)
-		buf = appendString(buf, r.responseCommand)
+		buf = appendBytes(buf, r.responseCommand)
 	case e.Response == nil:
 		buf = append(buf, bodyNone)
 	default:
 		buf = append(buf, bodyInline)
-		buf = appendString(buf, string(e.Response))
+		buf = appendBytes(buf, e.Response)
 	}
 	buf = binary.AppendUvarint(buf, uint64(head))
 	buf = binary.AppendUvarint(buf, uint64(shared))
 	switch rest := storedSignature(e.Signature[shared:]).(type) {
 	case []byte:
 		buf = append(buf, 1)
-		buf = appendString(buf, string(rest))
+		buf = appendBytes(buf, rest)
 	case string:
 		buf = append(buf, 0)
-		buf = appendString(buf, rest)
+		buf = appendBytes(buf, rest)
 	}
 	return buf
 }
 
-func appendString(buf []byte, s string) []byte {
-	buf = binary.AppendUvarint(buf, uint64(len(s)))
-	return append(buf, s...)
+// appendBytes appends a string or bytes: its uvarint length, then it.
+func appendBytes[T string | []byte](buf []byte, v T) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(v)))
+	return append(buf, v...)
 }
 
 // blockEntry is an entry decoded from a block, its references not yet
