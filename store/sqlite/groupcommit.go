@@ -125,10 +125,10 @@ func (s *Store) groupWriter() {
 	// Writes nobody waits for (the transcript's: each takes every entry
 	// appended until it runs, see bufferTranscript) are held back, up to
 	// writeBehindLinger or maxBehind of them or until an urgent one comes,
-	// and committed together; a
-	// write someone waits for is committed at once, with whatever other
-	// waited-for writes are queued, but without the held-back ones — unless
-	// it is a barrier, which must find everything queued before it on disk.
+	// and committed together; a write someone waits for is committed at
+	// once, with whatever other waited-for writes are queued, but without
+	// the held-back ones — unless it is a barrier, which must find
+	// everything queued before it on disk.
 	// Keeping the transcript out of a result's commit keeps that commit to
 	// the few pages the result changes: with the transcript rows, their
 	// index, the sequence and the last-seen times aboard, a command result
