@@ -365,21 +365,44 @@ func blockEntries(ctx context.Context, tx *sql.Tx, enrollmentID string, afterSeq
 }
 
 // resolveBlockEntries follows the entries' references — results, commands,
-// signature heads — in tx, and returns the entries whole.
+// signature heads — in tx, and returns the entries whole. Each lookup is
+// prepared once per read, on first need.
 func resolveBlockEntries(ctx context.Context, tx *sql.Tx, in []blockEntry) ([]*store.TranscriptEntry, error) {
+	lookups := map[string]*sql.Stmt{}
+	defer func() {
+		for _, st := range lookups {
+			st.Close()
+		}
+	}()
+	// lookup reads one column of the row named by key into dst; a
+	// reference that names nothing leaves dst as it is (no body, as 0005's
+	// rows read).
+	lookup := func(query string, key, dst any) error {
+		st := lookups[query]
+		if st == nil {
+			var err error
+			if st, err = tx.PrepareContext(ctx, query); err != nil {
+				return err
+			}
+			lookups[query] = st
+		}
+		if err := st.QueryRowContext(ctx, key).Scan(dst); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		return nil
+	}
 	heads := map[int64]string{}
 	out := make([]*store.TranscriptEntry, len(in))
 	for i := range in {
 		b := &in[i]
 		e := &b.e
 		if b.requestResult != 0 {
-			// A reference that names nothing reads as no body, as 0005's rows do.
-			if err := tx.QueryRowContext(ctx, "SELECT result FROM results WHERE id = ?", b.requestResult).Scan(&e.Request); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			if err := lookup("SELECT result FROM results WHERE id = ?", b.requestResult, &e.Request); err != nil {
 				return nil, err
 			}
 		}
 		if b.responseCommand != "" {
-			if err := tx.QueryRowContext(ctx, "SELECT raw FROM commands WHERE uuid = ?", b.responseCommand).Scan(&e.Response); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			if err := lookup("SELECT raw FROM commands WHERE uuid = ?", b.responseCommand, &e.Response); err != nil {
 				return nil, err
 			}
 		}
@@ -387,17 +410,17 @@ func resolveBlockEntries(ctx context.Context, tx *sql.Tx, in []blockEntry) ([]*s
 		if b.head != 0 {
 			h, ok := heads[b.head]
 			if !ok {
-				if err := tx.QueryRowContext(ctx, "SELECT head FROM transcript_heads WHERE id = ?", b.head).Scan(&h); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				if err := lookup("SELECT head FROM transcript_heads WHERE id = ?", b.head, &h); err != nil {
 					return nil, err
 				}
 				heads[b.head] = h
 			}
 			head = h
 		}
-		if b.shared < 0 || b.shared > len(head) {
-			return nil, fmt.Errorf("sqlite: transcript entry %d: its signature shares %d characters of a head of %d", e.Seq, b.shared, len(head))
+		var err error
+		if e.Signature, err = joinSignature(e.Seq, head, b.shared, b.rest); err != nil {
+			return nil, err
 		}
-		e.Signature = head[:b.shared] + loadedSignature(b.rest)
 		out[i] = e
 	}
 	return out, nil

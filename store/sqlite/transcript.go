@@ -330,11 +330,10 @@ func transcriptRows(ctx context.Context, tx *sql.Tx, enrollmentID string, afterS
 			&e.Method, &e.Path, &e.Status, &e.Note, &e.Request, &e.Response, &sig, &shared, &head); err != nil {
 			return nil, err
 		}
-		if shared < 0 || shared > len(head.String) {
-			return nil, fmt.Errorf("transcript entry %d: its signature shares %d characters of a head of %d", e.Seq, shared, len(head.String))
+		if e.Signature, err = joinSignature(e.Seq, head.String, shared, sig); err != nil {
+			return nil, err
 		}
 		e.Time = fromNanos(t)
-		e.Signature = head.String[:shared] + loadedSignature(sig)
 		out = append(out, &e)
 	}
 	return out, rows.Err()
@@ -354,6 +353,15 @@ func storedSignature(header string) any {
 		return header
 	}
 	return der
+}
+
+// joinSignature puts an entry's Mdm-Signature header back together: the
+// shared characters of its head, then its stored rest.
+func joinSignature(seq int64, head string, shared int, rest any) (string, error) {
+	if shared < 0 || shared > len(head) {
+		return "", fmt.Errorf("transcript entry %d: its signature shares %d characters of a head of %d", seq, shared, len(head))
+	}
+	return head[:shared] + loadedSignature(rest), nil
 }
 
 // loadedSignature turns a stored signature back into its header.
