@@ -148,6 +148,12 @@ type Quirks struct {
 	// TermsNotSigned: every call but /session gets 403 T_C_NOT_SIGNED, as
 	// when the organisation has not accepted Apple's new terms.
 	TermsNotSigned bool `json:"terms_not_signed"`
+	// ActivationLockStatus: POST /device/activationlock answers this
+	// response_status (NOT_ACCESSIBLE, ORG_NOT_SUPPORTED,
+	// DEVICE_NOT_SUPPORTED, DEVICE_ALREADY_LOCKED or FAILED) for every device
+	// and locks nothing, so a client's handling of each failure can be
+	// tested; empty answers as the device's state says.
+	ActivationLockStatus string `json:"activation_lock_status,omitempty"`
 }
 
 // serverState is the KindServer/"state" document.
@@ -217,6 +223,9 @@ func (s *Service) putJSON(ctx context.Context, kind, id string, v any) error {
 
 // SetQuirks replaces the quirk switches.
 func (s *Service) SetQuirks(ctx context.Context, q Quirks) error {
+	if err := checkLockQuirk(q.ActivationLockStatus); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, err := s.loadState(ctx)

@@ -96,29 +96,6 @@ func TestNanoDEPClient(t *testing.T) {
 	h := newHarness(t, WithTimestampWindow(2*time.Hour))
 	ctx := context.Background()
 
-	// NanoDEP's own key pair; we issue a token for its certificate over the admin API.
-	key, cert, err := tokenpki.SelfSignedRSAKeypair("nanodep", 30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(h.srv.URL+"/v1/ade/tokens", "application/x-pem-file", bytes.NewReader(certPEM(cert.Raw)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p7m, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("issue token: %d %s", resp.StatusCode, p7m)
-	}
-	js, err := tokenpki.DecryptTokenJSON(p7m, cert, key)
-	if err != nil {
-		t.Fatalf("tokenpki: %v", err)
-	}
-	var toks client.OAuth1Tokens
-	if err := json.Unmarshal(js, &toks); err != nil || !toks.Valid() {
-		t.Fatalf("tokens %s: %v", js, err)
-	}
-
 	// Devices bought into the organisation: 250, so fetch pages.
 	var buy []Device
 	for i := range 250 {
@@ -128,7 +105,7 @@ func TestNanoDEPClient(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dep := godep.NewClient(&depStore{tokens: &toks, base: h.srv.URL + "/"})
+	dep := nanoDEPClient(t, h)
 	const name = "mockmdm"
 	acct, err := dep.AccountDetail(ctx, name)
 	if err != nil {
@@ -302,6 +279,35 @@ func wrap64(der []byte) string {
 		enc = enc[64:]
 	}
 	return b.String() + enc + "\n"
+}
+
+// nanoDEPClient is NanoDEP's godep client holding a token this simulated ABM
+// issued for NanoDEP's own certificate (over the admin API), decrypted with
+// NanoDEP's tokenpki: a DEP client nobody here wrote, pointed at h.
+func nanoDEPClient(t *testing.T, h *harness) *godep.Client {
+	t.Helper()
+	key, cert, err := tokenpki.SelfSignedRSAKeypair("nanodep", 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(h.srv.URL+"/v1/ade/tokens", "application/x-pem-file", bytes.NewReader(certPEM(cert.Raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p7m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("issue token: %d %s", resp.StatusCode, p7m)
+	}
+	js, err := tokenpki.DecryptTokenJSON(p7m, cert, key)
+	if err != nil {
+		t.Fatalf("tokenpki: %v", err)
+	}
+	var toks client.OAuth1Tokens
+	if err := json.Unmarshal(js, &toks); err != nil || !toks.Valid() {
+		t.Fatalf("tokens %s: %v", js, err)
+	}
+	return godep.NewClient(&depStore{tokens: &toks, base: h.srv.URL + "/"})
 }
 
 func postJSON(t *testing.T, url, body string, out any) int {

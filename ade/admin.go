@@ -87,6 +87,8 @@ func (s *Service) AdminRoutes() []Route {
 		{"GET", "/token", http.HandlerFunc(s.adminTokenStatus)},
 		{"GET", "/devices", http.HandlerFunc(s.adminListDevices)},
 		{"POST", "/devices", http.HandlerFunc(s.adminBuyDevices)},
+		{"GET", "/devices/{serial}/activation-lock", adminLock(s.DeviceActivationLock)},
+		{"DELETE", "/devices/{serial}/activation-lock", adminLock(s.TurnOffActivationLock)},
 		{"GET", "/quirks", http.HandlerFunc(s.adminGetQuirks)},
 		{"PUT", "/quirks", http.HandlerFunc(s.adminSetQuirks)},
 		{"POST", "/restart", http.HandlerFunc(s.adminRestart)},

@@ -37,6 +37,9 @@ type deviceRecord struct {
 	Device
 	Seq     int64 `json:"seq"`
 	Removed bool  `json:"removed"` // disowned: kept so that sync reports the deletion
+	// Lock is the organisation's Activation Lock (activationlock.go); a
+	// device record's own, never part of Apple's device answers.
+	Lock *deviceLock `json:"activation_lock,omitempty"`
 }
 
 var serialRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
@@ -183,6 +186,7 @@ func (s *Service) BuyDevices(ctx context.Context, devices ...Device) ([]Device, 
 			op = "modified"
 			rec.ProfileStatus, rec.ProfileUUID, rec.ProfileAssignTime, rec.ProfilePushTime = old.ProfileStatus, old.ProfileUUID, old.ProfileAssignTime, old.ProfilePushTime
 			rec.DeviceAssignedDate = old.DeviceAssignedDate
+			rec.Lock = old.Lock
 		}
 		if err := s.touch(ctx, st, rec, op); err != nil {
 			return nil, err

@@ -123,6 +123,11 @@ func TestHostileInput(t *testing.T) {
 		{"invalid cursor", api("POST", "/devices/sync", `{"cursor":"abc"}`, nil), 400, "INVALID_CURSOR"},
 		{"sync without cursor", api("POST", "/devices/sync", `{}`, nil), 400, "CURSOR_REQUIRED"},
 		{"fetch bad JSON", api("POST", "/server/devices", `[1,2`, nil), 400, "MALFORMED_REQUEST_BODY"},
+		{"lock bad JSON", api("POST", "/device/activationlock", `{"device":`, nil), 400, "MALFORMED_REQUEST_BODY"},
+		{"lock without device", api("POST", "/device/activationlock", `{"escrow_key":"ab"}`, nil), 400, "MALFORMED_REQUEST_BODY"},
+		{"lock device not a string", api("POST", "/device/activationlock", `{"device":["DMQX1"]}`, nil), 400, "MALFORMED_REQUEST_BODY"},
+		{"lock overlong lost message", api("POST", "/device/activationlock", `{"device":"DMQX1","lost_message":"`+strings.Repeat("m", 5000)+`"}`, nil), 400, "MALFORMED_REQUEST_BODY"},
+		{"lock without session", api("POST", "/device/activationlock", `{"device":"DMQX1"}`, func(r *http.Request) { r.Header.Del("X-ADM-Auth-Session") }), 401, "UNAUTHORIZED"},
 		{"huge body", api("POST", "/devices", `{"devices":["`+strings.Repeat("A", 70<<10)+`"]}`, nil), 413, "REQUEST_ENTITY_TOO_LARGE"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -26,6 +26,7 @@ func (s *Service) Routes() []Route {
 		{"POST", "/devices/sync", s.api("sync", true, s.handleSync)},
 		{"POST", "/devices", s.api("details", true, perDevice(s.details))},
 		{"POST", "/devices/disown", s.api("disown", true, perDevice(s.disown))},
+		{"POST", "/device/activationlock", s.api("activation-lock", true, s.handleActivationLock)},
 		{"POST", "/profile", s.api("define-profile", true, s.handleDefine)},
 		{"GET", "/profile", s.api("get-profile", true, s.handleGetProfile)},
 		{"PUT", "/profile/devices", s.api("assign-profile", true, s.handleAssign)},

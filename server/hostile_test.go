@@ -123,6 +123,7 @@ func TestHostileInputsFullStack(t *testing.T) {
 		{name: "ADE session with a broken OAuth header", method: "GET", path: "/session", headers: []string{"User-Agent", "t", "Authorization", `OAuth oauth_consumer_key="x", oauth_signature=`}, status: 400, reason: "BAD_REQUEST"},
 		{name: "ADE account without a session", method: "GET", path: "/account", headers: []string{"User-Agent", "t", "X-Server-Protocol-Version", "7"}, status: 401, reason: "UNAUTHORIZED"},
 		{name: "ADE fetch with an unknown session", method: "POST", path: "/server/devices", body: []byte(`{"limit":5}`), headers: []string{"User-Agent", "t", "X-Server-Protocol-Version", "7", "X-ADM-Auth-Session", "forged"}, status: 401, reason: "UNAUTHORIZED"},
+		{name: "ADE activation lock with an unknown session", method: "POST", path: "/device/activationlock", body: []byte(`{"device":"C02X00001"}`), headers: []string{"User-Agent", "t", "X-Server-Protocol-Version", "7", "X-ADM-Auth-Session", "forged"}, status: 401, reason: "UNAUTHORIZED"},
 		{name: "ADE profile without a User-Agent", method: "POST", path: "/profile", body: []byte(`{`), headers: []string{"X-ADM-Auth-Session", "forged", "User-Agent", ""}, status: 400, reason: "USER_AGENT"},
 		{name: "mock activation, not JSON", method: "POST", path: "/ade/activation", body: []byte("serial=1"), status: 400, reason: "JSON"},
 		{name: "mock activation, a serial nobody owns", method: "POST", path: "/ade/activation", body: []byte(`{"serial_number":"NOBODY01"}`), headers: JSONCT, status: 404, reason: "NOBODY01"},
