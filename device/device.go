@@ -107,6 +107,9 @@ type state struct {
 	// notNow maps a RequestType ("" = any) to how many more times the
 	// device answers NotNow.
 	notNow map[string]int
+	// bypassCodeCleared: ClearActivationLockBypassCode removed the
+	// Activation Lock bypass code (activationlock.go); an erase makes a new one.
+	bypassCodeCleared bool
 }
 
 type trustedRoot struct {

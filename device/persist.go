@@ -41,6 +41,8 @@ type saved struct {
 	Transcript []Exchange       `json:"transcript,omitempty"`
 	Restarts   int              `json:"restarts,omitempty"`
 	Erasures   int              `json:"erasures,omitempty"`
+	// BypassCodeCleared: the Activation Lock bypass code was cleared.
+	BypassCodeCleared bool `json:"bypass_code_cleared,omitempty"`
 }
 
 type savedRoot struct {
@@ -93,7 +95,7 @@ func (d *Device) Save(path string) error {
 	s := saved{
 		Version: savedVersion, Seed: d.seed, Model: d.model, OSVersion: d.osVersion, Build: d.build,
 		Name: d.name, Supervised: d.supervised, Hardware: d.hw,
-		Restarts: d.st.restarts, Erasures: d.st.erasures,
+		Restarts: d.st.restarts, Erasures: d.st.erasures, BypassCodeCleared: d.st.bypassCodeCleared,
 	}
 	for _, r := range d.st.roots {
 		s.Roots = append(s.Roots, savedRoot{CertPEM: certPEM(r.cert), ProfileID: r.profileID})
@@ -210,7 +212,7 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 	if err != nil {
 		return nil, &LoadError{Path: path, Reason: "describes a device that cannot be built", Err: err}
 	}
-	st := state{restarts: s.Restarts, erasures: s.Erasures}
+	st := state{restarts: s.Restarts, erasures: s.Erasures, bypassCodeCleared: s.BypassCodeCleared}
 	for i, r := range s.Roots {
 		c, err := parseCertPEM(r.CertPEM)
 		if err != nil {

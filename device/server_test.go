@@ -43,6 +43,8 @@ func TestResponsesValidateAgainstAppleSchemas(t *testing.T) {
 		{"RequestType": "AvailableOSUpdates"},
 		{"RequestType": "DeviceConfigured"},
 		{"RequestType": "DeclarativeManagement"},
+		{"RequestType": "ActivationLockBypassCode"},
+		{"RequestType": "ClearActivationLockBypassCode"},
 		{"RequestType": "RestartDevice"},
 		{"RequestType": "ShutDownDevice"},
 	}

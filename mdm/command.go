@@ -213,6 +213,19 @@ type RestartDevice struct {
 	NotifyUser  bool `plist:",omitempty" json:",omitempty"`
 }
 
+// ActivationLockBypassCode asks a supervised device for its Activation
+// Lock bypass code (the response's ActivationLockBypassCode; empty once
+// cleared or 15 days after supervision).
+type ActivationLockBypassCode struct {
+	RequestType string
+}
+
+// ClearActivationLockBypassCode removes the bypass code from a supervised
+// device.
+type ClearActivationLockBypassCode struct {
+	RequestType string
+}
+
 func (c *DeviceInformation) requestType() string { return "DeviceInformation" }
 func (c *DeviceInformation) validate() error {
 	if len(c.Queries) == 0 {
@@ -251,6 +264,12 @@ func (c *EraseDevice) requestType() string              { return "EraseDevice" }
 func (c *EraseDevice) validate() error                  { return nil }
 func (c *RestartDevice) requestType() string            { return "RestartDevice" }
 func (c *RestartDevice) validate() error                { return nil }
+func (c *ActivationLockBypassCode) requestType() string { return "ActivationLockBypassCode" }
+func (c *ActivationLockBypassCode) validate() error     { return nil }
+func (c *ClearActivationLockBypassCode) requestType() string {
+	return "ClearActivationLockBypassCode"
+}
+func (c *ClearActivationLockBypassCode) validate() error { return nil }
 
 // typedCommands maps a RequestType to a constructor of its typed request.
 var typedCommands = map[string]func() CommandRequest{
@@ -263,6 +282,10 @@ var typedCommands = map[string]func() CommandRequest{
 	"DeviceLock":               func() CommandRequest { return new(DeviceLock) },
 	"EraseDevice":              func() CommandRequest { return new(EraseDevice) },
 	"RestartDevice":            func() CommandRequest { return new(RestartDevice) },
+	"ActivationLockBypassCode": func() CommandRequest { return new(ActivationLockBypassCode) },
+	"ClearActivationLockBypassCode": func() CommandRequest {
+		return new(ClearActivationLockBypassCode)
+	},
 }
 
 // TypedRequestTypes lists the RequestTypes that can be given as typed JSON.
