@@ -50,6 +50,7 @@ type Handler struct {
 	now         func() time.Time
 	maxBody     int64
 	skew        time.Duration
+	bearer      BearerVerifier // nil: account-driven access tokens are not checked
 }
 
 // HandlerOption configures a Handler.
@@ -198,6 +199,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, kind string) {
 		}
 		h.log.Log(ctx, level, "mdm request refused", "kind", kind, "status", status, "err", err,
 			"enrollment_id", entry.EnrollmentID, "request_id", reqID, "message_type", entry.MessageType)
+		var reauth *ReauthError
+		if errors.As(err, &reauth) {
+			w.Header().Set("WWW-Authenticate", reauth.Challenge)
+		}
 		httperr.WriteText(w, err)
 		entry.Response = []byte(httperr.ReasonOf(err))
 	} else {
@@ -274,6 +279,14 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, kind, reqID strin
 	cert, sum, err := h.identity(ctx, r, body, now)
 	if err != nil {
 		return body, 0, nil, err
+	}
+	if h.bearer != nil {
+		// Only account-driven devices send Authorization (bearer.go).
+		if auth := r.Header.Get("Authorization"); auth != "" {
+			if err := h.checkBearer(ctx, id.DeviceID, auth); err != nil {
+				return body, 0, nil, err
+			}
+		}
 	}
 	req := &Request{ID: id, Cert: cert, CertHash: hex.EncodeToString(sum[:]), RequestID: reqID}
 	if r.URL.RawQuery != "" { // parsing costs on the hot path; most URLs have none

@@ -415,25 +415,26 @@ func (d *Device) AccountDrivenEnroll(ctx context.Context, domainURL, userID stri
 		return nil, &EnrollError{Step: "account-driven enrollment", StatusCode: r.status, Code: "bad_challenge",
 			Message: fmt.Sprintf("the 401 has no usable WWW-Authenticate: Bearer method=\"apple-as-web\", url=…; got %q (a device cancels enrollment here)", r.header.Get("WWW-Authenticate"))}
 	}
-	if r, err = b.signInForm(ctx, "account-driven sign-in", signin, creds); err != nil {
+	tok, err := d.signInForToken(ctx, "account-driven sign-in", signin, creds)
+	if err != nil {
 		return nil, err
 	}
-	loc := r.header.Get("Location")
-	if r.status != http.StatusFound || !strings.HasPrefix(loc, adCallbackPrefix) {
-		return nil, refusal("account-driven sign-in", r)
-	}
-	cb, err := url.Parse(loc)
-	tok := ""
-	if err == nil {
-		tok = cb.Query().Get("access-token")
-	}
-	if tok == "" {
-		return nil, &EnrollError{Step: "account-driven sign-in", StatusCode: r.status, Code: "bad_callback", Message: "the callback " + loc + " has no access-token"}
-	}
-	if r, err = b.do(ctx, "account-driven enrollment with token", http.MethodPost, baseURL, ct, mi, http.Header{"Authorization": {"Bearer " + tok}}); err != nil {
+	if r, err = b.do(ctx, "account-driven enrollment with token", http.MethodPost, baseURL, ct, mi, bearerHeader(tok)); err != nil {
 		return nil, err
 	}
-	return d.installBYOD(ctx, "account-driven enrollment with token", r)
+	// The enrollment's check-ins already carry the token; a failed
+	// install leaves the device as it was.
+	d.mu.Lock()
+	prev := d.st.account
+	d.st.account = &accountAuth{token: tok, creds: reauthCredentials(creds)}
+	d.mu.Unlock()
+	res, err := d.installBYOD(ctx, "account-driven enrollment with token", r)
+	if err != nil {
+		d.mu.Lock()
+		d.st.account = prev
+		d.mu.Unlock()
+	}
+	return res, err
 }
 
 // signedMachineInfo is the MachineInfo of a User Enrollment (no UDID or

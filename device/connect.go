@@ -81,7 +81,7 @@ func (d *Device) Connect(ctx context.Context) (*ConnectResult, error) {
 		if n > maxCommandsPerSession {
 			return res, &ExchangeError{Step: step, URL: url, Reason: fmt.Sprintf("the server sent more than %d commands in one session without ever answering with an empty body", maxCommandsPerSession)}
 		}
-		r, err := d.send(ctx, step, http.MethodPut, url, connectContentType, body, signer)
+		r, err := d.sendMDM(ctx, step, http.MethodPut, url, connectContentType, body, signer)
 		if after != nil {
 			after()
 			after = nil

@@ -110,6 +110,9 @@ type state struct {
 	// bypassCodeCleared: ClearActivationLockBypassCode removed the
 	// Activation Lock bypass code (activationlock.go); an erase makes a new one.
 	bypassCodeCleared bool
+	// account is an account-driven enrollment's user authentication
+	// (accountauth.go): nil for other enrollments.
+	account *accountAuth
 }
 
 type trustedRoot struct {

@@ -110,7 +110,7 @@ func (d *Device) checkin(ctx context.Context, m *profiles.MDMPayload, id *identi
 	if m.SignMessage {
 		signer = id
 	}
-	r, err := d.send(ctx, messageType, http.MethodPut, url, checkinContentType, body, signer)
+	r, err := d.sendMDM(ctx, messageType, http.MethodPut, url, checkinContentType, body, signer)
 	if err != nil {
 		return err
 	}

@@ -508,6 +508,7 @@ func (st *state) dropEnrollment() {
 		}
 	}
 	st.enrollment = nil
+	st.account = nil
 }
 
 // findProfile returns the installed profile with identifier, or nil.

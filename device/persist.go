@@ -43,6 +43,15 @@ type saved struct {
 	Erasures   int              `json:"erasures,omitempty"`
 	// BypassCodeCleared: the Activation Lock bypass code was cleared.
 	BypassCodeCleared bool `json:"bypass_code_cleared,omitempty"`
+	// Account is an account-driven enrollment's access token and the
+	// credentials it signs in again with (test credentials, kept as
+	// private as the identity keys beside them).
+	Account *savedAccount `json:"account,omitempty"`
+}
+
+type savedAccount struct {
+	Token       string      `json:"access_token"`
+	Credentials Credentials `json:"credentials"`
 }
 
 type savedRoot struct {
@@ -96,6 +105,9 @@ func (d *Device) Save(path string) error {
 		Version: savedVersion, Seed: d.seed, Model: d.model, OSVersion: d.osVersion, Build: d.build,
 		Name: d.name, Supervised: d.supervised, Hardware: d.hw,
 		Restarts: d.st.restarts, Erasures: d.st.erasures, BypassCodeCleared: d.st.bypassCodeCleared,
+	}
+	if a := d.st.account; a != nil {
+		s.Account = &savedAccount{Token: a.token, Credentials: a.creds}
 	}
 	for _, r := range d.st.roots {
 		s.Roots = append(s.Roots, savedRoot{CertPEM: certPEM(r.cert), ProfileID: r.profileID})
@@ -213,6 +225,9 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 		return nil, &LoadError{Path: path, Reason: "describes a device that cannot be built", Err: err}
 	}
 	st := state{restarts: s.Restarts, erasures: s.Erasures, bypassCodeCleared: s.BypassCodeCleared}
+	if a := s.Account; a != nil {
+		st.account = &accountAuth{token: a.Token, creds: a.Credentials}
+	}
 	for i, r := range s.Roots {
 		c, err := parseCertPEM(r.CertPEM)
 		if err != nil {

@@ -145,6 +145,11 @@ type reply struct {
 // the exact body bytes. A failure to exchange is an *ExchangeError; the
 // HTTP status is the caller's to judge.
 func (d *Device) send(ctx context.Context, step, method, url, ctype string, body []byte, signer *identity) (*reply, error) {
+	return d.sendWith(ctx, step, method, url, ctype, body, signer, nil)
+}
+
+// sendWith is send with extra request headers.
+func (d *Device) sendWith(ctx context.Context, step, method, url, ctype string, body []byte, signer *identity, header http.Header) (*reply, error) {
 	ctx = withStep(ctx, step)
 	var rd io.Reader
 	if body != nil {
@@ -153,6 +158,9 @@ func (d *Device) send(ctx context.Context, step, method, url, ctype string, body
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return nil, &ExchangeError{Step: step, URL: url, Reason: "the URL cannot be requested", Err: err}
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("User-Agent", userAgent)
 	if ctype != "" {

@@ -154,8 +154,32 @@ func (a *accountDriven) discover(w http.ResponseWriter, r *http.Request) {
 // sign-in page (Apple's simple authentication flow). A bad or expired
 // token gets exactly this too: a 401 without it would unenroll the device.
 func (a *accountDriven) challenge(w http.ResponseWriter, why string) {
-	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer method="apple-as-web", url="%s"`, a.signinURL))
+	w.Header().Set("WWW-Authenticate", challengeFor(a.signinURL))
 	writeJSON(w, http.StatusUnauthorized, Error{Code: CodeBadSession, Message: why})
+}
+
+// challengeFor is the WWW-Authenticate value of Apple's simple
+// authentication flow for a sign-in page.
+func challengeFor(signinURL string) string {
+	return fmt.Sprintf(`Bearer method="apple-as-web", url="%s"`, signinURL)
+}
+
+// AccountChallenge is the WWW-Authenticate value that sends an
+// account-driven device to sign its user in again ("" before DeviceRoutes).
+func (s *Service) AccountChallenge() string { return s.accountChallenge }
+
+// VerifyAccountBearer accepts the access token an account-driven
+// enrollment's device sends with its MDM requests when it is an unexpired
+// account-driven sign-in of the enrollment's user upn.
+func (s *Service) VerifyAccountBearer(ctx context.Context, upn, token string) error {
+	_, u, err := s.Session(ctx, PurposeAccountDriven, token)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(u.UPN, upn) {
+		return refuse(http.StatusUnauthorized, CodeBadSession, "the token is %s's, but the enrollment is %s's", u.UPN, upn)
+	}
+	return nil
 }
 
 // enroll is POST BaseURL: the CMS-signed MachineInfo, with or without the

@@ -86,7 +86,11 @@ func (s *Service) StartSession(ctx context.Context, purpose string, c Credential
 		return nil, nil, err
 	}
 	now := s.now().UTC()
-	sess := &Session{Token: randomToken(), UPN: u.UPN, Purpose: purpose, IssuedAt: now, ExpiresAt: now.Add(sessionTTL)}
+	ttl := sessionTTL
+	if purpose == PurposeAccountDriven {
+		ttl = s.accountTokenTTL // the device keeps using it after enrolling
+	}
+	sess := &Session{Token: randomToken(), UPN: u.UPN, Purpose: purpose, IssuedAt: now, ExpiresAt: now.Add(ttl)}
 	if err := s.put(ctx, kindSession, sess.Token, sess); err != nil {
 		return nil, nil, err
 	}

@@ -26,6 +26,11 @@ type Service struct {
 	ticketTTL time.Duration
 	company   string
 	newID     func() string
+	// accountTokenTTL is how long an account-driven access token lasts;
+	// accountChallenge is the WWW-Authenticate value that sends a device
+	// to sign in again (set by DeviceRoutes, which knows the public URL).
+	accountTokenTTL  time.Duration
+	accountChallenge string
 }
 
 // Option configures a Service.
@@ -44,6 +49,15 @@ func WithTicketTTL(d time.Duration) Option { return func(s *Service) { s.ticketT
 // WithCompany sets the organisation's default name ("Contoso").
 func WithCompany(name string) Option { return func(s *Service) { s.company = name } }
 
+// WithAccountTokenLifetime sets how long the access token of an
+// account-driven enrollment lasts (default 24 hours): the device sends it
+// with every check-in and command request, and once it has expired the
+// server answers 401 with WWW-Authenticate and the device signs its user in
+// again. Other sign-ins last 15 minutes, long enough to enroll.
+func WithAccountTokenLifetime(d time.Duration) Option {
+	return func(s *Service) { s.accountTokenTTL = d }
+}
+
 // WithNewID sets how ticket IDs are made (deterministic tests).
 func WithNewID(f func() string) Option { return func(s *Service) { s.newID = f } }
 
@@ -52,7 +66,7 @@ func New(st Store, opts ...Option) *Service {
 	if st == nil {
 		panic("enroll.New: nil store")
 	}
-	s := &Service{docs: st, now: time.Now, ticketTTL: 24 * time.Hour, company: "Contoso", newID: randomID}
+	s := &Service{docs: st, now: time.Now, ticketTTL: 24 * time.Hour, company: "Contoso", newID: randomID, accountTokenTTL: 24 * time.Hour}
 	for _, o := range opts {
 		o(s)
 	}
@@ -61,6 +75,9 @@ func New(st Store, opts ...Option) *Service {
 	}
 	if s.ticketTTL <= 0 {
 		panic("enroll.New: ticket TTL must be positive")
+	}
+	if s.accountTokenTTL <= 0 {
+		panic("enroll.New: account token lifetime must be positive")
 	}
 	return s
 }

@@ -40,6 +40,7 @@ func (s *Service) DeviceRoutes(p Profiles, publicURL string) []Route {
 	portal := &webFlow{s: s, profiles: p, purpose: PurposePortal, base: PathPortal, title: "Set up access", secure: secure}
 	web := &webFlow{s: s, profiles: p, purpose: PurposeWeb, base: PathWeb, title: "Enroll this device", secure: secure}
 	ad := &accountDriven{s: s, profiles: p, baseURL: base + PathAccountDriven, signinURL: base + PathAccountDrivenIn, secure: secure}
+	s.accountChallenge = challengeFor(ad.signinURL)
 	routes := []Route{
 		{http.MethodPost, PathPortalAPI + "/signin", http.HandlerFunc(s.apiSignIn)},
 		{http.MethodGet, PathPortalAPI + "/options", http.HandlerFunc(s.apiOptions)},

@@ -30,9 +30,14 @@ func byodServer(t *testing.T) *Server {
 }
 
 func byodDevice(s *Server, seed int64, opts ...device.Option) *device.Device {
-	trust := x509.NewCertPool()
-	trust.AddCert(s.PKI().CA.Cert)
-	return device.New(handlerDoer{s.Handler()}, append([]device.Option{device.WithSeed(seed), device.WithTrust(trust)}, opts...)...)
+	return device.New(handlerDoer{s.Handler()}, append([]device.Option{device.WithSeed(seed), device.WithTrust(trustPool(s))}, opts...)...)
+}
+
+// trustPool trusts the server's test CA.
+func trustPool(s *Server) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(s.PKI().CA.Cert)
+	return p
 }
 
 func byodCtx(t *testing.T) context.Context {
@@ -419,11 +424,16 @@ func TestBYODAccountDrivenRefusals(t *testing.T) {
 			t.Errorf("body %q: %d", body, rec.Code)
 		}
 	}
-	// An expired token gets the challenge again.
+	// An expired token (past -account-token-lifetime, 24 hours by
+	// default) gets the challenge again.
 	now := time.Now()
 	clockS := newTestServer(t, WithClock(func() time.Time { return now }), WithDirectory("contoso.yaml", mustRead(t, "../testdata/directory/contoso.yaml")))
 	tok := signInAccountDriven(t, clockS, "adde@contoso.com", "Passw0rd!")
-	now = now.Add(time.Hour)
+	now = now.Add(23 * time.Hour)
+	if rec := do(t, clockS, "POST", enroll.PathAccountDriven, "", mi, "Authorization", "Bearer "+tok); rec.Code != 200 {
+		t.Errorf("a token 23 hours old: %d", rec.Code)
+	}
+	now = now.Add(2 * time.Hour)
 	rec := do(t, clockS, "POST", enroll.PathAccountDriven, "", mi, "Authorization", "Bearer "+tok)
 	if rec.Code != 401 || !strings.Contains(rec.Header().Get("WWW-Authenticate"), "apple-as-web") || !strings.Contains(rec.Body.String(), "expired") {
 		t.Errorf("expired token: %d %q %s", rec.Code, rec.Header().Get("WWW-Authenticate"), rec.Body)

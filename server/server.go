@@ -53,6 +53,7 @@ type Server struct {
 	version   string
 
 	identityValidity time.Duration
+	accountTokenTTL  time.Duration
 	skew             time.Duration
 	userAuth         checkin.UserAuthenticatePolicy
 	oneTimeTTL       time.Duration
@@ -95,6 +96,13 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 // WithClock sets the clock for every time decision, for deterministic tests.
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
+// WithAccountTokenLifetime sets how long an account-driven enrollment's
+// access token lasts before the device is asked to sign its user in again
+// (default 24 hours).
+func WithAccountTokenLifetime(d time.Duration) Option {
+	return func(s *Server) { s.accountTokenTTL = d }
+}
+
 // WithIdentityValidity sets how long SCEP-issued identities are valid.
 func WithIdentityValidity(d time.Duration) Option { return func(s *Server) { s.identityValidity = d } }
 
@@ -132,7 +140,7 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 	}
 	s := &Server{
 		pki: pki, store: st, publicURL: u, now: time.Now, version: "dev",
-		identityValidity: 365 * 24 * time.Hour, skew: time.Hour,
+		identityValidity: 365 * 24 * time.Hour, skew: time.Hour, accountTokenTTL: 24 * time.Hour,
 		userAuth: checkin.UserAuthDecline, oneTimeTTL: time.Hour,
 		pushCfg: pushConfig{expiration: -1}, // omit apns-expiration, as NanoMDM does
 	}
@@ -141,6 +149,9 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.accountTokenTTL < time.Minute {
+		return nil, fmt.Errorf("account token lifetime %s is too short: at least one minute", s.accountTokenTTL)
 	}
 	if s.identityValidity < time.Minute {
 		return nil, fmt.Errorf("identity validity %s is too short: at least one minute", s.identityValidity)
@@ -161,7 +172,7 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		s.webhook.Close()
 		return nil, fmt.Errorf("push: %w", err)
 	}
-	s.programs = enroll.New(st, enroll.WithLogger(s.log), enroll.WithClock(s.now))
+	s.programs = enroll.New(st, enroll.WithLogger(s.log), enroll.WithClock(s.now), enroll.WithAccountTokenLifetime(s.accountTokenTTL))
 	if s.abm, err = ade.New(st, ade.WithLogger(s.log), ade.WithClock(s.now), ade.WithTranscript(st),
 		ade.WithTokenKeyPair(pki.ADETokenKeys)); err != nil {
 		return nil, fmt.Errorf("simulated ABM: %w", err)
@@ -175,7 +186,8 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		checkin.WithOnPushChange(s.onPushChange))
 	s.verifier = certs.NewVerifier([]*x509.Certificate{pki.CA.Cert})
 	s.checkin = checkin.NewHandler(s.svc, s.verifier, s.webhook.Transcripts(st),
-		checkin.WithHandlerLogger(s.log), checkin.WithHandlerClock(s.now), checkin.WithSigningTimeSkew(s.skew))
+		checkin.WithHandlerLogger(s.log), checkin.WithHandlerClock(s.now), checkin.WithSigningTimeSkew(s.skew),
+		checkin.WithBearerVerifier(s.programs))
 	s.scep, err = certs.NewSCEPHandler(pki.CA,
 		certs.WithStaticChallenge(pki.SCEPChallenge),
 		certs.WithChallengeStore(st),

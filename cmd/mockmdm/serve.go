@@ -34,6 +34,7 @@ type serveFlags struct {
 	apiKey           string
 	scepChallenge    string
 	identityValidity time.Duration
+	accountTokenTTL  time.Duration
 	signingSkew      time.Duration
 	userAuth         string
 	logLevel         string
@@ -75,6 +76,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.apiKey, "api-key", "", "API key for /v1 (default: generated once and kept in the data directory)")
 	fs.StringVar(&f.scepChallenge, "scep-challenge", "", "static SCEP challenge put in the enrollment profile (default: generated once and kept)")
 	fs.DurationVar(&f.identityValidity, "identity-validity", 365*24*time.Hour, "lifetime of SCEP-issued device identities (e.g. 10m, 720h)")
+	fs.DurationVar(&f.accountTokenTTL, "account-token-lifetime", 24*time.Hour, "lifetime of an account-driven enrollment's access token; past it the device must sign its user in again (at least 1m)")
 	fs.DurationVar(&f.signingSkew, "signing-skew", time.Hour, "how far an Mdm-Signature signing time may be from the server clock (0: no check)")
 	fs.StringVar(&f.userAuth, "user-authenticate", "decline", "UserAuthenticate answer: decline (410) or allow")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -237,6 +239,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	opts := []server.Option{
 		server.WithLogger(logger),
 		server.WithIdentityValidity(f.identityValidity),
+		server.WithAccountTokenLifetime(f.accountTokenTTL),
 		server.WithSigningTimeSkew(f.signingSkew),
 		server.WithUserAuthenticate(policy),
 		server.WithVersion(version),
