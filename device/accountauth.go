@@ -53,10 +53,10 @@ func (d *Device) sendMDM(ctx context.Context, step, method, target, ctype string
 	if err != nil || r.status != http.StatusUnauthorized {
 		return r, err
 	}
-	scheme, signin, ok := ParseAuthenticate(r.header.Get("WWW-Authenticate"))
-	if !ok || scheme != "apple-as-web" || signin == "" {
+	if !challenges(r) {
 		return r, nil // no challenge: the caller unenrolls, as a device does
 	}
+	_, signin, _ := ParseAuthenticate(r.header.Get("WWW-Authenticate"))
 	tok, err := d.signInForToken(ctx, "account-driven re-authentication", signin, auth.creds)
 	if err != nil {
 		return nil, err
@@ -67,7 +67,22 @@ func (d *Device) sendMDM(ctx context.Context, step, method, target, ctype string
 	}
 	d.mu.Unlock()
 	d.log.Info("signed the account-driven enrollment's user in again", "step", step)
-	return d.sendWith(ctx, step+" (after re-authentication)", method, target, ctype, body, signer, bearerHeader(tok))
+	step += " (after re-authentication)"
+	r, err = d.sendWith(ctx, step, method, target, ctype, body, signer, bearerHeader(tok))
+	if err == nil && r.status == http.StatusUnauthorized && challenges(r) {
+		// Refused again straight after a sign-in the server accepted: stop
+		// here rather than sign in forever, and stay enrolled (the 401
+		// asked for authentication, not for the device to leave).
+		return nil, serverError(step, method, target, r, "the server asked for re-authentication again right after a new sign-in")
+	}
+	return r, err
+}
+
+// challenges reports whether a reply carries the account-driven sign-in
+// challenge.
+func challenges(r *reply) bool {
+	scheme, signin, ok := ParseAuthenticate(r.header.Get("WWW-Authenticate"))
+	return ok && scheme == "apple-as-web" && signin != ""
 }
 
 // signInForToken signs in at an account-driven sign-in page and returns

@@ -2,6 +2,8 @@ package server
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,4 +147,59 @@ func transcriptHas(t *testing.T, s *Server, id, text string) bool {
 		}
 	}
 	return false
+}
+
+// challengingDoer answers every check-in and command request with the
+// sign-in challenge while on, and counts them: a server that never takes
+// the new token.
+type challengingDoer struct {
+	handlerDoer
+	mu       sync.Mutex
+	on       bool
+	mdmCalls int
+}
+
+func (c *challengingDoer) Do(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	on := c.on
+	if on && (req.URL.Path == "/mdm" || req.URL.Path == "/checkin") {
+		c.mdmCalls++
+		c.mu.Unlock()
+		rec := httptest.NewRecorder()
+		rec.Header().Set("WWW-Authenticate", `Bearer method="apple-as-web", url="https://mockmdm.test`+enroll.PathAccountDrivenIn+`"`)
+		rec.WriteHeader(http.StatusUnauthorized)
+		return rec.Result(), nil
+	}
+	c.mu.Unlock()
+	return c.handlerDoer.Do(req)
+}
+
+// TestAccountDrivenChallengeLoop: a server that challenges again right
+// after the device signed in anew gets one retry, not a loop, and the
+// device stays enrolled.
+func TestAccountDrivenChallengeLoop(t *testing.T) {
+	data, err := os.ReadFile("../testdata/directory/contoso.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestServer(t, WithDirectory("contoso.yaml", data))
+	ctx := byodCtx(t)
+	doer := &challengingDoer{handlerDoer: handlerDoer{s.Handler()}}
+	dev := device.New(doer, device.WithSeed(701), device.WithTrust(trustPool(s)))
+	if _, err := dev.AccountDrivenEnroll(ctx, s.URL(""), "adde@appleid.contoso.com", device.Credentials{UPN: "adde@contoso.com", Password: "Passw0rd!"}); err != nil {
+		t.Fatal(err)
+	}
+	doer.mu.Lock()
+	doer.on = true
+	doer.mu.Unlock()
+	res, err := dev.Connect(ctx)
+	if err == nil || !strings.Contains(err.Error(), "re-authentication again") {
+		t.Errorf("connect against a server that never takes the token: %v", err)
+	}
+	if res.Unenrolled || !dev.IsEnrolled() {
+		t.Error("the device unenrolled on a 401 that carried the challenge")
+	}
+	if doer.mdmCalls != 2 {
+		t.Errorf("%d requests to /mdm, want 2 (the first and one retry)", doer.mdmCalls)
+	}
 }
