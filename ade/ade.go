@@ -154,6 +154,9 @@ type Quirks struct {
 	// and locks nothing, so a client's handling of each failure can be
 	// tested; empty answers as the device's state says.
 	ActivationLockStatus string `json:"activation_lock_status,omitempty"`
+	// DiscoveryOrgNotSupported: the account-driven enrollment service
+	// discovery endpoints answer 400 ORG_NOT_SUPPORTED.
+	DiscoveryOrgNotSupported bool `json:"discovery_org_not_supported,omitempty"`
 }
 
 // serverState is the KindServer/"state" document.
@@ -163,6 +166,8 @@ type serverState struct {
 	ServerUUID   string  `json:"server_uuid"`    // /account
 	Quirks       Quirks  `json:"quirks"`         //
 	Uploaded     *upload `json:"uploaded_token"` // the token the MDM server uses
+	// Discovery is the registered account-driven service discovery (discovery.go).
+	Discovery *DiscoveryProfile `json:"discovery,omitempty"`
 }
 
 type upload struct {

@@ -128,6 +128,10 @@ func TestHostileInput(t *testing.T) {
 		{"lock device not a string", api("POST", "/device/activationlock", `{"device":["DMQX1"]}`, nil), 400, "MALFORMED_REQUEST_BODY"},
 		{"lock overlong lost message", api("POST", "/device/activationlock", `{"device":"DMQX1","lost_message":"`+strings.Repeat("m", 5000)+`"}`, nil), 400, "MALFORMED_REQUEST_BODY"},
 		{"lock without session", api("POST", "/device/activationlock", `{"device":"DMQX1"}`, func(r *http.Request) { r.Header.Del("X-ADM-Auth-Session") }), 401, "UNAUTHORIZED"},
+		{"discovery without URL", api("POST", "/account-driven-enrollment/profile", `{}`, nil), 400, "MDM_SERVICE_DISCOVERY_URL_REQUIRED"},
+		{"discovery over http", api("POST", "/account-driven-enrollment/profile", `{"mdm_service_discovery_url":"http://x.example/"}`, nil), 400, "MDM_SERVICE_DISCOVERY_URL_NOT_VALID"},
+		{"discovery fetch before assign", api("GET", "/account-driven-enrollment/profile", "", nil), 404, "NOT_FOUND"},
+		{"discovery without session", api("DELETE", "/account-driven-enrollment/profile", "", func(r *http.Request) { r.Header.Del("X-ADM-Auth-Session") }), 401, "UNAUTHORIZED"},
 		{"huge body", api("POST", "/devices", `{"devices":["`+strings.Repeat("A", 70<<10)+`"]}`, nil), 413, "REQUEST_ENTITY_TOO_LARGE"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -27,6 +27,9 @@ func (s *Service) Routes() []Route {
 		{"POST", "/devices", s.api("details", true, perDevice(s.details))},
 		{"POST", "/devices/disown", s.api("disown", true, perDevice(s.disown))},
 		{"POST", "/device/activationlock", s.api("activation-lock", true, s.handleActivationLock)},
+		{"POST", "/account-driven-enrollment/profile", s.api("assign-discovery", true, s.handleAssignDiscovery)},
+		{"GET", "/account-driven-enrollment/profile", s.api("fetch-discovery", true, s.handleFetchDiscovery)},
+		{"DELETE", "/account-driven-enrollment/profile", s.api("remove-discovery", true, s.handleRemoveDiscovery)},
 		{"POST", "/profile", s.api("define-profile", true, s.handleDefine)},
 		{"GET", "/profile", s.api("get-profile", true, s.handleGetProfile)},
 		{"PUT", "/profile/devices", s.api("assign-profile", true, s.handleAssign)},
@@ -109,6 +112,9 @@ func (s *Service) serveAPI(w http.ResponseWriter, r *http.Request, needSession b
 	out, err := h(ctx, r, body)
 	if err != nil {
 		return body, s.writeErr(w, err)
+	}
+	if _, empty := out.(noBody); empty {
+		return body, ""
 	}
 	w.Header().Set("Content-Type", "application/json;charset=UTF8")
 	json.NewEncoder(w).Encode(out)
@@ -208,10 +214,17 @@ func (s *Service) handleAccount(ctx context.Context, _ *http.Request, _ []byte) 
 		OrgAddress: "1 Infinite Loop, Testville", OrgID: "1234567", OrgIDHash: mac(st.CursorSecret, "org")[:20],
 		OrgType: "org", OrgVersion: "v2",
 	}
+	// One entry per URI with all its methods, as Apple lists them.
+	at := map[string]int{}
 	for _, rt := range s.Routes() {
 		if rt.Path == "/session" {
 			continue
 		}
+		if i, ok := at[rt.Path]; ok {
+			a.URLs[i].HTTPMethod = append(a.URLs[i].HTTPMethod, rt.Method)
+			continue
+		}
+		at[rt.Path] = len(a.URLs)
 		a.URLs = append(a.URLs, struct {
 			URI        string   `json:"uri"`
 			HTTPMethod []string `json:"http_method"`
