@@ -15,22 +15,36 @@ import (
 func getLock(t *testing.T, h *harness, method, serial string) (int, ActivationLock, map[string]string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, h.srv.URL+"/v1/ade/devices/"+serial+"/activation-lock", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	code, b := roundTrip(t, req)
 	var l ActivationLock
 	var e map[string]string
-	if resp.StatusCode == 200 {
+	if code == 200 {
 		if err := json.Unmarshal(b, &l); err != nil {
 			t.Fatalf("%s: %v", b, err)
 		}
 	} else {
 		json.Unmarshal(b, &e)
 	}
-	return resp.StatusCode, l, e
+	return code, l, e
+}
+
+// roundTrip sends req and returns the status and the whole body.
+func roundTrip(t *testing.T, req *http.Request) (int, []byte) {
+	t.Helper()
+	code, b, _ := roundTripHeader(t, req)
+	return code, b
+}
+
+// roundTripHeader is roundTrip with the response headers.
+func roundTripHeader(t *testing.T, req *http.Request) (int, []byte, http.Header) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header
 }
 
 // TestActivationLockWithNanoDEP: NanoDEP's godep client — written from
@@ -198,14 +212,10 @@ func TestActivationLockQuirkOverHTTP(t *testing.T) {
 	h := newHarness(t)
 	put := func(body string) (int, map[string]any) {
 		req, _ := http.NewRequest("PUT", h.srv.URL+"/v1/ade/quirks", strings.NewReader(body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		code, b := roundTrip(t, req)
 		var m map[string]any
-		json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m
+		json.Unmarshal(b, &m)
+		return code, m
 	}
 	if st, m := put(`{"activation_lock_status":"LOCKED"}`); st != 400 || m["error"] != "QUIRK_INVALID" || !strings.Contains(m["reason"].(string), "DEVICE_ALREADY_LOCKED") {
 		t.Errorf("bad quirk: %d %v", st, m)

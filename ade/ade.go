@@ -157,6 +157,13 @@ type Quirks struct {
 	// DiscoveryOrgNotSupported: the account-driven enrollment service
 	// discovery endpoints answer 400 ORG_NOT_SUPPORTED.
 	DiscoveryOrgNotSupported bool `json:"discovery_org_not_supported,omitempty"`
+	// ThrottleAssignSeconds, when above zero, throttles every device of an
+	// Assign a Profile call from a client speaking X-Server-Protocol-Version
+	// 9 or later: each answers THROTTLED and nothing is assigned; from
+	// version 10 the answer also carries retry_after_seconds with this
+	// value. Apple throttles per device at its own discretion; throttling
+	// the whole call is mockmdm's choice, so a client's retry can be tested.
+	ThrottleAssignSeconds int `json:"throttle_assign_seconds,omitempty"`
 }
 
 // serverState is the KindServer/"state" document.
@@ -230,6 +237,9 @@ func (s *Service) putJSON(ctx context.Context, kind, id string, v any) error {
 func (s *Service) SetQuirks(ctx context.Context, q Quirks) error {
 	if err := checkLockQuirk(q.ActivationLockStatus); err != nil {
 		return err
+	}
+	if q.ThrottleAssignSeconds < 0 || q.ThrottleAssignSeconds > 86400 {
+		return apiErr(http.StatusBadRequest, "QUIRK_INVALID", "throttle_assign_seconds is %d: 0 (off) to 86400", q.ThrottleAssignSeconds)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

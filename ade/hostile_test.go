@@ -2,7 +2,6 @@ package ade
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,13 +25,8 @@ func signedSession(t *testing.T, h *harness, tok certs.ADEToken) *http.Request {
 
 func do(t *testing.T, req *http.Request) (int, string) {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b) + " | " + resp.Header.Get("X-Mockmdm-Reason")
+	code, b, h := roundTripHeader(t, req)
+	return code, string(b) + " | " + h.Get("X-Mockmdm-Reason")
 }
 
 func TestHostileInput(t *testing.T) {

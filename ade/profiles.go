@@ -140,6 +140,9 @@ func (s *Service) getProfile(ctx context.Context, uuid string) (*Profile, error)
 type DefineResponse struct {
 	ProfileUUID string            `json:"profile_uuid"`
 	Devices     map[string]string `json:"devices"`
+	// RetryAfterSeconds is set when a device was THROTTLED and the client
+	// speaks protocol version 10 or later.
+	RetryAfterSeconds int `json:"retry_after_seconds,omitempty"`
 }
 
 // DefineProfile stores p under a new profile_uuid and assigns it to the
