@@ -175,6 +175,8 @@ type serverState struct {
 	Uploaded     *upload `json:"uploaded_token"` // the token the MDM server uses
 	// Discovery is the registered account-driven service discovery (discovery.go).
 	Discovery *DiscoveryProfile `json:"discovery,omitempty"`
+	// BetaTokens are the organisation's OS beta programs (beta.go).
+	BetaTokens []BetaToken `json:"beta_tokens,omitempty"`
 }
 
 type upload struct {

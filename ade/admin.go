@@ -89,6 +89,8 @@ func (s *Service) AdminRoutes() []Route {
 		{"POST", "/devices", http.HandlerFunc(s.adminBuyDevices)},
 		{"GET", "/devices/{serial}/activation-lock", adminLock(s.DeviceActivationLock)},
 		{"DELETE", "/devices/{serial}/activation-lock", adminLock(s.TurnOffActivationLock)},
+		{"GET", "/beta-tokens", http.HandlerFunc(s.adminGetBetaTokens)},
+		{"PUT", "/beta-tokens", http.HandlerFunc(s.adminSetBetaTokens)},
 		{"GET", "/quirks", http.HandlerFunc(s.adminGetQuirks)},
 		{"PUT", "/quirks", http.HandlerFunc(s.adminSetQuirks)},
 		{"POST", "/restart", http.HandlerFunc(s.adminRestart)},

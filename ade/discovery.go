@@ -51,7 +51,7 @@ func (s *Service) handleAssignDiscovery(ctx context.Context, _ *http.Request, bo
 	if err := checkDiscoveryURL(*req.URL); err != nil {
 		return nil, err
 	}
-	return noBody{}, s.updateDiscovery(ctx, func(st *serverState) error {
+	return noBody{}, s.updateState(ctx, func(st *serverState) error {
 		if st.Quirks.DiscoveryOrgNotSupported {
 			return orgNotSupported()
 		}
@@ -75,7 +75,7 @@ func (s *Service) handleFetchDiscovery(ctx context.Context, _ *http.Request, _ [
 }
 
 func (s *Service) handleRemoveDiscovery(ctx context.Context, _ *http.Request, _ []byte) (any, error) {
-	return noBody{}, s.updateDiscovery(ctx, func(st *serverState) error {
+	return noBody{}, s.updateState(ctx, func(st *serverState) error {
 		if st.Quirks.DiscoveryOrgNotSupported {
 			return orgNotSupported()
 		}
@@ -84,8 +84,8 @@ func (s *Service) handleRemoveDiscovery(ctx context.Context, _ *http.Request, _ 
 	})
 }
 
-// updateDiscovery changes the server state under the service's lock.
-func (s *Service) updateDiscovery(ctx context.Context, change func(*serverState) error) error {
+// updateState changes the server state under the service's lock.
+func (s *Service) updateState(ctx context.Context, change func(*serverState) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, err := s.loadState(ctx)

@@ -30,6 +30,7 @@ func (s *Service) Routes() []Route {
 		{"POST", "/account-driven-enrollment/profile", s.api("assign-discovery", true, s.handleAssignDiscovery)},
 		{"GET", "/account-driven-enrollment/profile", s.api("fetch-discovery", true, s.handleFetchDiscovery)},
 		{"DELETE", "/account-driven-enrollment/profile", s.api("remove-discovery", true, s.handleRemoveDiscovery)},
+		{"GET", "/os-beta-enrollment/tokens", s.api("beta-tokens", true, s.handleBetaTokens)},
 		{"POST", "/profile", s.api("define-profile", true, s.handleDefine)},
 		{"GET", "/profile", s.api("get-profile", true, s.handleGetProfile)},
 		{"PUT", "/profile/devices", s.api("assign-profile", true, s.handleAssign)},
