@@ -109,6 +109,8 @@ func TestHostileInput(t *testing.T) {
 		{"no name", api("POST", "/profile", `{"url":"https://x"}`, nil), 400, "CONFIG_NAME_REQUIRED"},
 		{"long name", api("POST", "/profile", `{"url":"https://x","profile_name":"`+strings.Repeat("n", 126)+`"}`, nil), 400, "CONFIG_NAME_INVALID"},
 		{"unremovable unsupervised", api("POST", "/profile", `{"url":"https://x","profile_name":"a","is_mdm_removable":false}`, nil), 400, "FLAGS_INVALID"},
+		{"bad language", api("POST", "/profile", `{"url":"https://x","profile_name":"a","language":"English"}`, nil), 400, "LOCALE_INVALID"},
+		{"bad region", api("POST", "/profile", `{"url":"https://x","profile_name":"a","language":"en","region":"usa"}`, nil), 400, "LOCALE_INVALID"},
 		{"invalid skip item", api("POST", "/profile", `{"url":"https://x","profile_name":"a","skip_setup_items":["Nope"]}`, nil), 400, "SKIP_SETUP_ITEMS_INVALID"},
 		{"assign no uuid", api("PUT", "/profile/devices", `{"devices":["DMQX1"]}`, nil), 400, "PROFILE_UUID_REQUIRED"},
 		{"assign no devices", api("PUT", "/profile/devices", `{"profile_uuid":"X"}`, nil), 400, "DEVICE_ID_REQUIRED"},

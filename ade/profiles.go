@@ -61,6 +61,30 @@ func ParseProfile(body []byte) (*Profile, error) {
 	return &p, nil
 }
 
+// checkLocale is Apple's LOCALE_INVALID ("the locale fields combination is
+// invalid or unsupported", the Define a Profile page) on the form the
+// Profile schema gives the two fields (as NanoDEP v0.7.0's godep has it): a
+// language is a two-letter ISO 639-1 or three-letter ISO 639-2 code in
+// lower case ("en", "haw"), a region a two-letter capitalised ISO 3166-1
+// code ("US"). mockmdm checks the form, not that the code is assigned.
+func checkLocale(language, region string) error {
+	letters := func(s string, lo, hi byte) bool {
+		for i := 0; i < len(s); i++ {
+			if s[i] < lo || s[i] > hi {
+				return false
+			}
+		}
+		return true
+	}
+	if language != "" && (len(language) < 2 || len(language) > 3 || !letters(language, 'a', 'z')) {
+		return apiErr(http.StatusBadRequest, "LOCALE_INVALID", "language %q is not a two-letter ISO 639-1 or three-letter ISO 639-2 code in lower case (e.g. en, haw)", truncate(language, 20))
+	}
+	if region != "" && (len(region) != 2 || !letters(region, 'A', 'Z')) {
+		return apiErr(http.StatusBadRequest, "LOCALE_INVALID", "region %q is not a two-letter capitalised ISO 3166-1 code (e.g. US, GB)", truncate(region, 20))
+	}
+	return nil
+}
+
 func (p *Profile) validate() error {
 	switch n := utf8.RuneCountInString(p.ProfileName); {
 	case p.ProfileName == "":
@@ -99,6 +123,9 @@ func (p *Profile) validate() error {
 		if utf8.RuneCountInString(f.v) > f.max {
 			return apiErr(http.StatusBadRequest, f.code, "%s is longer than %d characters", f.name, f.max)
 		}
+	}
+	if err := checkLocale(p.Language, p.Region); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for _, k := range p.SkipSetupItems {
