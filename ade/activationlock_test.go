@@ -195,9 +195,7 @@ func FuzzParseActivationLockRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, err := ParseActivationLockRequest(b)
 		if err != nil {
-			if ae, ok := err.(*apiError); !ok || ae.Status != 400 || ae.Reason == "" {
-				t.Fatalf("%v", err)
-			}
+			requireRefusal(t, err)
 			return
 		}
 		if strings.TrimSpace(req.Device) == "" {
@@ -222,5 +220,14 @@ func TestActivationLockQuirkOverHTTP(t *testing.T) {
 	}
 	if st, m := put(`{"activation_lock_status":"ORG_NOT_SUPPORTED"}`); st != 200 || m["activation_lock_status"] != "ORG_NOT_SUPPORTED" {
 		t.Errorf("good quirk: %d %v", st, m)
+	}
+}
+
+// requireRefusal fails unless err is a 400 apiError with a reason: what
+// every parser of a request body answers bad input with.
+func requireRefusal(t *testing.T, err error) {
+	t.Helper()
+	if ae, ok := err.(*apiError); !ok || ae.Status != 400 || ae.Reason == "" {
+		t.Fatalf("not a 400 with a reason: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package ade
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -48,8 +49,37 @@ func (s *Service) handleBetaTokens(ctx context.Context, _ *http.Request, _ []byt
 	return BetaTokensResponse{BetaEnrollmentTokens: list, SeedBuildTokens: list}, nil
 }
 
+// ParseBetaTokens decodes and checks a PUT /v1/ade/beta-tokens body,
+// {"tokens": [{"title", "os", "token"}]}.
+func ParseBetaTokens(body []byte) ([]BetaToken, error) {
+	var req struct {
+		Tokens []BetaToken `json:"tokens"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, apiErr(http.StatusBadRequest, "MALFORMED_REQUEST_BODY", `the body is not {"tokens": [{"title", "os", "token"}]}: %v`, err)
+	}
+	if dec.More() {
+		return nil, apiErr(http.StatusBadRequest, "MALFORMED_REQUEST_BODY", "there is more after the JSON object")
+	}
+	return req.Tokens, checkBetaTokens(req.Tokens)
+}
+
 // SetBetaTokens replaces the organisation's OS beta programs.
 func (s *Service) SetBetaTokens(ctx context.Context, list []BetaToken) error {
+	if err := checkBetaTokens(list); err != nil {
+		return err
+	}
+	return s.updateState(ctx, func(st *serverState) error {
+		st.BetaTokens = slices.Clone(list)
+		return nil
+	})
+}
+
+// checkBetaTokens holds a list to SeedBuildToken's os values, non-empty
+// titles and tokens, and bounded sizes.
+func checkBetaTokens(list []BetaToken) error {
 	if len(list) > maxBetaTokens {
 		return apiErr(http.StatusBadRequest, "BETA_TOKENS_INVALID", "%d beta programs; at most %d", len(list), maxBetaTokens)
 	}
@@ -63,10 +93,7 @@ func (s *Service) SetBetaTokens(ctx context.Context, list []BetaToken) error {
 			return apiErr(http.StatusBadRequest, "BETA_TOKENS_INVALID", "beta program %d: title over 256 or token over 1024 bytes", i)
 		}
 	}
-	return s.updateState(ctx, func(st *serverState) error {
-		st.BetaTokens = slices.Clone(list)
-		return nil
-	})
+	return nil
 }
 
 func (s *Service) adminSetBetaTokens(w http.ResponseWriter, r *http.Request) {
@@ -75,20 +102,15 @@ func (s *Service) adminSetBetaTokens(w http.ResponseWriter, r *http.Request) {
 		writeJSONErr(w, err)
 		return
 	}
-	var req struct {
-		Tokens []BetaToken `json:"tokens"`
+	list, err := ParseBetaTokens(body)
+	if err == nil {
+		err = s.SetBetaTokens(r.Context(), list)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSONErr(w, apiErr(http.StatusBadRequest, "MALFORMED_REQUEST_BODY", `the body is not {"tokens": [{"title", "os", "token"}]}: %v`, err))
-		return
-	}
-	if err := s.SetBetaTokens(r.Context(), req.Tokens); err != nil {
+	if err != nil {
 		writeJSONErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tokens": req.Tokens})
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": list})
 }
 
 func (s *Service) adminGetBetaTokens(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package ade
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -56,4 +57,24 @@ func TestBetaTokensWithNanoDEP(t *testing.T) {
 	if got, _ := dep.OSBetaEnrollmentTokens(ctx, name); len(got.BetaEnrollmentTokens) != 2 {
 		t.Errorf("a refused list changed the programs: %+v", got)
 	}
+}
+
+// FuzzParseBetaTokens: beta program lists never panic; refusals are 400s
+// with a reason, and an accepted list holds only Apple's os values.
+func FuzzParseBetaTokens(f *testing.F) {
+	for _, s := range []string{`{"tokens":[{"title":"t","os":"iOS","token":"x"}]}`, `{"tokens":[]}`, `{"tokens":[{"os":"Android"}]}`, `{"tokens":"x"}`, `{}`, `[`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		list, err := ParseBetaTokens(b)
+		if err != nil {
+			requireRefusal(t, err)
+			return
+		}
+		for _, tok := range list {
+			if !slices.Contains(betaOSValues, tok.OS) || tok.Title == "" || tok.Token == "" {
+				t.Fatalf("accepted %+v", tok)
+			}
+		}
+	})
 }

@@ -38,24 +38,34 @@ type DiscoveryProfile struct {
 // length Apple's profile URLs are held to (CONFIG_URL_INVALID, 2000).
 const maxDiscoveryURL = 2000
 
-func (s *Service) handleAssignDiscovery(ctx context.Context, _ *http.Request, body []byte) (any, error) {
+// ParseDiscoveryRequest decodes and checks an Assign Account-Driven
+// Enrollment Service Discovery body and returns its URL.
+func ParseDiscoveryRequest(body []byte) (string, error) {
 	var req struct {
 		URL *string `json:"mdm_service_discovery_url"`
 	}
 	if err := decodeStrict(body, &req); err != nil {
-		return nil, err
+		return "", err
 	}
 	if req.URL == nil || strings.TrimSpace(*req.URL) == "" {
-		return nil, apiErr(http.StatusBadRequest, "MDM_SERVICE_DISCOVERY_URL_REQUIRED", "mdm_service_discovery_url is missing or empty")
+		return "", apiErr(http.StatusBadRequest, "MDM_SERVICE_DISCOVERY_URL_REQUIRED", "mdm_service_discovery_url is missing or empty")
 	}
 	if err := checkDiscoveryURL(*req.URL); err != nil {
+		return "", err
+	}
+	return *req.URL, nil
+}
+
+func (s *Service) handleAssignDiscovery(ctx context.Context, _ *http.Request, body []byte) (any, error) {
+	u, err := ParseDiscoveryRequest(body)
+	if err != nil {
 		return nil, err
 	}
 	return noBody{}, s.updateState(ctx, func(st *serverState) error {
 		if st.Quirks.DiscoveryOrgNotSupported {
 			return orgNotSupported()
 		}
-		st.Discovery = &DiscoveryProfile{URL: *req.URL, LastUpdated: s.now().UTC()}
+		st.Discovery = &DiscoveryProfile{URL: u, LastUpdated: s.now().UTC()}
 		return nil
 	})
 }

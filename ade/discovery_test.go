@@ -136,3 +136,21 @@ func TestServiceDiscoveryRefusals(t *testing.T) {
 		t.Errorf("stored state %s: %v", raw, err)
 	}
 }
+
+// FuzzParseDiscoveryRequest: discovery bodies never panic; refusals are
+// 400s with a reason, and what is accepted is an https URL with a host.
+func FuzzParseDiscoveryRequest(f *testing.F) {
+	for _, s := range []string{`{"mdm_service_discovery_url":"https://contoso.example/d"}`, `{}`, `{"mdm_service_discovery_url":"http://x"}`, `{"mdm_service_discovery_url":1}`, `[`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u, err := ParseDiscoveryRequest(b)
+		if err != nil {
+			requireRefusal(t, err)
+			return
+		}
+		if !strings.HasPrefix(u, "https://") {
+			t.Fatalf("accepted %q", u)
+		}
+	})
+}
