@@ -2,7 +2,6 @@ package device_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -80,14 +79,7 @@ func TestActivationLockEndToEnd(t *testing.T) {
 	}
 
 	// Saved and loaded, the device has the same code.
-	path := filepath.Join(t.TempDir(), "ipad.json")
-	if err := dev.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	back, err := device.Load(path, srv.Doer(), device.WithTrust(srv.Trust()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	back := saveAndLoad(t, srv, dev)
 	if back.ActivationLockBypassCode() != code {
 		t.Errorf("loaded device's code %q, want %q", back.ActivationLockBypassCode(), code)
 	}
@@ -99,13 +91,7 @@ func TestActivationLockEndToEnd(t *testing.T) {
 	if c := bypassCode(t, srv, back); c != "" {
 		t.Errorf("after Clear: %q", c)
 	}
-	if err := back.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	again, err := device.Load(path, srv.Doer(), device.WithTrust(srv.Trust()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := saveAndLoad(t, srv, back)
 	if c := again.ActivationLockBypassCode(); c != "" {
 		t.Errorf("loaded after Clear: %q", c)
 	}

@@ -113,6 +113,8 @@ type state struct {
 	// account is an account-driven enrollment's user authentication
 	// (accountauth.go): nil for other enrollments.
 	account *accountAuth
+	// lostMode is MDM Lost Mode (lostmode.go): nil when off.
+	lostMode *lostMode
 }
 
 type trustedRoot struct {

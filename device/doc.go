@@ -24,8 +24,9 @@
 // RestartDevice, ShutDownDevice, ClearPasscode (checked against the
 // UnlockToken it sent in TokenUpdate), Settings, AvailableOSUpdates,
 // ActivationLockBypassCode and ClearActivationLockBypassCode (a code per
-// setup or erase, for 15 days; see activationlock.go), DeviceConfigured and
-// DeclarativeManagement, and everything else gets
+// setup or erase, for 15 days; see activationlock.go), EnableLostMode,
+// DisableLostMode, DeviceLocation and PlayLostModeSound (lostmode.go),
+// DeviceConfigured and DeclarativeManagement, and everything else gets
 // Apple's "Unknown command" error (MCMDMErrorDomain 12021). Before a handler runs, the device applies
 // the rules Apple's command schema states for its OS: the command must exist
 // on that OS version, be allowed under User Enrollment, be allowed on an

@@ -76,6 +76,9 @@ func handleDeviceInformation(_ context.Context, d *Device, cmd *Command) Respons
 // what a query gets.
 func (d *Device) deviceInformation() map[string]any {
 	m, hw := d.model, d.hw
+	d.mu.RLock()
+	lost := d.st.lostMode != nil
+	d.mu.RUnlock()
 	capacity := round2(m.CapacityGB * 0.9305) // what the OS reports of the sold size
 	info := map[string]any{
 		"UDID":                          hw.UDID,
@@ -97,7 +100,7 @@ func (d *Device) deviceInformation() map[string]any {
 		"IsActivationLockEnabled":       false,
 		"IsDoNotDisturbInEffect":        false,
 		"IsCloudBackupEnabled":          false,
-		"IsMDMLostModeEnabled":          false,
+		"IsMDMLostModeEnabled":          lost,
 		"AwaitingConfiguration":         false,
 		"iTunesStoreAccountIsActive":    false,
 		"DiagnosticSubmissionEnabled":   false,

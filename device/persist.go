@@ -47,6 +47,8 @@ type saved struct {
 	// credentials it signs in again with (test credentials, kept as
 	// private as the identity keys beside them).
 	Account *savedAccount `json:"account,omitempty"`
+	// LostMode is MDM Lost Mode while it is on.
+	LostMode *lostMode `json:"lost_mode,omitempty"`
 }
 
 type savedAccount struct {
@@ -108,6 +110,10 @@ func (d *Device) Save(path string) error {
 	}
 	if a := d.st.account; a != nil {
 		s.Account = &savedAccount{Token: a.token, Credentials: a.creds}
+	}
+	if l := d.st.lostMode; l != nil {
+		lm := *l
+		s.LostMode = &lm
 	}
 	for _, r := range d.st.roots {
 		s.Roots = append(s.Roots, savedRoot{CertPEM: certPEM(r.cert), ProfileID: r.profileID})
@@ -228,6 +234,7 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 	if a := s.Account; a != nil {
 		st.account = &accountAuth{token: a.Token, creds: a.Credentials}
 	}
+	st.lostMode = s.LostMode
 	for i, r := range s.Roots {
 		c, err := parseCertPEM(r.CertPEM)
 		if err != nil {

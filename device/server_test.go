@@ -45,6 +45,10 @@ func TestResponsesValidateAgainstAppleSchemas(t *testing.T) {
 		{"RequestType": "DeclarativeManagement"},
 		{"RequestType": "ActivationLockBypassCode"},
 		{"RequestType": "ClearActivationLockBypassCode"},
+		{"RequestType": "EnableLostMode", "Message": "Return to IT", "PhoneNumber": "+1 555 0100", "Footnote": "Contoso"},
+		{"RequestType": "DeviceLocation"},
+		{"RequestType": "PlayLostModeSound"},
+		{"RequestType": "DisableLostMode"},
 		{"RequestType": "RestartDevice"},
 		{"RequestType": "ShutDownDevice"},
 	}
