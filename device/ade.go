@@ -103,9 +103,10 @@ func (d *Device) awaitingConfiguration() bool {
 
 // MachineInfo is the device's MachineInfo plist (Apple's keys).
 func (d *Device) MachineInfo() ([]byte, error) {
+	version, build := d.OS()
 	return encodePlist(mdm.MachineInfo{
 		UDID: d.hw.UDID, Serial: d.hw.SerialNumber, Product: d.model.ProductName,
-		Version: d.build, OSVersion: d.osVersion, IMEI: d.hw.IMEI, Language: "en",
+		Version: build, OSVersion: version, IMEI: d.hw.IMEI, Language: "en",
 		MDMCanRequestSoftwareUpdate: true,
 	})
 }

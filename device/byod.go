@@ -440,7 +440,8 @@ func (d *Device) AccountDrivenEnroll(ctx context.Context, domainURL, userID stri
 // signedMachineInfo is the MachineInfo of a User Enrollment (no UDID or
 // SERIAL), CMS-signed with the content attached by a key of the device's.
 func (d *Device) signedMachineInfo() ([]byte, error) {
-	info := map[string]any{"PRODUCT": d.model.ProductName, "VERSION": d.build, "OS_VERSION": d.osVersion, "LANGUAGE": "en"}
+	version, build := d.OS()
+	info := map[string]any{"PRODUCT": d.model.ProductName, "VERSION": build, "OS_VERSION": version, "LANGUAGE": "en"}
 	raw, err := encodePlist(info)
 	if err != nil {
 		return nil, err

@@ -194,8 +194,9 @@ func (d *Device) answer(ctx context.Context, h CommandHandler, cmd *Command) (re
 func (d *Device) gate(s *schema.Schema, cmd *Command) (Response, bool) {
 	os := d.model.schemaOS()
 	sup := s.EffectivePath(os)
+	version, _ := d.OS()
 	switch {
-	case !sup.AvailableIn(d.osVersion):
+	case !sup.AvailableIn(version):
 		return unknownCommand(), true
 	case cmd.UserEnrollment && sup.UserEnrollment != nil && sup.UserEnrollment.Mode == "forbidden":
 		return Failed(ChainItem(DomainMDM, ErrCodeUserEnrollment, "The command is not allowed on a User Enrollment."),
@@ -243,13 +244,14 @@ func hasRight(rights int, name string) bool {
 // are left alone.
 func (d *Device) prune(s *schema.Schema, keys []schema.Key, dict map[string]any, ue bool) {
 	os := d.model.schemaOS()
+	version, _ := d.OS()
 	for name, v := range dict {
 		k := schema.FindKey(keys, name)
 		if k == nil {
 			continue
 		}
 		eff := s.Effective(os, k)
-		if !eff.AvailableIn(d.osVersion) || (ue && eff.UserEnrollment != nil && eff.UserEnrollment.Mode == "forbidden") {
+		if !eff.AvailableIn(version) || (ue && eff.UserEnrollment != nil && eff.UserEnrollment.Mode == "forbidden") {
 			delete(dict, name)
 			continue
 		}

@@ -115,6 +115,9 @@ type state struct {
 	account *accountAuth
 	// lostMode is MDM Lost Mode (lostmode.go): nil when off.
 	lostMode *lostMode
+	// downloaded are the OS updates downloaded and not installed
+	// (osupdate.go), by product key.
+	downloaded []string
 }
 
 type trustedRoot struct {
@@ -300,8 +303,12 @@ func (d *Device) Name() string {
 	return d.name
 }
 
-// OS returns the OS version and build.
-func (d *Device) OS() (version, build string) { return d.osVersion, d.build }
+// OS returns the OS version and build (an installed OS update changes them).
+func (d *Device) OS() (version, build string) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.osVersion, d.build
+}
 
 // Supervised reports whether the device is supervised.
 func (d *Device) Supervised() bool { return d.supervised }

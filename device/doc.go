@@ -23,6 +23,8 @@
 // RemoveApplication, DeviceLock, EraseDevice (the device really resets),
 // RestartDevice, ShutDownDevice, ClearPasscode (checked against the
 // UnlockToken it sent in TokenUpdate), Settings, AvailableOSUpdates,
+// ScheduleOSUpdate, OSUpdateStatus and ScheduleOSUpdateScan (an install
+// restarts the device on the new OS; osupdate.go),
 // ActivationLockBypassCode and ClearActivationLockBypassCode (a code per
 // setup or erase, for 15 days; see activationlock.go), EnableLostMode,
 // DisableLostMode, DeviceLocation and PlayLostModeSound (lostmode.go),

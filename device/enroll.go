@@ -29,7 +29,7 @@ func (d *Device) authenticateMessage(topic string, ue bool) ([]byte, error) {
 	m.MessageType = mdm.MessageAuthenticate
 	m.Enrollment = d.ids(ue)
 	m.Topic = topic
-	m.OSVersion, m.BuildVersion = d.osVersion, d.build
+	m.OSVersion, m.BuildVersion = d.OS()
 	m.ProductName = d.model.ProductName
 	if d.model.IsMac() {
 		m.DeviceName, m.Model, m.ModelName = d.name, d.model.Model, d.model.ModelName

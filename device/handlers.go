@@ -46,6 +46,7 @@ func handleDeviceInformation(_ context.Context, d *Device, cmd *Command) Respons
 		names = schema.FindKey(s.PayloadKeys, "Queries", "QueriesItem")
 	}
 	os := d.model.schemaOS()
+	version, _ := d.OS()
 	out := map[string]any{}
 	for _, q := range queries {
 		v, known := values[q]
@@ -55,7 +56,7 @@ func handleDeviceInformation(_ context.Context, d *Device, cmd *Command) Respons
 		if names != nil {
 			if k := schema.FindKey(names.Subkeys, q); k != nil {
 				eff := s.Effective(os, k)
-				if !eff.AvailableIn(d.osVersion) {
+				if !eff.AvailableIn(version) {
 					continue
 				}
 				if cmd.UserEnrollment && eff.UserEnrollment != nil && eff.UserEnrollment.Mode == "forbidden" {
@@ -78,14 +79,15 @@ func (d *Device) deviceInformation() map[string]any {
 	m, hw := d.model, d.hw
 	d.mu.RLock()
 	lost := d.st.lostMode != nil
+	osVersion, build := d.osVersion, d.build
 	d.mu.RUnlock()
 	capacity := round2(m.CapacityGB * 0.9305) // what the OS reports of the sold size
 	info := map[string]any{
 		"UDID":                          hw.UDID,
 		"DeviceName":                    d.name,
-		"OSVersion":                     d.osVersion,
-		"BuildVersion":                  d.build,
-		"SupplementalBuildVersion":      d.build,
+		"OSVersion":                     osVersion,
+		"BuildVersion":                  build,
+		"SupplementalBuildVersion":      build,
 		"ModelName":                     m.ModelName,
 		"Model":                         m.Model,
 		"ModelNumber":                   m.ModelNumber,

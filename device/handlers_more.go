@@ -233,15 +233,15 @@ func handleSettings(_ context.Context, d *Device, cmd *Command) Response {
 
 // handleAvailableOSUpdates offers one update: the next minor version.
 func handleAvailableOSUpdates(_ context.Context, d *Device, _ *Command) Response {
-	version := nextMinor(d.osVersion)
+	u := d.availableUpdate()
 	return Acknowledged(map[string]any{"AvailableOSUpdates": []any{map[string]any{
-		"ProductKey":              "iOSUpdate" + version,
-		"HumanReadableName":       d.model.OSName + " " + version,
+		"ProductKey":              u.productKey,
+		"HumanReadableName":       d.model.OSName + " " + u.version,
 		"HumanReadableNameLocale": "en",
 		"MetadataURL":             "",
 		"ProductName":             d.model.OSName,
-		"Version":                 version,
-		"Build":                   d.build + "a",
+		"Version":                 u.version,
+		"Build":                   u.build,
 		"DownloadSize":            int64(6_400_000_000),
 		"InstallSize":             int64(13_000_000_000),
 		"AppIdentifiersToClose":   []any{},

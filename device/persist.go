@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/mockmdm/mockmdm/profiles"
@@ -49,6 +50,8 @@ type saved struct {
 	Account *savedAccount `json:"account,omitempty"`
 	// LostMode is MDM Lost Mode while it is on.
 	LostMode *lostMode `json:"lost_mode,omitempty"`
+	// DownloadedUpdates are OS updates downloaded and not installed.
+	DownloadedUpdates []string `json:"downloaded_updates,omitempty"`
 }
 
 type savedAccount struct {
@@ -115,6 +118,7 @@ func (d *Device) Save(path string) error {
 		lm := *l
 		s.LostMode = &lm
 	}
+	s.DownloadedUpdates = slices.Clone(d.st.downloaded)
 	for _, r := range d.st.roots {
 		s.Roots = append(s.Roots, savedRoot{CertPEM: certPEM(r.cert), ProfileID: r.profileID})
 	}
@@ -235,6 +239,7 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 		st.account = &accountAuth{token: a.Token, creds: a.Credentials}
 	}
 	st.lostMode = s.LostMode
+	st.downloaded = s.DownloadedUpdates
 	for i, r := range s.Roots {
 		c, err := parseCertPEM(r.CertPEM)
 		if err != nil {

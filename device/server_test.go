@@ -49,6 +49,8 @@ func TestResponsesValidateAgainstAppleSchemas(t *testing.T) {
 		{"RequestType": "DeviceLocation"},
 		{"RequestType": "PlayLostModeSound"},
 		{"RequestType": "DisableLostMode"},
+		{"RequestType": "ScheduleOSUpdate", "Updates": []map[string]any{{"InstallAction": "DownloadOnly"}, {"ProductKey": "NoSuchUpdate", "InstallAction": "InstallASAP"}}},
+		{"RequestType": "OSUpdateStatus"},
 		{"RequestType": "RestartDevice"},
 		{"RequestType": "ShutDownDevice"},
 	}
