@@ -48,6 +48,9 @@ type managedApp struct {
 	flags      int64
 	installed  time.Time
 	externalID int64
+	// config and feedback are the app's managed configuration and the
+	// feedback it wrote (appconfig.go); nil when none.
+	config, feedback map[string]any
 }
 
 // unlockToken is the device's UnlockToken (sent in TokenUpdate on iOS
@@ -79,8 +82,8 @@ func (d *Device) appEntry(a *managedApp) map[string]any {
 		"Status":                    "Managed",
 		"ManagementFlags":           a.flags,
 		"UnusedRedemptionCode":      "",
-		"HasConfiguration":          false,
-		"HasFeedback":               false,
+		"HasConfiguration":          a.config != nil,
+		"HasFeedback":               a.feedback != nil,
 		"IsValidated":               true,
 		"ExternalVersionIdentifier": a.externalID,
 	}
@@ -129,6 +132,10 @@ func handleInstallApplication(_ context.Context, d *Device, cmd *Command) Respon
 			return formatError("ManagementFlags must be an integer")
 		}
 	}
+	config, _, err := dictParam(cmd.Params, "Configuration")
+	if err != nil {
+		return formatError("%v", err)
+	}
 	switch {
 	case id != "":
 	case storeID != 0:
@@ -150,7 +157,7 @@ func handleInstallApplication(_ context.Context, d *Device, cmd *Command) Respon
 	if _, ok := d.st.apps[id]; ok {
 		return Acknowledged(map[string]any{"Identifier": id, "State": "Managed", "RejectionReason": "AppAlreadyInstalled"})
 	}
-	d.st.apps[id] = &managedApp{id: id, storeID: storeID, manifest: manifest, flags: flags, installed: d.now(), externalID: storeID}
+	d.st.apps[id] = &managedApp{id: id, storeID: storeID, manifest: manifest, flags: flags, installed: d.now(), externalID: storeID, config: config}
 	return Acknowledged(map[string]any{"Identifier": id, "State": "Managed"})
 }
 
@@ -213,6 +220,12 @@ func handleSettings(_ context.Context, d *Device, cmd *Command) Response {
 		item, _ := m["Item"].(string)
 		if item == "" {
 			return formatError("Settings[%d] has no Item", i)
+		}
+		if item == "ApplicationConfiguration" {
+			if r := d.setAppConfiguration(m); r.Status != "" {
+				return r
+			}
+			continue
 		}
 		if item == "DeviceName" {
 			name, _ := m["DeviceName"].(string)

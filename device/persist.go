@@ -13,6 +13,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/micromdm/plist"
+
 	"github.com/mockmdm/mockmdm/profiles"
 )
 
@@ -90,6 +92,10 @@ type savedApp struct {
 	Manifest  string    `json:"manifest_url,omitempty"`
 	Flags     int64     `json:"management_flags,omitempty"`
 	Installed time.Time `json:"installed"`
+	// Configuration and Feedback are property lists (JSON would lose
+	// their data and date types).
+	Configuration []byte `json:"configuration_plist,omitempty"`
+	Feedback      []byte `json:"feedback_plist,omitempty"`
 }
 
 func certPEM(c *x509.Certificate) string {
@@ -146,7 +152,22 @@ func (d *Device) Save(path string) error {
 		}
 	}
 	for _, a := range d.st.apps {
-		s.Apps = append(s.Apps, savedApp{ID: a.id, StoreID: a.storeID, Manifest: a.manifest, Flags: a.flags, Installed: a.installed})
+		sa := savedApp{ID: a.id, StoreID: a.storeID, Manifest: a.manifest, Flags: a.flags, Installed: a.installed}
+		for _, f := range []struct {
+			dict map[string]any
+			to   *[]byte
+		}{{a.config, &sa.Configuration}, {a.feedback, &sa.Feedback}} {
+			if f.dict == nil {
+				continue
+			}
+			b, err := plist.Marshal(f.dict)
+			if err != nil {
+				d.mu.RUnlock()
+				return fmt.Errorf("device: saving app %s: %w", a.id, err)
+			}
+			*f.to = b
+		}
+		s.Apps = append(s.Apps, sa)
 	}
 	s.Transcript = append([]Exchange(nil), d.transcript...)
 	d.mu.RUnlock()
@@ -288,7 +309,19 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 		if st.apps == nil {
 			st.apps = map[string]*managedApp{}
 		}
-		st.apps[a.ID] = &managedApp{id: a.ID, storeID: a.StoreID, manifest: a.Manifest, flags: a.Flags, installed: a.Installed, externalID: a.StoreID}
+		app := &managedApp{id: a.ID, storeID: a.StoreID, manifest: a.Manifest, flags: a.Flags, installed: a.Installed, externalID: a.StoreID}
+		for _, f := range []struct {
+			raw []byte
+			to  *map[string]any
+		}{{a.Configuration, &app.config}, {a.Feedback, &app.feedback}} {
+			if len(f.raw) == 0 {
+				continue
+			}
+			if err := plist.Unmarshal(f.raw, f.to); err != nil {
+				return nil, &LoadError{Path: path, Reason: fmt.Sprintf("app %s has a configuration or feedback that is not a property list", a.ID), Err: err}
+			}
+		}
+		st.apps[a.ID] = app
 	}
 	d.mu.Lock()
 	d.hw = s.Hardware

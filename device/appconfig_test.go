@@ -1,0 +1,121 @@
+package device_test
+
+import (
+	"testing"
+
+	"github.com/micromdm/plist"
+
+	"github.com/mockmdm/mockmdm/mdm"
+	"github.com/mockmdm/mockmdm/server/mdmtest"
+)
+
+// TestManagedAppConfigurationAndFeedback: the configuration an app gets at
+// install or through Settings is what ManagedApplicationConfiguration
+// reports (an omitted Configuration removes it); the feedback a test sets
+// is what ManagedApplicationFeedback reports, once more unless deleted;
+// ManagedApplicationList's flags follow; Save/Load keep both, types and all.
+func TestManagedAppConfigurationAndFeedback(t *testing.T) {
+	srv := mdmtest.NewServer(t)
+	dev := srv.NewDevice()
+	srv.Enroll(dev)
+	result := func(c map[string]any) (string, map[string]any) {
+		t.Helper()
+		res := srv.Run(dev, c)
+		var dict map[string]any
+		if err := plist.Unmarshal([]byte(res.ResultPlist), &dict); err != nil {
+			t.Fatal(err)
+		}
+		return res.Status, dict
+	}
+	const app = "com.contoso.mail"
+	if st, _ := result(map[string]any{"RequestType": "InstallApplication", "Identifier": app, "Configuration": map[string]any{"Server": "mail.contoso.com", "Port": 993}}); st != mdm.StatusAcknowledged {
+		t.Fatalf("install: %s", st)
+	}
+	configOf := func() map[string]any {
+		t.Helper()
+		st, d := result(map[string]any{"RequestType": "ManagedApplicationConfiguration", "Identifiers": []string{app, "com.not.managed"}})
+		list, _ := d["ApplicationConfigurations"].([]any)
+		if st != mdm.StatusAcknowledged || len(list) != 1 {
+			t.Fatalf("configuration: %s %v", st, d)
+		}
+		c, _ := list[0].(map[string]any)["Configuration"].(map[string]any)
+		return c
+	}
+	if c := configOf(); c["Server"] != "mail.contoso.com" || c["Port"] != uint64(993) && c["Port"] != int64(993) {
+		t.Errorf("configuration from the install: %v", c)
+	}
+	flags := func() (bool, bool) {
+		t.Helper()
+		_, d := result(map[string]any{"RequestType": "ManagedApplicationList", "Identifiers": []string{app}})
+		e := d["ManagedApplicationList"].(map[string]any)[app].(map[string]any)
+		return e["HasConfiguration"] == true, e["HasFeedback"] == true
+	}
+	if hc, hf := flags(); !hc || hf {
+		t.Errorf("HasConfiguration %v, HasFeedback %v", hc, hf)
+	}
+
+	// Settings replaces it; without Configuration, removes it.
+	set := func(item map[string]any) string {
+		st, _ := result(map[string]any{"RequestType": "Settings", "Settings": []map[string]any{item}})
+		return st
+	}
+	if st := set(map[string]any{"Item": "ApplicationConfiguration", "Identifier": app, "Configuration": map[string]any{"Server": "mail2.contoso.com"}}); st != mdm.StatusAcknowledged {
+		t.Fatalf("Settings: %s", st)
+	}
+	if c := configOf(); c["Server"] != "mail2.contoso.com" || c["Port"] != nil {
+		t.Errorf("configuration after Settings: %v", c)
+	}
+	if st := set(map[string]any{"Item": "ApplicationConfiguration", "Identifier": "com.not.managed", "Configuration": map[string]any{}}); st != mdm.StatusError {
+		t.Errorf("configuring an app the server did not install: %s", st)
+	}
+	if st := set(map[string]any{"Item": "ApplicationConfiguration", "Identifier": app, "Configuration": "not a dict"}); st != mdm.StatusCommandFormatError {
+		t.Errorf("a Configuration that is not a dictionary: %s", st)
+	}
+
+	// Feedback, reported until deleted.
+	if err := dev.SetAppFeedback("com.not.managed", map[string]any{"x": 1}); err == nil {
+		t.Error("feedback for an app the server did not install")
+	}
+	if err := dev.SetAppFeedback(app, map[string]any{"LastSync": "2026-12-02T10:00:00Z", "Unread": 3}); err != nil {
+		t.Fatal(err)
+	}
+	feedback := func(del bool) map[string]any {
+		t.Helper()
+		_, d := result(map[string]any{"RequestType": "ManagedApplicationFeedback", "Identifiers": []string{app}, "DeleteFeedback": del})
+		list := d["ManagedApplicationFeedback"].([]any)
+		f, _ := list[0].(map[string]any)["Feedback"].(map[string]any)
+		return f
+	}
+	if f := feedback(false); f["LastSync"] != "2026-12-02T10:00:00Z" {
+		t.Errorf("feedback: %v", f)
+	}
+	back := saveAndLoad(t, srv, dev)
+	if c := back.AppConfiguration(app); c["Server"] != "mail2.contoso.com" {
+		t.Errorf("loaded configuration: %v", c)
+	}
+	if f := feedback(true); f == nil {
+		t.Error("feedback gone before DeleteFeedback")
+	}
+	if f := feedback(false); f != nil {
+		t.Errorf("feedback after DeleteFeedback: %v", f)
+	}
+	if st := set(map[string]any{"Item": "ApplicationConfiguration", "Identifier": app}); st != mdm.StatusAcknowledged {
+		t.Fatalf("removing the configuration: %s", st)
+	}
+	if c := configOf(); c != nil {
+		t.Errorf("configuration after removal: %v", c)
+	}
+	if hc, hf := flags(); hc || hf {
+		t.Errorf("after removal: HasConfiguration %v, HasFeedback %v", hc, hf)
+	}
+	for _, bad := range []map[string]any{
+		{"RequestType": "ManagedApplicationConfiguration"},
+		{"RequestType": "ManagedApplicationFeedback", "Identifiers": "x"},
+		{"RequestType": "ManagedApplicationFeedback", "Identifiers": []string{app}, "DeleteFeedback": "yes"},
+		{"RequestType": "InstallApplication", "Identifier": "com.other", "Configuration": []string{"x"}},
+	} {
+		if st, _ := result(bad); st != mdm.StatusCommandFormatError {
+			t.Errorf("%v: %s", bad, st)
+		}
+	}
+}
