@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/micromdm/plist"
+
+	"github.com/mockmdm/mockmdm/mdm/schema"
 )
 
 // Managed app configuration and feedback: the server gives an app its
@@ -25,7 +27,7 @@ import (
 // server manages are answered for, as the commands name them.
 
 func init() {
-	moreHandlers["ManagedApplicationConfiguration"] = handleManagedApplicationConfiguration
+	moreHandlers["ManagedApplicationConfiguration"] = appReport("ApplicationConfigurations", "Configuration", func(a *managedApp) map[string]any { return a.config })
 	moreHandlers["ManagedApplicationFeedback"] = handleManagedApplicationFeedback
 }
 
@@ -72,18 +74,22 @@ func requiredIdentifiers(cmd *Command) ([]string, Response, bool) {
 	return ids, Response{}, true
 }
 
-func handleManagedApplicationConfiguration(_ context.Context, d *Device, cmd *Command) Response {
-	ids, bad, ok := requiredIdentifiers(cmd)
-	if !ok {
-		return bad
-	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return Acknowledged(map[string]any{"ApplicationConfigurations": d.managedEntries(ids, func(a *managedApp, entry map[string]any) {
-		if a.config != nil {
-			entry["Configuration"] = a.config
+// appReport answers a managed-app query whose result lists, per managed
+// app named, the dictionary field(a) under entryKey (left out when nil).
+func appReport(listKey, entryKey string, field func(*managedApp) map[string]any) CommandHandler {
+	return func(_ context.Context, d *Device, cmd *Command) Response {
+		ids, bad, ok := requiredIdentifiers(cmd)
+		if !ok {
+			return bad
 		}
-	})})
+		d.mu.RLock()
+		defer d.mu.RUnlock()
+		return Acknowledged(map[string]any{listKey: d.managedEntries(ids, func(a *managedApp, entry map[string]any) {
+			if v := field(a); v != nil {
+				entry[entryKey] = v
+			}
+		})})
+	}
 }
 
 func handleManagedApplicationFeedback(_ context.Context, d *Device, cmd *Command) Response {
@@ -155,21 +161,79 @@ func (d *Device) AppConfiguration(identifier string) map[string]any {
 
 // setAppConfiguration is the Settings item ApplicationConfiguration.
 func (d *Device) setAppConfiguration(item map[string]any) Response {
+	return d.setAppDict(item, "ApplicationConfiguration", func(m map[string]any) (map[string]any, error) {
+		c, _, err := dictParam(m, "Configuration")
+		return c, err
+	}, func(a *managedApp, v map[string]any) { a.config = v })
+}
+
+// setAppDict applies a Settings item that sets one of a managed app's
+// dictionaries: parse reads it from the item (nil: omitted, which removes
+// it), set stores it.
+func (d *Device) setAppDict(item map[string]any, name string, parse func(map[string]any) (map[string]any, error), set func(*managedApp, map[string]any)) Response {
 	id, _ := item["Identifier"].(string)
 	if id == "" {
-		return formatError("ApplicationConfiguration needs the app's Identifier")
+		return formatError("%s needs the app's Identifier", name)
 	}
-	config, _, err := dictParam(item, "Configuration")
+	v, err := parse(item)
 	if err != nil {
-		return formatError("ApplicationConfiguration: %v", err)
+		return formatError("%s: %v", name, err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	a, ok := d.st.apps[id]
 	if !ok {
-		return Failed(ChainItem(DomainMDM, ErrCodeAppNotManaged, "The app is not managed."),
-			detail("no app with identifier %q was installed by this MDM server", id))
+		return appNotManaged(id)
 	}
-	a.config = config // nil: the Configuration was omitted, which removes it
+	set(a, v)
 	return Response{}
+}
+
+// App attributes (per-app VPN, content filter, associated domains,
+// removability…): InstallApplication's Attributes or the Settings item
+// ApplicationAttributes set them (an omitted Attributes removes them), and
+// ManagedApplicationAttributes reports them. They are checked against the
+// Attributes keys of Apple's managed.application.attributes.yaml, so a
+// wrong type or an unknown key is refused as a device would.
+
+func init() {
+	moreHandlers["ManagedApplicationAttributes"] = appReport("ApplicationAttributes", "Attributes", func(a *managedApp) map[string]any { return a.attrs })
+}
+
+// checkAttributes refuses attributes that do not fit Apple's schema for
+// the device's OS.
+func (d *Device) checkAttributes(attrs map[string]any) error {
+	s, ok := schema.Command("ManagedApplicationAttributes")
+	if !ok || attrs == nil {
+		return nil
+	}
+	k := schema.FindKey(s.ResponseKeys, "ApplicationAttributes", "ApplicationAttributesItem", "Attributes")
+	if k == nil {
+		return nil
+	}
+	version, _ := d.OS()
+	if probs := s.ValidateFor(d.model.schemaOS(), version, k.Subkeys, attrs, "Attributes"); len(probs) > 0 {
+		return fmt.Errorf("%v", probs[0])
+	}
+	return nil
+}
+
+// attributesParam reads and checks an optional Attributes dictionary.
+func (d *Device) attributesParam(params map[string]any) (map[string]any, error) {
+	attrs, _, err := dictParam(params, "Attributes")
+	if err != nil {
+		return nil, err
+	}
+	return attrs, d.checkAttributes(attrs)
+}
+
+// setAppAttributes is the Settings item ApplicationAttributes.
+func (d *Device) setAppAttributes(item map[string]any) Response {
+	return d.setAppDict(item, "ApplicationAttributes", d.attributesParam, func(a *managedApp, v map[string]any) { a.attrs = v })
+}
+
+// appNotManaged refuses a command about an app the server did not install.
+func appNotManaged(id string) Response {
+	return Failed(ChainItem(DomainMDM, ErrCodeAppNotManaged, "The app is not managed."),
+		detail("no app with identifier %q was installed by this MDM server", id))
 }

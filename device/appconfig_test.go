@@ -5,6 +5,7 @@ import (
 
 	"github.com/micromdm/plist"
 
+	"github.com/mockmdm/mockmdm/device"
 	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/server/mdmtest"
 )
@@ -117,5 +118,64 @@ func TestManagedAppConfigurationAndFeedback(t *testing.T) {
 		if st, _ := result(bad); st != mdm.StatusCommandFormatError {
 			t.Errorf("%v: %s", bad, st)
 		}
+	}
+}
+
+// TestManagedAppAttributes: attributes given at install or through
+// Settings are what ManagedApplicationAttributes reports, checked against
+// Apple's schema (a wrong type is a CommandFormatError), removed when the
+// Settings item omits them, and kept by Save/Load.
+func TestManagedAppAttributes(t *testing.T) {
+	srv := mdmtest.NewServer(t)
+	dev := srv.NewDevice()
+	srv.Enroll(dev)
+	const app = "com.contoso.crm"
+	status := func(c map[string]any) string { return srv.Run(dev, c).Status }
+	reportOf := func(on *device.Device) map[string]any {
+		t.Helper()
+		res := srv.Run(on, map[string]any{"RequestType": "ManagedApplicationAttributes", "Identifiers": []string{app}})
+		var dict map[string]any
+		if err := plist.Unmarshal([]byte(res.ResultPlist), &dict); err != nil {
+			t.Fatal(err)
+		}
+		list := dict["ApplicationAttributes"].([]any)
+		a, _ := list[0].(map[string]any)["Attributes"].(map[string]any)
+		return a
+	}
+	report := func() map[string]any { t.Helper(); return reportOf(dev) }
+	for _, bad := range []map[string]any{{"Removable": "no"}, {"VPNUID": "typo"}} {
+		if st := status(map[string]any{"RequestType": "InstallApplication", "Identifier": app, "Attributes": bad}); st != mdm.StatusCommandFormatError {
+			t.Errorf("attributes %v at install: %s", bad, st)
+		}
+	}
+	if st := status(map[string]any{"RequestType": "InstallApplication", "Identifier": app, "Attributes": map[string]any{"VPNUUID": "6B1C2C52-0F05-4A3E-9D1B-5C9A3A3F4B10", "Removable": false}}); st != mdm.StatusAcknowledged {
+		t.Fatalf("install: %s", st)
+	}
+	if a := report(); a["VPNUUID"] != "6B1C2C52-0F05-4A3E-9D1B-5C9A3A3F4B10" || a["Removable"] != false {
+		t.Errorf("attributes from the install: %v", a)
+	}
+	set := func(item map[string]any) string {
+		return status(map[string]any{"RequestType": "Settings", "Settings": []map[string]any{item}})
+	}
+	if st := set(map[string]any{"Item": "ApplicationAttributes", "Identifier": app, "Attributes": map[string]any{"AssociatedDomains": []string{"applinks:contoso.com"}}}); st != mdm.StatusAcknowledged {
+		t.Fatalf("Settings: %s", st)
+	}
+	if a := report(); a["VPNUUID"] != nil || len(a["AssociatedDomains"].([]any)) != 1 {
+		t.Errorf("attributes after Settings: %v", a)
+	}
+	if st := set(map[string]any{"Item": "ApplicationAttributes", "Identifier": app, "Attributes": map[string]any{"AssociatedDomains": "applinks:contoso.com"}}); st != mdm.StatusCommandFormatError {
+		t.Errorf("AssociatedDomains as a string: %s", st)
+	}
+	if a := reportOf(saveAndLoad(t, srv, dev)); len(a["AssociatedDomains"].([]any)) != 1 {
+		t.Errorf("loaded device's attributes: %v", a)
+	}
+	if st := set(map[string]any{"Item": "ApplicationAttributes", "Identifier": app}); st != mdm.StatusAcknowledged {
+		t.Fatalf("removing: %s", st)
+	}
+	if a := report(); a != nil {
+		t.Errorf("attributes after removal: %v", a)
+	}
+	if st := set(map[string]any{"Item": "ApplicationAttributes", "Identifier": "com.not.managed", "Attributes": map[string]any{}}); st != mdm.StatusError {
+		t.Errorf("attributes for an app the server did not install: %s", st)
 	}
 }

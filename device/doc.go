@@ -20,12 +20,13 @@
 // (see Handle); the built-in ones cover DeviceInformation, SecurityInfo,
 // ProfileList, InstallProfile, RemoveProfile, CertificateList,
 // InstalledApplicationList, ManagedApplicationList, InstallApplication
-// (with a Configuration), ManagedApplicationConfiguration,
-// ManagedApplicationFeedback (appconfig.go; SetAppFeedback plays the app),
+// (with a Configuration and Attributes), ManagedApplicationConfiguration,
+// ManagedApplicationAttributes, ManagedApplicationFeedback (appconfig.go;
+// SetAppFeedback plays the app),
 // RemoveApplication, DeviceLock, EraseDevice (the device really resets),
 // RestartDevice, ShutDownDevice, ClearPasscode (checked against the
 // UnlockToken it sent in TokenUpdate), Settings (DeviceName,
-// ApplicationConfiguration), AvailableOSUpdates,
+// ApplicationConfiguration, ApplicationAttributes), AvailableOSUpdates,
 // ScheduleOSUpdate, OSUpdateStatus and ScheduleOSUpdateScan (an install
 // restarts the device on the new OS; osupdate.go),
 // ActivationLockBypassCode and ClearActivationLockBypassCode (a code per

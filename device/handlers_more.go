@@ -48,9 +48,9 @@ type managedApp struct {
 	flags      int64
 	installed  time.Time
 	externalID int64
-	// config and feedback are the app's managed configuration and the
-	// feedback it wrote (appconfig.go); nil when none.
-	config, feedback map[string]any
+	// config, attrs and feedback are the app's managed configuration,
+	// its attributes and the feedback it wrote (appconfig.go); nil when none.
+	config, attrs, feedback map[string]any
 }
 
 // unlockToken is the device's UnlockToken (sent in TokenUpdate on iOS
@@ -136,6 +136,10 @@ func handleInstallApplication(_ context.Context, d *Device, cmd *Command) Respon
 	if err != nil {
 		return formatError("%v", err)
 	}
+	attrs, err := d.attributesParam(cmd.Params)
+	if err != nil {
+		return formatError("%v", err)
+	}
 	switch {
 	case id != "":
 	case storeID != 0:
@@ -157,7 +161,7 @@ func handleInstallApplication(_ context.Context, d *Device, cmd *Command) Respon
 	if _, ok := d.st.apps[id]; ok {
 		return Acknowledged(map[string]any{"Identifier": id, "State": "Managed", "RejectionReason": "AppAlreadyInstalled"})
 	}
-	d.st.apps[id] = &managedApp{id: id, storeID: storeID, manifest: manifest, flags: flags, installed: d.now(), externalID: storeID, config: config}
+	d.st.apps[id] = &managedApp{id: id, storeID: storeID, manifest: manifest, flags: flags, installed: d.now(), externalID: storeID, config: config, attrs: attrs}
 	return Acknowledged(map[string]any{"Identifier": id, "State": "Managed"})
 }
 
@@ -170,8 +174,7 @@ func handleRemoveApplication(_ context.Context, d *Device, cmd *Command) Respons
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.st.apps[id]; !ok {
-		return Failed(ChainItem(DomainMDM, ErrCodeAppNotManaged, "The app is not managed."),
-			detail("no app with identifier %q was installed by this MDM server", id))
+		return appNotManaged(id)
 	}
 	delete(d.st.apps, id)
 	return Acknowledged(nil)
@@ -221,8 +224,11 @@ func handleSettings(_ context.Context, d *Device, cmd *Command) Response {
 		if item == "" {
 			return formatError("Settings[%d] has no Item", i)
 		}
-		if item == "ApplicationConfiguration" {
-			if r := d.setAppConfiguration(m); r.Status != "" {
+		if set, ok := map[string]func(map[string]any) Response{
+			"ApplicationConfiguration": d.setAppConfiguration,
+			"ApplicationAttributes":    d.setAppAttributes,
+		}[item]; ok {
+			if r := set(m); r.Status != "" {
 				return r
 			}
 			continue

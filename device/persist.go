@@ -95,6 +95,7 @@ type savedApp struct {
 	// Configuration and Feedback are property lists (JSON would lose
 	// their data and date types).
 	Configuration []byte `json:"configuration_plist,omitempty"`
+	Attributes    []byte `json:"attributes_plist,omitempty"`
 	Feedback      []byte `json:"feedback_plist,omitempty"`
 }
 
@@ -156,7 +157,7 @@ func (d *Device) Save(path string) error {
 		for _, f := range []struct {
 			dict map[string]any
 			to   *[]byte
-		}{{a.config, &sa.Configuration}, {a.feedback, &sa.Feedback}} {
+		}{{a.config, &sa.Configuration}, {a.attrs, &sa.Attributes}, {a.feedback, &sa.Feedback}} {
 			if f.dict == nil {
 				continue
 			}
@@ -313,7 +314,7 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 		for _, f := range []struct {
 			raw []byte
 			to  *map[string]any
-		}{{a.Configuration, &app.config}, {a.Feedback, &app.feedback}} {
+		}{{a.Configuration, &app.config}, {a.Attributes, &app.attrs}, {a.Feedback, &app.feedback}} {
 			if len(f.raw) == 0 {
 				continue
 			}

@@ -37,6 +37,8 @@ func TestResponsesValidateAgainstAppleSchemas(t *testing.T) {
 		{"RequestType": "InstallApplication", "Identifier": "com.example.app", "Configuration": map[string]any{"ServerURL": "https://app.example"}},
 		{"RequestType": "ManagedApplicationList"},
 		{"RequestType": "ManagedApplicationConfiguration", "Identifiers": []string{"com.example.app"}},
+		{"RequestType": "Settings", "Settings": []map[string]any{{"Item": "ApplicationAttributes", "Identifier": "com.example.app", "Attributes": map[string]any{"VPNUUID": "6B1C2C52-0F05-4A3E-9D1B-5C9A3A3F4B10", "AssociatedDomains": []string{"applinks:contoso.com"}, "Removable": false}}}},
+		{"RequestType": "ManagedApplicationAttributes", "Identifiers": []string{"com.example.app"}},
 		{"RequestType": "ManagedApplicationFeedback", "Identifiers": []string{"com.example.app"}, "DeleteFeedback": true},
 		{"RequestType": "RemoveApplication", "Identifier": "com.example.app"},
 		{"RequestType": "DeviceLock", "Message": "Return to IT"},
