@@ -18,19 +18,27 @@ import (
 // bypassCode runs ActivationLockBypassCode on dev and returns the code.
 func bypassCode(t *testing.T, srv *mdmtest.Server, dev *device.Device) string {
 	t.Helper()
-	res := srv.Run(dev, map[string]any{"RequestType": "ActivationLockBypassCode"})
-	if res.Status != mdm.StatusAcknowledged {
-		t.Fatalf("ActivationLockBypassCode: %s %+v", res.Status, res.ErrorChain)
+	st, dict := runDict(t, srv, dev, map[string]any{"RequestType": "ActivationLockBypassCode"})
+	if st != mdm.StatusAcknowledged {
+		t.Fatalf("ActivationLockBypassCode: %s %v", st, dict)
 	}
+	code, ok := dict["ActivationLockBypassCode"].(string)
+	if !ok {
+		t.Fatalf("no ActivationLockBypassCode string in %v", dict)
+	}
+	return code
+}
+
+// runDict runs command on dev through srv and returns the result's status
+// and its dictionary as decoded.
+func runDict(t *testing.T, srv *mdmtest.Server, dev *device.Device, command any) (string, map[string]any) {
+	t.Helper()
+	res := srv.Run(dev, command)
 	var dict map[string]any
 	if err := plist.Unmarshal([]byte(res.ResultPlist), &dict); err != nil {
 		t.Fatal(err)
 	}
-	code, ok := dict["ActivationLockBypassCode"].(string)
-	if !ok {
-		t.Fatalf("no ActivationLockBypassCode string in %s", res.ResultPlist)
-	}
-	return code
+	return res.Status, dict
 }
 
 // TestActivationLockEndToEnd is the whole Activation Lock path an MDM

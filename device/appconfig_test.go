@@ -3,8 +3,6 @@ package device_test
 import (
 	"testing"
 
-	"github.com/micromdm/plist"
-
 	"github.com/mockmdm/mockmdm/device"
 	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/server/mdmtest"
@@ -21,12 +19,7 @@ func TestManagedAppConfigurationAndFeedback(t *testing.T) {
 	srv.Enroll(dev)
 	result := func(c map[string]any) (string, map[string]any) {
 		t.Helper()
-		res := srv.Run(dev, c)
-		var dict map[string]any
-		if err := plist.Unmarshal([]byte(res.ResultPlist), &dict); err != nil {
-			t.Fatal(err)
-		}
-		return res.Status, dict
+		return runDict(t, srv, dev, c)
 	}
 	const app = "com.contoso.mail"
 	if st, _ := result(map[string]any{"RequestType": "InstallApplication", "Identifier": app, "Configuration": map[string]any{"Server": "mail.contoso.com", "Port": 993}}); st != mdm.StatusAcknowledged {
@@ -133,11 +126,7 @@ func TestManagedAppAttributes(t *testing.T) {
 	status := func(c map[string]any) string { return srv.Run(dev, c).Status }
 	reportOf := func(on *device.Device) map[string]any {
 		t.Helper()
-		res := srv.Run(on, map[string]any{"RequestType": "ManagedApplicationAttributes", "Identifiers": []string{app}})
-		var dict map[string]any
-		if err := plist.Unmarshal([]byte(res.ResultPlist), &dict); err != nil {
-			t.Fatal(err)
-		}
+		_, dict := runDict(t, srv, on, map[string]any{"RequestType": "ManagedApplicationAttributes", "Identifiers": []string{app}})
 		list := dict["ApplicationAttributes"].([]any)
 		a, _ := list[0].(map[string]any)["Attributes"].(map[string]any)
 		return a

@@ -118,6 +118,8 @@ type state struct {
 	// downloaded are the OS updates downloaded and not installed
 	// (osupdate.go), by product key.
 	downloaded []string
+	// books are the books the server installed (media.go).
+	books []*book
 }
 
 type trustedRoot struct {

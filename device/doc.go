@@ -22,7 +22,8 @@
 // InstalledApplicationList, ManagedApplicationList, InstallApplication
 // (with a Configuration and Attributes), ManagedApplicationConfiguration,
 // ManagedApplicationAttributes, ManagedApplicationFeedback (appconfig.go;
-// SetAppFeedback plays the app),
+// SetAppFeedback plays the app), InstallMedia, ManagedMediaList,
+// RemoveMedia (books; media.go),
 // RemoveApplication, DeviceLock, EraseDevice (the device really resets),
 // RestartDevice, ShutDownDevice, ClearPasscode (checked against the
 // UnlockToken it sent in TokenUpdate), Settings (DeviceName,

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/micromdm/plist"
-
 	"github.com/mockmdm/mockmdm/device"
 	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/server/mdmtest"
@@ -22,11 +20,7 @@ func TestLostMode(t *testing.T) {
 	srv.Enroll(dev)
 	run := func(c map[string]any) map[string]any {
 		t.Helper()
-		res := srv.Run(dev, c)
-		var dict map[string]any
-		if err := plist.Unmarshal([]byte(res.ResultPlist), &dict); err != nil {
-			t.Fatal(err)
-		}
+		_, dict := runDict(t, srv, dev, c)
 		return dict
 	}
 	lostEnabled := func() bool {

@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/micromdm/plist"
-
 	"github.com/mockmdm/mockmdm/device"
 	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/server/mdmtest"
@@ -21,12 +19,8 @@ func TestOSUpdate(t *testing.T) {
 	srv.Enroll(dev)
 	run := func(c map[string]any) (*struct{ Status string }, map[string]any) {
 		t.Helper()
-		res := srv.Run(dev, c)
-		var dict map[string]any
-		if err := plist.Unmarshal([]byte(res.ResultPlist), &dict); err != nil {
-			t.Fatal(err)
-		}
-		return &struct{ Status string }{res.Status}, dict
+		st, dict := runDict(t, srv, dev, c)
+		return &struct{ Status string }{st}, dict
 	}
 	startVersion, startBuild := dev.OS()
 	_, avail := run(map[string]any{"RequestType": "AvailableOSUpdates"})

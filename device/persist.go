@@ -54,6 +54,8 @@ type saved struct {
 	LostMode *lostMode `json:"lost_mode,omitempty"`
 	// DownloadedUpdates are OS updates downloaded and not installed.
 	DownloadedUpdates []string `json:"downloaded_updates,omitempty"`
+	// Books are the books the server installed.
+	Books []book `json:"books,omitempty"`
 }
 
 type savedAccount struct {
@@ -126,6 +128,9 @@ func (d *Device) Save(path string) error {
 		s.LostMode = &lm
 	}
 	s.DownloadedUpdates = slices.Clone(d.st.downloaded)
+	for _, b := range d.st.books {
+		s.Books = append(s.Books, *b)
+	}
 	for _, r := range d.st.roots {
 		s.Roots = append(s.Roots, savedRoot{CertPEM: certPEM(r.cert), ProfileID: r.profileID})
 	}
@@ -262,6 +267,9 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 	}
 	st.lostMode = s.LostMode
 	st.downloaded = s.DownloadedUpdates
+	for i := range s.Books {
+		st.books = append(st.books, &s.Books[i])
+	}
 	for i, r := range s.Roots {
 		c, err := parseCertPEM(r.CertPEM)
 		if err != nil {
