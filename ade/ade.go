@@ -209,6 +209,20 @@ func (s *Service) saveState(ctx context.Context, st *serverState) error {
 	return s.putJSON(ctx, KindServer, "state", st)
 }
 
+// updateState changes the server state under the service's lock.
+func (s *Service) updateState(ctx context.Context, change func(*serverState) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.loadState(ctx)
+	if err != nil {
+		return err
+	}
+	if err := change(st); err != nil {
+		return err
+	}
+	return s.saveState(ctx, st)
+}
+
 // getJSON reads the document kind/id into a new T. A missing document is
 // (nil, nil): the callers answer it in Apple's words (NOT_FOUND,
 // NOT_ACCESSIBLE, an unknown token), which differ by endpoint.
@@ -243,14 +257,10 @@ func (s *Service) SetQuirks(ctx context.Context, q Quirks) error {
 	if q.ThrottleAssignSeconds < 0 || q.ThrottleAssignSeconds > 86400 {
 		return apiErr(http.StatusBadRequest, "QUIRK_INVALID", "throttle_assign_seconds is %d: 0 (off) to 86400", q.ThrottleAssignSeconds)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, err := s.loadState(ctx)
-	if err != nil {
-		return err
-	}
-	st.Quirks = q
-	return s.saveState(ctx, st)
+	return s.updateState(ctx, func(st *serverState) error {
+		st.Quirks = q
+		return nil
+	})
 }
 
 // Quirks returns the quirk switches.

@@ -1,9 +1,7 @@
 package ade
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -55,13 +53,8 @@ func ParseBetaTokens(body []byte) ([]BetaToken, error) {
 	var req struct {
 		Tokens []BetaToken `json:"tokens"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, apiErr(http.StatusBadRequest, "MALFORMED_REQUEST_BODY", `the body is not {"tokens": [{"title", "os", "token"}]}: %v`, err)
-	}
-	if dec.More() {
-		return nil, apiErr(http.StatusBadRequest, "MALFORMED_REQUEST_BODY", "there is more after the JSON object")
+	if err := decodeKnown(body, &req, `{"tokens": [{"title", "os", "token"}]}`); err != nil {
+		return nil, err
 	}
 	return req.Tokens, checkBetaTokens(req.Tokens)
 }

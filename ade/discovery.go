@@ -94,20 +94,6 @@ func (s *Service) handleRemoveDiscovery(ctx context.Context, _ *http.Request, _ 
 	})
 }
 
-// updateState changes the server state under the service's lock.
-func (s *Service) updateState(ctx context.Context, change func(*serverState) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, err := s.loadState(ctx)
-	if err != nil {
-		return err
-	}
-	if err := change(st); err != nil {
-		return err
-	}
-	return s.saveState(ctx, st)
-}
-
 func orgNotSupported() error {
 	return apiErr(http.StatusBadRequest, "ORG_NOT_SUPPORTED", "the organisation is not supported for account-driven enrollment service discovery (quirk discovery_org_not_supported is on)")
 }

@@ -161,6 +161,20 @@ func (s *Service) record(ctx context.Context, kind, name string, r *http.Request
 	}
 }
 
+// decodeKnown is decodeStrict that also refuses keys v does not name;
+// what names the object in the reason.
+func decodeKnown(body []byte, v any, what string) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return apiErr(http.StatusBadRequest, "MALFORMED_REQUEST_BODY", "the body is not %s: %v", what, err)
+	}
+	if dec.More() {
+		return apiErr(http.StatusBadRequest, "MALFORMED_REQUEST_BODY", "there is more after the JSON object")
+	}
+	return nil
+}
+
 func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
@@ -317,41 +331,7 @@ func (s *Service) handleAssign(ctx context.Context, r *http.Request, body []byte
 		return nil, err
 	}
 	version, _ := strconv.Atoi(r.Header.Get("X-Server-Protocol-Version")) // checked by serveAPI
-	if res, throttled, err := s.throttledAssign(ctx, uuid, list, version); throttled || err != nil {
-		return res, err
-	}
-	return s.AssignProfile(ctx, uuid, list)
-}
-
-// throttledAssign answers an Assign a Profile call under quirk
-// throttle_assign_seconds: Apple's throttling ("With
-// X-Server-Protocol-Version 9 and later, the server may throttle profile
-// assignment on a per-device basis … THROTTLED instead of SUCCESS. With
-// … 10 and later, the response also includes retry_after_seconds", from
-// Apple's "Assign a Profile" page in the apple-docs.everest.mt mirror).
-func (s *Service) throttledAssign(ctx context.Context, uuid string, serials []string, version int) (*DefineResponse, bool, error) {
-	st, err := s.loadState(ctx)
-	if err != nil || st.Quirks.ThrottleAssignSeconds <= 0 || version < 9 {
-		return nil, false, err
-	}
-	if uuid == "" {
-		return nil, false, nil // the refusals come first, from AssignProfile
-	}
-	if err := checkSerials(serials); err != nil {
-		return nil, false, nil
-	}
-	p, err := s.getProfile(ctx, uuid)
-	if err != nil || p == nil {
-		return nil, false, err
-	}
-	res := &DefineResponse{ProfileUUID: p.ProfileUUID, Devices: map[string]string{}}
-	for _, serial := range serials {
-		res.Devices[serial] = "THROTTLED"
-	}
-	if version >= 10 {
-		res.RetryAfterSeconds = st.Quirks.ThrottleAssignSeconds
-	}
-	return res, true, nil
+	return s.assignProfile(ctx, uuid, list, version)
 }
 
 func (s *Service) removeProfile(ctx context.Context, req serialsRequest) (map[string]string, error) {

@@ -1,10 +1,8 @@
 package ade
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -46,14 +44,9 @@ type Profile struct {
 // stricter rule, with Apple-style code SKIP_SETUP_ITEMS_INVALID) any
 // skip_setup_items value that is not a key of Apple's SkipKeys schema.
 func ParseProfile(body []byte) (*Profile, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var p Profile
-	if err := dec.Decode(&p); err != nil {
-		return nil, apiErr(http.StatusBadRequest, "MALFORMED_REQUEST_BODY", "the profile is not a JSON object of Apple's profile keys: %v", err)
-	}
-	if dec.More() {
-		return nil, apiErr(http.StatusBadRequest, "MALFORMED_REQUEST_BODY", "there is more after the profile JSON object")
+	if err := decodeKnown(body, &p, "a JSON object of Apple's profile keys"); err != nil {
+		return nil, err
 	}
 	if err := p.validate(); err != nil {
 		return nil, err
@@ -208,6 +201,17 @@ func (s *Service) assignLocked(ctx context.Context, uuid string, serials []strin
 
 // AssignProfile assigns an existing profile to serials.
 func (s *Service) AssignProfile(ctx context.Context, uuid string, serials []string) (*DefineResponse, error) {
+	return s.assignProfile(ctx, uuid, serials, 0)
+}
+
+// assignProfile is Assign a Profile for a client speaking protocol version
+// (0: none given): under quirk throttle_assign_seconds, Apple's throttling
+// ("With X-Server-Protocol-Version 9 and later, the server may throttle
+// profile assignment on a per-device basis … THROTTLED instead of SUCCESS.
+// With … 10 and later, the response also includes retry_after_seconds",
+// Apple's "Assign a Profile" page in the apple-docs.everest.mt mirror)
+// answers every device THROTTLED and assigns nothing.
+func (s *Service) assignProfile(ctx context.Context, uuid string, serials []string, version int) (*DefineResponse, error) {
 	if uuid == "" {
 		return nil, apiErr(http.StatusBadRequest, "PROFILE_UUID_REQUIRED", "profile_uuid is required")
 	}
@@ -222,6 +226,22 @@ func (s *Service) AssignProfile(ctx context.Context, uuid string, serials []stri
 	}
 	if p == nil {
 		return nil, apiErr(http.StatusNotFound, "NOT_FOUND", "no profile %s: define it with POST /profile first", truncate(uuid, 64))
+	}
+	if version >= 9 {
+		st, err := s.loadState(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if wait := st.Quirks.ThrottleAssignSeconds; wait > 0 {
+			res := &DefineResponse{ProfileUUID: p.ProfileUUID, Devices: map[string]string{}}
+			for _, serial := range serials {
+				res.Devices[serial] = "THROTTLED"
+			}
+			if version >= 10 {
+				res.RetryAfterSeconds = wait
+			}
+			return res, nil
+		}
 	}
 	res, err := s.assignLocked(ctx, p.ProfileUUID, serials)
 	if err != nil {

@@ -53,10 +53,10 @@ func (d *Device) sendMDM(ctx context.Context, step, method, target, ctype string
 	if err != nil || r.status != http.StatusUnauthorized {
 		return r, err
 	}
-	if !challenges(r) {
+	signin, ok := signInChallenge(r)
+	if !ok {
 		return r, nil // no challenge: the caller unenrolls, as a device does
 	}
-	_, signin, _ := ParseAuthenticate(r.header.Get("WWW-Authenticate"))
 	tok, err := d.signInForToken(ctx, "account-driven re-authentication", signin, auth.creds)
 	if err != nil {
 		return nil, err
@@ -69,7 +69,7 @@ func (d *Device) sendMDM(ctx context.Context, step, method, target, ctype string
 	d.log.Info("signed the account-driven enrollment's user in again", "step", step)
 	step += " (after re-authentication)"
 	r, err = d.sendWith(ctx, step, method, target, ctype, body, signer, bearerHeader(tok))
-	if err == nil && r.status == http.StatusUnauthorized && challenges(r) {
+	if _, again := signInChallenge(r); err == nil && r.status == http.StatusUnauthorized && again {
 		// Refused again straight after a sign-in the server accepted: stop
 		// here rather than sign in forever, and stay enrolled (the 401
 		// asked for authentication, not for the device to leave).
@@ -78,11 +78,11 @@ func (d *Device) sendMDM(ctx context.Context, step, method, target, ctype string
 	return r, err
 }
 
-// challenges reports whether a reply carries the account-driven sign-in
-// challenge.
-func challenges(r *reply) bool {
+// signInChallenge is the sign-in URL of a reply's account-driven challenge
+// (WWW-Authenticate: Bearer method="apple-as-web", url=…), if it has one.
+func signInChallenge(r *reply) (string, bool) {
 	scheme, signin, ok := ParseAuthenticate(r.header.Get("WWW-Authenticate"))
-	return ok && scheme == "apple-as-web" && signin != ""
+	return signin, ok && scheme == "apple-as-web" && signin != ""
 }
 
 // signInForToken signs in at an account-driven sign-in page and returns

@@ -410,8 +410,8 @@ func (d *Device) AccountDrivenEnroll(ctx context.Context, domainURL, userID stri
 	if r.status != http.StatusUnauthorized {
 		return nil, refusal("account-driven enrollment (expected a 401 to sign in)", r)
 	}
-	method, signin, ok := ParseAuthenticate(r.header.Get("WWW-Authenticate"))
-	if !ok || method != "apple-as-web" || signin == "" {
+	signin, ok := signInChallenge(r)
+	if !ok {
 		return nil, &EnrollError{Step: "account-driven enrollment", StatusCode: r.status, Code: "bad_challenge",
 			Message: fmt.Sprintf("the 401 has no usable WWW-Authenticate: Bearer method=\"apple-as-web\", url=…; got %q (a device cancels enrollment here)", r.header.Get("WWW-Authenticate"))}
 	}

@@ -83,7 +83,7 @@ func handleScheduleOSUpdate(_ context.Context, d *Device, cmd *Command) Response
 		if (key != "" && key != offered.productKey) || (version != "" && version != offered.version) {
 			results = append(results, map[string]any{
 				"ProductKey": key, "InstallAction": "Error", "Status": "Idle",
-				"ErrorChain": []any{errorChainDict(detail("the device offers %s (%s), not %q %q", offered.productKey, offered.version, key, version))},
+				"ErrorChain": []mdm.ErrorChainItem{detail("the device offers %s (%s), not %q %q", offered.productKey, offered.version, key, version)},
 			})
 			continue
 		}
@@ -137,11 +137,4 @@ func stringOr(v any) (string, bool) {
 	}
 	s, ok := v.(string)
 	return s, ok
-}
-
-// errorChainDict is an error chain item as a dictionary, for the error
-// chains nested in a result's keys.
-func errorChainDict(e mdm.ErrorChainItem) map[string]any {
-	return map[string]any{"ErrorCode": int64(e.ErrorCode), "ErrorDomain": e.ErrorDomain,
-		"LocalizedDescription": e.LocalizedDescription, "USEnglishDescription": e.USEnglishDescription}
 }
