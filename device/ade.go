@@ -201,6 +201,8 @@ func (d *Device) activate(ctx context.Context, activationURL string, opts Activa
 	}
 	d.mu.Lock()
 	d.supervised = p.IsSupervised
+	// Shared iPad is iPadOS only; an iPhone ignores is_multi_user.
+	d.sharedIPad = p.IsMultiUser && d.model.Family == "iPad"
 	d.mu.Unlock()
 	st := d.ade()
 	st.mu.Lock()

@@ -168,3 +168,58 @@ func TestManagedAppAttributes(t *testing.T) {
 		t.Errorf("attributes for an app the server did not install: %s", st)
 	}
 }
+
+// TestInstalledApplicationListShowsManagedApps: an app the server installed
+// is in InstalledApplicationList beside the built-in ones and the user's
+// own, once; ManagedAppsOnly lists the server's alone; Identifiers filters
+// all three; a removed app is gone.
+func TestInstalledApplicationListShowsManagedApps(t *testing.T) {
+	srv := mdmtest.NewServer(t)
+	dev := srv.NewDevice(device.WithModel(device.IPhone))
+	dev.AddUserInstalledApps(device.UserApp{Identifier: "com.example.own", Name: "Own", Version: "2.0", ITunesStoreID: 77})
+	srv.Enroll(dev)
+	ids := func(c map[string]any) []string {
+		t.Helper()
+		c["RequestType"] = "InstalledApplicationList"
+		status, dict := runDict(t, srv, dev, c)
+		if status != mdm.StatusAcknowledged {
+			t.Fatalf("InstalledApplicationList %v: %s", c, status)
+		}
+		var out []string
+		list, _ := dict["InstalledApplicationList"].([]any)
+		for _, e := range list {
+			id, _ := e.(map[string]any)["Identifier"].(string)
+			out = append(out, id)
+		}
+		return out
+	}
+	count := func(list []string, id string) (n int) {
+		for _, s := range list {
+			if s == id {
+				n++
+			}
+		}
+		return n
+	}
+	for _, id := range []string{"com.example.b", "com.example.a"} {
+		if r := srv.Run(dev, map[string]any{"RequestType": "InstallApplication", "Identifier": id}); r.Status != mdm.StatusAcknowledged {
+			t.Fatalf("InstallApplication %s: %+v", id, r)
+		}
+	}
+	all := ids(map[string]any{})
+	if count(all, "com.example.a") != 1 || count(all, "com.example.b") != 1 || count(all, "com.example.own") != 1 || count(all, "com.apple.Keynote") != 1 {
+		t.Errorf("InstalledApplicationList: %v", all)
+	}
+	if got := ids(map[string]any{"ManagedAppsOnly": true}); len(got) != 2 || got[0] != "com.example.a" || got[1] != "com.example.b" {
+		t.Errorf("ManagedAppsOnly: %v, want the two managed apps in order", got)
+	}
+	if got := ids(map[string]any{"Identifiers": []string{"com.example.b", "com.example.own"}}); len(got) != 2 {
+		t.Errorf("Identifiers filter: %v", got)
+	}
+	if r := srv.Run(dev, map[string]any{"RequestType": "RemoveApplication", "Identifier": "com.example.a"}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("RemoveApplication: %+v", r)
+	}
+	if got := ids(map[string]any{"ManagedAppsOnly": true}); len(got) != 1 || got[0] != "com.example.b" {
+		t.Errorf("after RemoveApplication: %v", got)
+	}
+}

@@ -58,6 +58,9 @@ type Command struct {
 	// came through (AccessRights 0: the profile set none).
 	UserEnrollment bool
 	AccessRights   int
+	// User is the Shared iPad user (Managed Apple Account) whose user
+	// channel the command came through; empty on the device channel.
+	User string
 }
 
 // Response is a handler's answer to a command.
@@ -195,9 +198,19 @@ func (d *Device) gate(s *schema.Schema, cmd *Command) (Response, bool) {
 	os := d.model.schemaOS()
 	sup := s.EffectivePath(os)
 	version, _ := d.OS()
+	shared := d.SharedIPad()
 	switch {
 	case !sup.AvailableIn(version):
 		return unknownCommand(), true
+	case sup.SharedIPad != nil && sup.SharedIPad.Mode == "required" && !shared:
+		return Failed(ChainItem(DomainMDM, ErrCodeUnknownCommand, "Unknown command"),
+			detail("Apple's schema makes %s a Shared iPad command and this device is not a Shared iPad", s.Name())), true
+	case shared && sup.SharedIPad != nil && sup.SharedIPad.Mode == "forbidden":
+		return Failed(ChainItem(DomainMDM, ErrCodeSharedIPad, "The command is not allowed on a Shared iPad."),
+			detail("Apple's schema forbids %s on Shared iPad", s.Name())), true
+	case shared && sup.SharedIPad != nil && !channelAllowed(sup.SharedIPad, cmd.User != ""):
+		return Failed(ChainItem(DomainMDM, ErrCodeSharedIPad, "The command is not allowed on this channel."),
+			detail("Apple's schema does not allow %s on a Shared iPad's %s channel", s.Name(), channelName(cmd.User != ""))), true
 	case cmd.UserEnrollment && sup.UserEnrollment != nil && sup.UserEnrollment.Mode == "forbidden":
 		return Failed(ChainItem(DomainMDM, ErrCodeUserEnrollment, "The command is not allowed on a User Enrollment."),
 			detail("Apple's schema forbids %s under User Enrollment", s.Name())), true
@@ -209,6 +222,24 @@ func (d *Device) gate(s *schema.Schema, cmd *Command) (Response, bool) {
 			detail("%s needs the %s access right, which the profile's AccessRights %d does not grant", s.Name(), sup.AccessRights, cmd.AccessRights)), true
 	}
 	return Response{}, false
+}
+
+// channelAllowed reports whether a Shared iPad rule lets a command through
+// on the user channel (user) or the device channel; an unstated channel is
+// allowed.
+func channelAllowed(r *schema.ModeRule, user bool) bool {
+	allowed := r.DeviceChannel
+	if user {
+		allowed = r.UserChannel
+	}
+	return allowed == nil || *allowed
+}
+
+func channelName(user bool) string {
+	if user {
+		return "user"
+	}
+	return "device"
 }
 
 // accessRightBits maps the schema's access-right names to AccessRights bits.

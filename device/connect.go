@@ -51,6 +51,12 @@ type ConnectResult struct {
 // returns a *ServerError matching ErrUnenrolled; the result is returned
 // with the commands handled so far whatever the error.
 func (d *Device) Connect(ctx context.Context) (*ConnectResult, error) {
+	return d.connect(ctx, "")
+}
+
+// connect is Connect on the channel of user (a Shared iPad user; "" is the
+// device channel).
+func (d *Device) connect(ctx context.Context, user string) (*ConnectResult, error) {
 	d.op.Lock()
 	defer d.op.Unlock()
 	d.mu.RLock()
@@ -63,6 +69,9 @@ func (d *Device) Connect(ctx context.Context) (*ConnectResult, error) {
 	const step = "connect"
 	url := e.mdm.ServerURL
 	ids := d.ids(e.userEnrollment)
+	if user != "" {
+		ids = d.userIDs(user)
+	}
 	var signer *identity
 	if e.mdm.SignMessage {
 		signer = e.identity
@@ -98,6 +107,9 @@ func (d *Device) Connect(ctx context.Context) (*ConnectResult, error) {
 		if err != nil {
 			return res, err
 		}
+		if user != "" && (r.status == http.StatusUnauthorized || unrecognizedDevice(r)) {
+			return res, userChannelRefused(step, url, r)
+		}
 		if r.status == http.StatusUnauthorized || unrecognizedDevice(r) {
 			d.mu.Lock()
 			d.st.dropEnrollment()
@@ -124,7 +136,7 @@ func (d *Device) Connect(ctx context.Context) (*ConnectResult, error) {
 			if notNow[cmd.UUID] {
 				res.Reoffered = append(res.Reoffered, cmd.UUID)
 			}
-			cmd.UserEnrollment, cmd.AccessRights = e.userEnrollment, e.mdm.AccessRights
+			cmd.UserEnrollment, cmd.AccessRights, cmd.User = e.userEnrollment, e.mdm.AccessRights, user
 			resp = d.dispatch(ctx, cmd)
 		case uuid != "":
 			resp = formatError("the command does not decode: %v", err)

@@ -59,6 +59,7 @@ type Device struct {
 	osGiven         bool // WithOS was applied; WithModel keeps it
 	name            string
 	supervised      bool
+	sharedIPad      bool // a Shared iPad (sharedipad.go)
 	trust           *x509.CertPool
 	requireVerified bool
 	keySize         int
@@ -120,6 +121,10 @@ type state struct {
 	downloaded []string
 	// books are the books the server installed (media.go).
 	books []*book
+	// users are a Shared iPad's resident users, currentUser the one
+	// signed in (sharedipad.go).
+	users       []*sharedUser
+	currentUser string
 }
 
 type trustedRoot struct {

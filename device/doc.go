@@ -19,6 +19,8 @@
 // Commands are answered by handlers kept in a registry keyed by RequestType
 // (see Handle); the built-in ones cover DeviceInformation, SecurityInfo,
 // ProfileList, InstallProfile, RemoveProfile, CertificateList,
+// Restrictions (the installed restrictions payloads combined, most
+// restrictive value kept; restrictions.go), ClearRestrictionsPassword,
 // InstalledApplicationList, ManagedApplicationList, InstallApplication
 // (with a Configuration and Attributes), ManagedApplicationConfiguration,
 // ManagedApplicationAttributes, ManagedApplicationFeedback (appconfig.go;
@@ -34,7 +36,8 @@
 // setup or erase, for 15 days; see activationlock.go), EnableLostMode,
 // DisableLostMode, DeviceLocation and PlayLostModeSound (lostmode.go),
 // DeviceConfigured and DeclarativeManagement, and everything else gets
-// Apple's "Unknown command" error (MCMDMErrorDomain 12021). Before a handler runs, the device applies
+// Apple's "Unknown command" error (MCMDMErrorDomain 12021);
+// docs/virtual-devices.md lists them for testers. Before a handler runs, the device applies
 // the rules Apple's command schema states for its OS: the command must exist
 // on that OS version, be allowed under User Enrollment, be allowed on an
 // unsupervised device, and be covered by the profile's AccessRights.

@@ -135,6 +135,7 @@ func FuzzCommand(f *testing.F) {
 		&mdm.InstallProfile{Payload: []byte("<plist><dict/></plist>")},
 		&mdm.RemoveProfile{Identifier: "x"}, &mdm.InstalledApplicationList{Identifiers: []string{"com.apple.Pages"}},
 		&mdm.DeviceLock{Message: "hi"}, &mdm.EraseDevice{}, &mdm.RestartDevice{},
+		&mdm.Restrictions{ProfileRestrictions: true},
 	} {
 		c, err := mdm.NewCommand("seed-"+string(rune('a'+i)), req)
 		if err != nil {
@@ -145,6 +146,8 @@ func FuzzCommand(f *testing.F) {
 	f.Add([]byte(`<plist><dict><key>CommandUUID</key><string>u</string><key>Command</key><dict><key>RequestType</key><string>DeviceInformation</string><key>Queries</key><array><integer>1</integer></array></dict></dict></plist>`))
 	f.Add([]byte(`<plist><dict><key>CommandUUID</key><string>u</string><key>Command</key><dict><key>RequestType</key><string>Mystery</string></dict></dict></plist>`))
 	f.Add([]byte("bplist00garbage"))
+	f.Add([]byte(`<plist><dict><key>CommandUUID</key><string>u</string><key>Command</key><dict><key>RequestType</key><string>DeleteUser</string><key>DeleteAllUsers</key><true/><key>ForceDeletion</key><string>yes</string></dict></dict></plist>`))
+	f.Add([]byte(`<plist><dict><key>CommandUUID</key><string>uu</string><key>Command</key><dict><key>RequestType</key><string>UserList</string></dict></dict></plist>`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		cmd, uuid, err := parseCommand(raw)
 		if err != nil {
@@ -153,7 +156,10 @@ func FuzzCommand(f *testing.F) {
 		if uuid == "" || cmd.UUID != uuid || cmd.RequestType == "" {
 			t.Fatalf("decoded command without UUID or type: %+v", cmd)
 		}
-		d := New(offline{}, WithSeed(2), WithKeySize(1024), withReadyKey(key))
+		// Half the inputs meet a supervised Shared iPad, so its commands
+		// are reached too.
+		shared := len(raw)%2 == 0
+		d := New(offline{}, WithSeed(2), WithKeySize(1024), withReadyKey(key), WithSupervised(shared), WithSharedIPad(shared))
 		resp := d.dispatch(context.Background(), cmd)
 		body, err := encodeResult(d.ids(false), uuid, cmd.RequestType, resp)
 		if err != nil {

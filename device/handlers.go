@@ -97,7 +97,7 @@ func (d *Device) deviceInformation() map[string]any {
 		"AvailableDeviceCapacity":       round2(capacity * hw.AvailableFraction),
 		"BatteryLevel":                  hw.BatteryLevel,
 		"IsSupervised":                  d.supervised,
-		"IsMultiUser":                   false,
+		"IsMultiUser":                   d.SharedIPad(),
 		"IsDeviceLocatorServiceEnabled": false,
 		"IsActivationLockEnabled":       false,
 		"IsDoNotDisturbInEffect":        false,
@@ -122,6 +122,9 @@ func (d *Device) deviceInformation() map[string]any {
 		info["DataRoamingEnabled"] = false
 		info["VoiceRoamingEnabled"] = false
 		info["PersonalHotspotEnabled"] = false
+	}
+	for k, v := range d.residentUserFigures(capacity) {
+		info[k] = v
 	}
 	if m.IsMac() {
 		host := hostName(d.name)
@@ -200,7 +203,7 @@ func handleProfileList(_ context.Context, d *Device, cmd *Command) Response {
 	defer d.mu.RUnlock()
 	list := []any{}
 	for _, p := range d.st.profiles {
-		if managedOnly && !p.Managed {
+		if (managedOnly && !p.Managed) || p.User != cmd.User {
 			continue
 		}
 		item := map[string]any{
@@ -250,7 +253,7 @@ func handleInstallProfile(ctx context.Context, d *Device, cmd *Command) Response
 	if !ok || len(payload) == 0 {
 		return formatError("Payload must be <data> holding the profile")
 	}
-	_, err := d.install(ctx, payload, true)
+	_, err := d.installFor(ctx, payload, true, cmd.User)
 	if err == nil {
 		return Acknowledged(nil)
 	}
@@ -274,7 +277,7 @@ func handleRemoveProfile(ctx context.Context, d *Device, cmd *Command) Response 
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	p := d.st.findProfile(id)
+	p := d.st.findProfile(id, cmd.User)
 	switch {
 	case p == nil:
 		return Failed(ChainItem(DomainProfile, ErrCodeProfileNotFound, "The profile is not installed."),
@@ -315,8 +318,10 @@ var (
 	}
 )
 
-// handleInstalledApplicationList lists the built-in apps (none of them
-// managed), filtered by Identifiers.
+// handleInstalledApplicationList lists the built-in apps and the apps the
+// server installed, filtered by Identifiers; ManagedAppsOnly lists only the
+// server's. A virtual device does not download an app, so a managed app is
+// listed under its identifier as its name, at version 1.0.
 func handleInstalledApplicationList(_ context.Context, d *Device, cmd *Command) Response {
 	want, ok := identifiersParam(cmd)
 	if !ok {
@@ -337,6 +342,20 @@ func handleInstalledApplicationList(_ context.Context, d *Device, cmd *Command) 
 		}
 		e := installedAppEntry(a.id, a.name, a.version, a.shortVersion, a.externalID)
 		e["BundleSize"], e["DynamicSize"] = a.bundleSize, a.dynamicSize
+		list = append(list, e)
+	}
+	d.mu.RLock()
+	managed := make([]map[string]any, 0, len(d.st.apps))
+	for id, a := range d.st.apps {
+		if want == nil || slices.Contains(want, id) {
+			managed = append(managed, installedAppEntry(id, id, "1.0", "1.0", a.externalID))
+		}
+	}
+	d.mu.RUnlock()
+	slices.SortFunc(managed, func(a, b map[string]any) int {
+		return strings.Compare(a["Identifier"].(string), b["Identifier"].(string))
+	})
+	for _, e := range managed {
 		list = append(list, e)
 	}
 	return Acknowledged(map[string]any{"InstalledApplicationList": list})

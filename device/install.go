@@ -40,7 +40,11 @@ type ProfileInfo struct {
 	// only those can it remove.
 	Managed bool
 	// Enrollment is set for the profile holding the MDM payload.
-	Enrollment  bool
+	Enrollment bool
+	// User is the Shared iPad user (Managed Apple Account) whose user
+	// channel installed the profile; empty for the device's own profiles.
+	// Each channel lists and removes only its own.
+	User        string
 	Payloads    []PayloadInfo
 	InstalledAt time.Time
 	// Raw is the profile as installed.
@@ -139,11 +143,17 @@ type installPlan struct {
 // install is Install without the operation lock; InstallProfile uses it
 // with managed set.
 func (d *Device) install(ctx context.Context, raw []byte, managed bool) (*InstallResult, error) {
+	return d.installFor(ctx, raw, managed, "")
+}
+
+// installFor is install on the channel of user (a Shared iPad user; "" is
+// the device channel).
+func (d *Device) installFor(ctx context.Context, raw []byte, managed bool, user string) (*InstallResult, error) {
 	p, err := profiles.Parse(raw)
 	if err != nil {
 		return nil, &ProfileError{Reason: "it cannot be decoded", Err: err}
 	}
-	plan, err := d.plan(p, managed)
+	plan, err := d.plan(p, managed, user)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +208,7 @@ func (d *Device) install(ctx context.Context, raw []byte, managed bool) (*Instal
 
 // plan checks a parsed profile against the rules a device applies and the
 // device's state, and decides what installing it does.
-func (d *Device) plan(p *profiles.Parsed, managed bool) (*installPlan, error) {
+func (d *Device) plan(p *profiles.Parsed, managed bool, user string) (*installPlan, error) {
 	top := profiles.Payload(p.Top)
 	info := &ProfileInfo{
 		Identifier:        top.Identifier(),
@@ -210,6 +220,7 @@ func (d *Device) plan(p *profiles.Parsed, managed bool) (*installPlan, error) {
 		Signed:            p.Signed,
 		Signer:            p.Signer,
 		Managed:           managed,
+		User:              user,
 		Raw:               p.Raw,
 	}
 	if v, ok := top.Int("PayloadVersion"); ok {
@@ -352,7 +363,7 @@ func (d *Device) plan(p *profiles.Parsed, managed bool) (*installPlan, error) {
 		return nil, fail("the device already has an MDM payload", ErrAlreadyEnrolled)
 	}
 	for _, old := range d.st.profiles {
-		if old.Identifier != info.Identifier {
+		if old.Identifier != info.Identifier || old.User != user {
 			continue
 		}
 		switch {
@@ -511,10 +522,11 @@ func (st *state) dropEnrollment() {
 	st.account = nil
 }
 
-// findProfile returns the installed profile with identifier, or nil.
-func (st *state) findProfile(identifier string) *ProfileInfo {
+// findProfile returns the profile with identifier that user's channel
+// ("" the device's) installed, or nil.
+func (st *state) findProfile(identifier, user string) *ProfileInfo {
 	for _, p := range st.profiles {
-		if p.Identifier == identifier {
+		if p.Identifier == identifier && p.User == user {
 			return p
 		}
 	}

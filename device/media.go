@@ -23,7 +23,7 @@ import (
 
 // ErrCodeMediaNotManaged: RemoveMedia names a book the server did not
 // install (mockmdm's own code in Apple's domain).
-const ErrCodeMediaNotManaged = 12033
+const ErrCodeMediaNotManaged = 12034
 
 // book is a book the server installed.
 type book struct {

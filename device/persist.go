@@ -56,6 +56,11 @@ type saved struct {
 	DownloadedUpdates []string `json:"downloaded_updates,omitempty"`
 	// Books are the books the server installed.
 	Books []book `json:"books,omitempty"`
+	// SharedIPad, Users and CurrentUser are a Shared iPad's mode, its
+	// resident users and the one signed in.
+	SharedIPad  bool         `json:"shared_ipad,omitempty"`
+	Users       []sharedUser `json:"shared_ipad_users,omitempty"`
+	CurrentUser string       `json:"current_user,omitempty"`
 }
 
 type savedAccount struct {
@@ -119,6 +124,10 @@ func (d *Device) Save(path string) error {
 		Version: savedVersion, Seed: d.seed, Model: d.model, OSVersion: d.osVersion, Build: d.build,
 		Name: d.name, Supervised: d.supervised, Hardware: d.hw,
 		Restarts: d.st.restarts, Erasures: d.st.erasures, BypassCodeCleared: d.st.bypassCodeCleared,
+		SharedIPad: d.sharedIPad, CurrentUser: d.st.currentUser,
+	}
+	for _, u := range d.st.users {
+		s.Users = append(s.Users, *u)
 	}
 	if a := d.st.account; a != nil {
 		s.Account = &savedAccount{Token: a.token, Credentials: a.creds}
@@ -256,7 +265,7 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 	if s.Hardware.UDID == "" || s.Hardware.SerialNumber == "" || len(s.Hardware.PushToken) == 0 {
 		return nil, &LoadError{Path: path, Reason: "has no hardware identifiers (UDID, serial number, push token)"}
 	}
-	base := []Option{WithSeed(s.Seed), WithModel(s.Model), WithOS(s.OSVersion, s.Build), WithName(s.Name), WithSupervised(s.Supervised)}
+	base := []Option{WithSeed(s.Seed), WithModel(s.Model), WithOS(s.OSVersion, s.Build), WithName(s.Name), WithSupervised(s.Supervised), WithSharedIPad(s.SharedIPad)}
 	d, err := newChecked(doer, append(base, opts...)...)
 	if err != nil {
 		return nil, &LoadError{Path: path, Reason: "describes a device that cannot be built", Err: err}
@@ -267,6 +276,10 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 	}
 	st.lostMode = s.LostMode
 	st.downloaded = s.DownloadedUpdates
+	for i := range s.Users {
+		st.users = append(st.users, &s.Users[i])
+	}
+	st.currentUser = s.CurrentUser
 	for i := range s.Books {
 		st.books = append(st.books, &s.Books[i])
 	}

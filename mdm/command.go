@@ -226,6 +226,33 @@ type ClearActivationLockBypassCode struct {
 	RequestType string
 }
 
+// Restrictions asks for the restrictions the device enforces (the
+// response's GlobalRestrictions) and, with ProfileRestrictions, each
+// profile's own.
+type Restrictions struct {
+	RequestType         string
+	ProfileRestrictions bool `plist:",omitempty" json:",omitempty"`
+}
+
+// UserList asks a Shared iPad for its resident users.
+type UserList struct {
+	RequestType string
+}
+
+// LogOutUser signs the current user of a Shared iPad out.
+type LogOutUser struct {
+	RequestType string
+}
+
+// DeleteUser deletes a user from a Shared iPad: UserName, or every user
+// with DeleteAllUsers; ForceDeletion deletes users with data to sync too.
+type DeleteUser struct {
+	RequestType    string
+	UserName       string `plist:",omitempty" json:",omitempty"`
+	ForceDeletion  bool   `plist:",omitempty" json:",omitempty"`
+	DeleteAllUsers bool   `plist:",omitempty" json:",omitempty"`
+}
+
 func (c *DeviceInformation) requestType() string { return "DeviceInformation" }
 func (c *DeviceInformation) validate() error {
 	if len(c.Queries) == 0 {
@@ -270,6 +297,19 @@ func (c *ClearActivationLockBypassCode) requestType() string {
 	return "ClearActivationLockBypassCode"
 }
 func (c *ClearActivationLockBypassCode) validate() error { return nil }
+func (c *Restrictions) requestType() string              { return "Restrictions" }
+func (c *Restrictions) validate() error                  { return nil }
+func (c *UserList) requestType() string                  { return "UserList" }
+func (c *UserList) validate() error                      { return nil }
+func (c *LogOutUser) requestType() string                { return "LogOutUser" }
+func (c *LogOutUser) validate() error                    { return nil }
+func (c *DeleteUser) requestType() string                { return "DeleteUser" }
+func (c *DeleteUser) validate() error {
+	if c.UserName == "" && !c.DeleteAllUsers {
+		return parseErrorf("UserName", "DeleteUser needs the UserName to delete, or DeleteAllUsers true")
+	}
+	return nil
+}
 
 // typedCommands maps a RequestType to a constructor of its typed request.
 var typedCommands = map[string]func() CommandRequest{
@@ -283,6 +323,10 @@ var typedCommands = map[string]func() CommandRequest{
 	"EraseDevice":              func() CommandRequest { return new(EraseDevice) },
 	"RestartDevice":            func() CommandRequest { return new(RestartDevice) },
 	"ActivationLockBypassCode": func() CommandRequest { return new(ActivationLockBypassCode) },
+	"Restrictions":             func() CommandRequest { return new(Restrictions) },
+	"UserList":                 func() CommandRequest { return new(UserList) },
+	"LogOutUser":               func() CommandRequest { return new(LogOutUser) },
+	"DeleteUser":               func() CommandRequest { return new(DeleteUser) },
 	"ClearActivationLockBypassCode": func() CommandRequest {
 		return new(ClearActivationLockBypassCode)
 	},

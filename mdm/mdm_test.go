@@ -212,6 +212,8 @@ func TestTypedCommands(t *testing.T) {
 			body = `{"RequestType":"InstallProfile","Payload":"PD94bWw+"}`
 		case "RemoveProfile":
 			body = `{"RequestType":"RemoveProfile","Identifier":"com.example.p"}`
+		case "DeleteUser":
+			body = `{"RequestType":"DeleteUser","UserName":"ann@example.org","ForceDeletion":true}`
 		}
 		c, err := CommandFromJSON([]byte(body), "uuid-"+rt)
 		if err != nil {
@@ -244,6 +246,8 @@ func TestTypedCommands(t *testing.T) {
 		{"payload not base64", `{"RequestType":"InstallProfile","Payload":"***"}`, "does not fit"},
 		{"empty payload", `{"RequestType":"InstallProfile"}`, "profile bytes"},
 		{"no identifier", `{"RequestType":"RemoveProfile"}`, "PayloadIdentifier"},
+		{"delete no user", `{"RequestType":"DeleteUser","ForceDeletion":true}`, "DeleteAllUsers"},
+		{"restrictions flag wrong type", `{"RequestType":"Restrictions","ProfileRestrictions":"yes"}`, "does not fit"},
 		{"nonce too long", `{"RequestType":"DeviceInformation","Queries":["UDID"],"DeviceAttestationNonce":"` + strings.Repeat("QUFB", 12) + `"}`, "at most 32 bytes"},
 	}
 	for _, tt := range hostile {

@@ -479,6 +479,10 @@ func (p *parser) step(n *yaml.Node, index int) (Step, error) {
 		st.action, err = p.apiStep(m, field)
 	case KindRegister:
 		st.action, err = p.registerStep(m, field)
+	case KindLogin:
+		st.action, err = p.loginStep(m, field)
+	case KindLogout:
+		st.action, err = p.logoutStep(m, field)
 	}
 	return st, err
 }

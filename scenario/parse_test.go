@@ -57,6 +57,11 @@ func TestParseHostile(t *testing.T) {
 		{"empty document", "", 1, "", "holds no scenario"},
 		{"second document broken", head + "  - device: a\n---\nname: m\nsteps:\n  - device: [x]\n", 7, "steps[1].device", "want text"},
 		{"bad name", head + "  - device: 'a b'\n", 3, "steps[1].device", "a name is up to 64"},
+		{"login without user", head + "  - device: a\n  - login: a\n", 4, "steps[2].user", "missing: the Managed Apple Account"},
+		{"login unknown device", head + "  - device: a\n  - login: b\n    user: u\n", 4, "steps[2].login", `no device "b"`},
+		{"logout unknown field", head + "  - device: a\n  - logout: a\n    user: u\n", 5, "steps[2].user", "unknown field for a logout step"},
+		{"connect user not a bool", head + "  - device: a\n  - connect: a\n    user: ann\n", 5, "steps[2].user", "want true or false"},
+		{"command user not text", head + "  - device: a\n  - command: {RequestType: UserList}\n    device: a\n    user: [x]\n", 6, "steps[2].user", "want text"},
 		{"alias bomb", "a: &a [x, x]\nb: &b [*a, *a]\nname: n\nsteps:\n  - device: d\n", 1, "a", "unknown field"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -283,12 +283,8 @@ func (p *parser) registerStep(m map[string]kv, field string) (action, error) {
 	if a.params, err = p.withParams(m, field, "the register step", func() ([]Param, bool) { return registerParams, true }); err != nil {
 		return nil, err
 	}
-	if f, ok := m["error"]; ok {
-		if a.want, err = p.errorWant(f.value, sibling(field, "error")); err != nil {
-			return nil, err
-		}
-	}
-	return a, nil
+	a.want, err = p.optErrorWant(m, field)
+	return a, err
 }
 
 func (a *registerAction) summary() string {

@@ -42,10 +42,12 @@ const (
 	KindExpect    = "expect"
 	KindAPI       = "api"
 	KindRegister  = "register"
+	KindLogin     = "login"
+	KindLogout    = "logout"
 )
 
 // kinds is the order kinds are listed in messages.
-var kinds = []string{KindDevice, KindEnroll, KindRegister, KindCommand, KindConnect, KindListen, KindFault, KindBehaviour, KindAPI, KindExpect}
+var kinds = []string{KindDevice, KindEnroll, KindRegister, KindLogin, KindLogout, KindCommand, KindConnect, KindListen, KindFault, KindBehaviour, KindAPI, KindExpect}
 
 // Scenario is one parsed story.
 type Scenario struct {

@@ -191,12 +191,8 @@ func (p *parser) enrollStep(m map[string]kv, field string) (action, error) {
 	if a.params, err = p.withParams(m, field, "enrollment path "+a.path, func() ([]Param, bool) { return PathParams(a.path) }); err != nil {
 		return nil, err
 	}
-	if f, ok := m["error"]; ok {
-		if a.want, err = p.errorWant(f.value, sibling(field, "error")); err != nil {
-			return nil, err
-		}
-	}
-	return a, nil
+	a.want, err = p.optErrorWant(m, field)
+	return a, err
 }
 
 func (a *enrollAction) summary() string {
@@ -256,6 +252,15 @@ func (p *parser) errorWant(n *yaml.Node, field string) (*errorWant, error) {
 	return &errorWant{text: s}, nil
 }
 
+// optErrorWant reads a step's optional error field (nil when absent).
+func (p *parser) optErrorWant(m map[string]kv, field string) (*errorWant, error) {
+	f, ok := m["error"]
+	if !ok {
+		return nil, nil
+	}
+	return p.errorWant(f.value, sibling(field, "error"))
+}
+
 // check compares an outcome with the expected failure.
 func (w *errorWant) check(what string, err error) error {
 	if err == nil {
@@ -288,6 +293,9 @@ func (w *errorWant) check(what string, err error) error {
 
 type commandAction struct {
 	devices []string
+	// user sends the command to each device's Shared iPad user channel
+	// (UDID:account) instead of its device channel.
+	user    string
 	command json.RawMessage
 	raw     string
 	rt      string
@@ -297,7 +305,7 @@ type commandAction struct {
 }
 
 func (p *parser) commandStep(m map[string]kv, field string, index int) (action, error) {
-	if err := p.fieldsOf(m, field, "device", "devices", "as", "push", "uuid"); err != nil {
+	if err := p.fieldsOf(m, field, "device", "devices", "user", "as", "push", "uuid"); err != nil {
 		return nil, err
 	}
 	a := &commandAction{}
@@ -373,11 +381,19 @@ func (p *parser) commandStep(m map[string]kv, field string, index int) (action, 
 			return nil, err
 		}
 	}
+	if f, ok := m["user"]; ok {
+		if a.user, err = p.str(f.value, sibling(field, "user")); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
 func (a *commandAction) summary() string {
 	s := fmt.Sprintf("queue %s for %s", a.rt, strings.Join(a.devices, ", "))
+	if a.user != "" {
+		s += " (user " + a.user + ")"
+	}
 	if a.as != "" {
 		s += " as " + a.as
 	}
@@ -390,6 +406,9 @@ func (a *commandAction) run(ctx context.Context, r *run) error {
 		id, err := r.enrollmentID(name)
 		if err != nil {
 			return err
+		}
+		if a.user != "" {
+			id += ":" + a.user
 		}
 		req.EnrollmentIDs = append(req.EnrollmentIDs, id)
 	}
@@ -410,13 +429,22 @@ type connectAction struct {
 	device string
 	times  int
 	want   *errorWant
+	// user connects the signed-in Shared iPad user's channel.
+	user bool
 }
 
 func (p *parser) connectStep(m map[string]kv, field string) (action, error) {
-	if err := p.fieldsOf(m, field, "times", "error"); err != nil {
+	if err := p.fieldsOf(m, field, "times", "error", "user"); err != nil {
 		return nil, err
 	}
 	a := &connectAction{times: 1}
+	if f, ok := m["user"]; ok {
+		b, err := p.boolean(f.value, sibling(field, "user"))
+		if err != nil {
+			return nil, err
+		}
+		a.user = b
+	}
 	var err error
 	if a.device, err = p.deviceRef(m[KindConnect].value, field); err != nil {
 		return nil, err
@@ -428,16 +456,15 @@ func (p *parser) connectStep(m map[string]kv, field string) (action, error) {
 		}
 		a.times = int(n)
 	}
-	if f, ok := m["error"]; ok {
-		if a.want, err = p.errorWant(f.value, sibling(field, "error")); err != nil {
-			return nil, err
-		}
-	}
-	return a, nil
+	a.want, err = p.optErrorWant(m, field)
+	return a, err
 }
 
 func (a *connectAction) summary() string {
 	s := fmt.Sprintf("%s connects", a.device)
+	if a.user {
+		s = fmt.Sprintf("%s's signed-in user connects", a.device)
+	}
 	if a.times > 1 {
 		s += fmt.Sprintf(" %d times", a.times)
 	}
@@ -450,7 +477,11 @@ func (a *connectAction) summary() string {
 func (a *connectAction) run(ctx context.Context, r *run) error {
 	dev := r.devices[a.device].dev
 	for i := 1; i <= a.times; i++ {
-		res, err := dev.Connect(ctx)
+		connect := dev.Connect
+		if a.user {
+			connect = dev.ConnectUser
+		}
+		res, err := connect(ctx)
 		what := fmt.Sprintf("connect %d of %d", i, a.times)
 		if a.want != nil {
 			if err := a.want.check(what, err); err != nil {
@@ -465,6 +496,71 @@ func (a *connectAction) run(ctx context.Context, r *run) error {
 			r.notef("%s answered %s %s: %s", a.device, c.RequestType, c.CommandUUID, c.Status)
 		}
 	}
+	return nil
+}
+
+// ---- login, logout ---------------------------------------------------------
+
+type loginAction struct {
+	device, user, name string
+	want               *errorWant
+}
+
+func (p *parser) loginStep(m map[string]kv, field string) (action, error) {
+	if err := p.fieldsOf(m, field, "user", "name", "error"); err != nil {
+		return nil, err
+	}
+	a := &loginAction{}
+	var err error
+	if a.device, err = p.deviceRef(m[KindLogin].value, field); err != nil {
+		return nil, err
+	}
+	f, ok := m["user"]
+	if !ok {
+		return nil, p.errf(m[KindLogin].key, sibling(field, "user"), "missing: the Managed Apple Account that signs in (user: student@example.org)")
+	}
+	if a.user, err = p.str(f.value, sibling(field, "user")); err != nil {
+		return nil, err
+	}
+	if f, ok := m["name"]; ok {
+		if a.name, err = p.str(f.value, sibling(field, "name")); err != nil {
+			return nil, err
+		}
+	}
+	a.want, err = p.optErrorWant(m, field)
+	return a, err
+}
+
+func (a *loginAction) summary() string {
+	return fmt.Sprintf("%s signs in on %s", a.user, a.device)
+}
+
+func (a *loginAction) run(ctx context.Context, r *run) error {
+	err := r.devices[a.device].dev.LogIn(ctx, a.user, a.name)
+	if a.want != nil {
+		return a.want.check("login", err)
+	}
+	if err != nil {
+		return fmt.Errorf("login %s: %w", a.user, err)
+	}
+	r.notef("%s signed in on %s", a.user, a.device)
+	return nil
+}
+
+type logoutAction struct{ device string }
+
+func (p *parser) logoutStep(m map[string]kv, field string) (action, error) {
+	if err := p.fieldsOf(m, field); err != nil {
+		return nil, err
+	}
+	name, err := p.deviceRef(m[KindLogout].value, field)
+	return &logoutAction{device: name}, err
+}
+
+func (a *logoutAction) summary() string { return fmt.Sprintf("the user of %s logs out", a.device) }
+
+func (a *logoutAction) run(_ context.Context, r *run) error {
+	r.devices[a.device].dev.LogOut()
 	return nil
 }
 

@@ -199,6 +199,19 @@ func TestADEPaths(t *testing.T) {
 			if got := env.management(t, dev); got != tc.want {
 				t.Fatalf("management\n got %+v\nwant %+v", got, tc.want)
 			}
+			if dev.SharedIPad() != tc.profile.SharedIPad {
+				t.Fatalf("the device is a Shared iPad: %v; the profile says %v", dev.SharedIPad(), tc.profile.SharedIPad)
+			}
+			if tc.profile.SharedIPad {
+				// A student signs in: the server gets the user's channel.
+				if err := dev.LogIn(ctx, "student@contoso.com", "Student"); err != nil {
+					t.Fatalf("LogIn: %v", err)
+				}
+				rec := env.api(t, http.MethodGet, "/v1/enrollments/"+dev.UDID()+":student@contoso.com", nil)
+				if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"type":"SharedIPad"`) {
+					t.Fatalf("the student's channel: %d %s", rec.Code, rec.Body)
+				}
+			}
 			if !tc.register {
 				return
 			}

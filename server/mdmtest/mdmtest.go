@@ -363,6 +363,30 @@ func (s *Server) Run(dev *device.Device, command any) *api.CommandResult {
 	return &st.Results[0]
 }
 
+// RunUser is Run on the channel of the user signed in on a Shared iPad
+// (dev.LogIn): the command is queued for that user's enrollment
+// (UDID:ManagedAppleAccount) and answered in dev.ConnectUser.
+func (s *Server) RunUser(dev *device.Device, command any) *api.CommandResult {
+	s.t.Helper()
+	var user string
+	for _, u := range dev.Users() {
+		if u.LoggedIn {
+			user = u.ManagedAppleID
+		}
+	}
+	if user == "" {
+		s.t.Fatalf("mdmtest: RunUser: no user is signed in on device %s", dev.SerialNumber())
+	}
+	uuid := s.Enqueue(command, dev.UDID()+":"+user)
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if _, err := dev.ConnectUser(ctx); err != nil {
+		s.t.Fatalf("mdmtest: device %s user %s connect: %v", dev.SerialNumber(), user, err)
+	}
+	st := s.WaitResult(uuid, 10*time.Second)
+	return &st.Results[0]
+}
+
 // enrollmentID is how the server knows dev: its EnrollmentID for a User
 // Enrollment, else its UDID.
 func enrollmentID(dev *device.Device) string {
