@@ -244,6 +244,44 @@ func (c *Client) InjectAPNsFault(ctx context.Context, f APNsFault) error {
 	return c.do(ctx, http.MethodPost, "/v1/apns/faults", nil, f, &out)
 }
 
+// PutDeclaration defines or replaces a declaration (its Identifier names
+// it) and returns it with its ServerToken.
+func (c *Client) PutDeclaration(ctx context.Context, d Declaration) (*Declaration, error) {
+	var out Declaration
+	if err := c.do(ctx, http.MethodPut, "/v1/declarations/"+url.PathEscape(d.Identifier), nil, d, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteDeclaration deletes a declaration.
+func (c *Client) DeleteDeclaration(ctx context.Context, identifier string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/declarations/"+url.PathEscape(identifier), nil, nil, nil)
+}
+
+// SetDeclarations gives an enrollment exactly these declarations.
+func (c *Client) SetDeclarations(ctx context.Context, enrollmentID string, identifiers ...string) (*EnrollmentDeclarations, error) {
+	if identifiers == nil {
+		identifiers = []string{}
+	}
+	var out EnrollmentDeclarations
+	in := map[string][]string{"identifiers": identifiers}
+	if err := c.do(ctx, http.MethodPut, "/v1/enrollments/"+url.PathEscape(enrollmentID)+"/declarations", nil, in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// EnrollmentDeclarations returns an enrollment's declarations and the
+// status its device last reported.
+func (c *Client) EnrollmentDeclarations(ctx context.Context, enrollmentID string) (*EnrollmentDeclarations, error) {
+	var out EnrollmentDeclarations
+	if err := c.do(ctx, http.MethodGet, "/v1/enrollments/"+url.PathEscape(enrollmentID)+"/declarations", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // do sends one request and decodes a 2xx JSON answer into out, or turns
 // any other answer into an *Error.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
@@ -277,6 +315,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return errorFrom(resp)
+	}
+	if out == nil {
+		return nil // 204, or an answer the caller does not need
 	}
 	lr := &io.LimitedReader{R: resp.Body, N: maxResponseBody + 1}
 	if err := json.NewDecoder(lr).Decode(out); err != nil {

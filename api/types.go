@@ -434,3 +434,32 @@ type ProfileLintResponse struct {
 	Errors   int           `json:"errors"`
 	Findings []LintFinding `json:"findings"`
 }
+
+// Declaration is a declarative device management declaration (Apple's
+// object: Type, Identifier, ServerToken, Payload).
+type Declaration struct {
+	Type        string         `json:"Type"`
+	Identifier  string         `json:"Identifier,omitempty"`
+	ServerToken string         `json:"ServerToken,omitempty"`
+	Payload     map[string]any `json:"Payload"`
+}
+
+// EnrollmentDeclarations is an enrollment's declarations and the status its
+// device last reported (GET /v1/enrollments/{id}/declarations).
+type EnrollmentDeclarations struct {
+	EnrollmentID      string             `json:"enrollment_id"`
+	Identifiers       []string           `json:"identifiers"`
+	DeclarationsToken string             `json:"declarations_token"`
+	Declarations      []Declaration      `json:"declarations"`
+	Status            *DeclarativeStatus `json:"status"`
+}
+
+// DeclarativeStatus is what a device reported through the status endpoint.
+type DeclarativeStatus struct {
+	ReceivedAt time.Time `json:"received_at"`
+	// Report is the last report as sent; StatusItems every report's
+	// StatusItems merged.
+	Report      json.RawMessage `json:"report"`
+	StatusItems map[string]any  `json:"status_items"`
+	Errors      []any           `json:"errors"`
+}

@@ -207,7 +207,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, kind string) {
 		entry.Response = []byte(httperr.ReasonOf(err))
 	} else {
 		if len(resp) > 0 {
-			w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+			ct := "application/xml; charset=utf-8"
+			if entry.MessageType == mdm.MessageDeclarativeManagement {
+				ct = "application/json" // DDM answers are Apple's JSON documents
+			}
+			w.Header().Set("Content-Type", ct)
 		}
 		w.WriteHeader(status)
 		_, _ = w.Write(resp)

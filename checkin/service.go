@@ -79,6 +79,14 @@ type Service struct {
 	results  *ResultHub
 	onChange func(ctx context.Context, e *store.Enrollment)
 	admitter Admitter
+	ddm      Declarative
+}
+
+// Declarative serves the DeclarativeManagement check-in endpoints (tokens,
+// declaration-items, declaration/<kind>/<identifier>, status) for an
+// enrollment: the JSON body to answer, or nil.
+type Declarative interface {
+	Serve(ctx context.Context, enrollmentID, endpoint string, data []byte) ([]byte, error)
 }
 
 // Option configures a Service.
@@ -94,6 +102,10 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 // Management from the ticket its profile carried (nil: nobody, every
 // enrollment is a plain profile enrollment).
 func WithAdmitter(a Admitter) Option { return func(s *Service) { s.admitter = a } }
+
+// WithDeclarative sets who answers DeclarativeManagement check-ins (nil:
+// they are refused as not supported).
+func WithDeclarative(d Declarative) Option { return func(s *Service) { s.ddm = d } }
 
 // WithUserAuthenticate sets how UserAuthenticate is answered.
 func WithUserAuthenticate(p UserAuthenticatePolicy) Option {
@@ -369,12 +381,16 @@ func (e *NotSupportedError) Error() string {
 // HTTPStatus is 400: the device is told plainly, not a server failure.
 func (e *NotSupportedError) HTTPStatus() int { return http.StatusBadRequest }
 
-// DeclarativeManagement is not supported yet.
+// DeclarativeManagement answers a declarative management check-in on the
+// channel it came through (each channel has its own declarations).
 func (s *Service) DeclarativeManagement(ctx context.Context, r *Request, m *mdm.DeclarativeManagement) ([]byte, error) {
 	if _, err := s.authorize(ctx, r); err != nil {
 		return nil, err
 	}
-	return nil, &NotSupportedError{What: "DeclarativeManagement (endpoint " + m.Endpoint + ")"}
+	if s.ddm == nil {
+		return nil, &NotSupportedError{What: "DeclarativeManagement (endpoint " + m.Endpoint + ")"}
+	}
+	return s.ddm.Serve(ctx, r.ID.ID, m.Endpoint, m.Data)
 }
 
 // GetToken is not supported yet.

@@ -125,6 +125,9 @@ type state struct {
 	// signed in (sharedipad.go).
 	users       []*sharedUser
 	currentUser string
+	// declarative is each channel's declarative management state, by
+	// Shared iPad user ("" the device channel; declarative.go).
+	declarative map[string]*declarativeState
 }
 
 type trustedRoot struct {

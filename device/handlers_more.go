@@ -31,7 +31,6 @@ func init() {
 		"Settings":               handleSettings,
 		"AvailableOSUpdates":     handleAvailableOSUpdates,
 		"DeviceConfigured":       handleAcknowledge,
-		"DeclarativeManagement":  handleAcknowledge,
 	} {
 		moreHandlers[rt] = h
 	}

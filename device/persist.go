@@ -61,6 +61,8 @@ type saved struct {
 	SharedIPad  bool         `json:"shared_ipad,omitempty"`
 	Users       []sharedUser `json:"shared_ipad_users,omitempty"`
 	CurrentUser string       `json:"current_user,omitempty"`
+	// Declarative is each channel's synced declarations ("" the device's).
+	Declarative map[string]*declarativeState `json:"declarative,omitempty"`
 }
 
 type savedAccount struct {
@@ -124,7 +126,7 @@ func (d *Device) Save(path string) error {
 		Version: savedVersion, Seed: d.seed, Model: d.model, OSVersion: d.osVersion, Build: d.build,
 		Name: d.name, Supervised: d.supervised, Hardware: d.hw,
 		Restarts: d.st.restarts, Erasures: d.st.erasures, BypassCodeCleared: d.st.bypassCodeCleared,
-		SharedIPad: d.sharedIPad, CurrentUser: d.st.currentUser,
+		SharedIPad: d.sharedIPad, CurrentUser: d.st.currentUser, Declarative: d.st.declarative,
 	}
 	for _, u := range d.st.users {
 		s.Users = append(s.Users, *u)
@@ -280,6 +282,7 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 		st.users = append(st.users, &s.Users[i])
 	}
 	st.currentUser = s.CurrentUser
+	st.declarative = s.Declarative
 	for i := range s.Books {
 		st.books = append(st.books, &s.Books[i])
 	}

@@ -309,6 +309,7 @@ func handleDeleteUser(_ context.Context, d *Device, cmd *Command) Response {
 // installed.
 func (st *state) deleteUser(shortName string) {
 	st.users = slices.DeleteFunc(st.users, func(u *sharedUser) bool { return u.ShortName == shortName })
+	delete(st.declarative, shortName)
 	for _, p := range slices.Clone(st.profiles) {
 		if p.User == shortName {
 			st.removeProfile(p)

@@ -156,6 +156,10 @@ func NewCommand(uuid string, req CommandRequest) (*Command, error) {
 	return marshalCommand(uuid, v.Interface())
 }
 
+// RequestTypeOf is the RequestType a typed request stands for
+// (&DeclarativeManagementCommand{} → "DeclarativeManagement").
+func RequestTypeOf(req CommandRequest) string { return req.requestType() }
+
 // DeviceInformation asks for device attributes by query name.
 type DeviceInformation struct {
 	RequestType            string
@@ -234,6 +238,15 @@ type Restrictions struct {
 	ProfileRestrictions bool `plist:",omitempty" json:",omitempty"`
 }
 
+// DeclarativeManagementCommand is the DeclarativeManagement command: it
+// makes the device sync its declarations through the DeclarativeManagement
+// check-in (the check-in message is DeclarativeManagement); Data, when
+// given, is the SyncTokens JSON (base64 in typed JSON).
+type DeclarativeManagementCommand struct {
+	RequestType string
+	Data        []byte `plist:",omitempty" json:",omitempty"`
+}
+
 // UserList asks a Shared iPad for its resident users.
 type UserList struct {
 	RequestType string
@@ -296,14 +309,16 @@ func (c *ActivationLockBypassCode) validate() error     { return nil }
 func (c *ClearActivationLockBypassCode) requestType() string {
 	return "ClearActivationLockBypassCode"
 }
-func (c *ClearActivationLockBypassCode) validate() error { return nil }
-func (c *Restrictions) requestType() string              { return "Restrictions" }
-func (c *Restrictions) validate() error                  { return nil }
-func (c *UserList) requestType() string                  { return "UserList" }
-func (c *UserList) validate() error                      { return nil }
-func (c *LogOutUser) requestType() string                { return "LogOutUser" }
-func (c *LogOutUser) validate() error                    { return nil }
-func (c *DeleteUser) requestType() string                { return "DeleteUser" }
+func (c *ClearActivationLockBypassCode) validate() error    { return nil }
+func (c *Restrictions) requestType() string                 { return "Restrictions" }
+func (c *Restrictions) validate() error                     { return nil }
+func (c *DeclarativeManagementCommand) requestType() string { return "DeclarativeManagement" }
+func (c *DeclarativeManagementCommand) validate() error     { return nil }
+func (c *UserList) requestType() string                     { return "UserList" }
+func (c *UserList) validate() error                         { return nil }
+func (c *LogOutUser) requestType() string                   { return "LogOutUser" }
+func (c *LogOutUser) validate() error                       { return nil }
+func (c *DeleteUser) requestType() string                   { return "DeleteUser" }
 func (c *DeleteUser) validate() error {
 	if c.UserName == "" && !c.DeleteAllUsers {
 		return parseErrorf("UserName", "DeleteUser needs the UserName to delete, or DeleteAllUsers true")
@@ -325,6 +340,7 @@ var typedCommands = map[string]func() CommandRequest{
 	"ActivationLockBypassCode": func() CommandRequest { return new(ActivationLockBypassCode) },
 	"Restrictions":             func() CommandRequest { return new(Restrictions) },
 	"UserList":                 func() CommandRequest { return new(UserList) },
+	"DeclarativeManagement":    func() CommandRequest { return new(DeclarativeManagementCommand) },
 	"LogOutUser":               func() CommandRequest { return new(LogOutUser) },
 	"DeleteUser":               func() CommandRequest { return new(DeleteUser) },
 	"ClearActivationLockBypassCode": func() CommandRequest {

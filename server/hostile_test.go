@@ -139,6 +139,16 @@ func TestHostileInputsFullStack(t *testing.T) {
 		{name: "web enrollment form without its CSRF field", method: "POST", path: "/enroll/web", body: []byte("upn=a%40b.c&password=x"), headers: []string{"Content-Type", "application/x-www-form-urlencoded"}, status: 403, reason: "form"},
 		{name: "account-driven discovery without a user", method: "GET", path: "/.well-known/com.apple.remotemanagement", status: 403, reason: "com.apple.well-known.failed"},
 		{name: "account-driven enrollment, not a signed MachineInfo", method: "POST", path: "/enroll/account-driven", body: []byte("<plist/>"), headers: []string{"Content-Type", "application/pkcs7-signature"}, status: 400, reason: "MachineInfo"},
+		// Declarative device management (ddm).
+		{name: "declaration not JSON", method: "PUT", path: "/v1/declarations/a", key: key, body: []byte("{"), headers: JSONCT, status: 400, reason: "JSON object"},
+		{name: "declaration of no declaration type", method: "PUT", path: "/v1/declarations/a", key: key, body: []byte(`{"Type":"com.apple.wifi.managed","Payload":{}}`), headers: JSONCT, status: 400, reason: "not a declaration type"},
+		{name: "declaration breaking its schema", method: "PUT", path: "/v1/declarations/a", key: key, body: []byte(`{"Type":"com.apple.configuration.management.test","Payload":{"Echo":1}}`), headers: JSONCT, status: 400, reason: "Echo"},
+		{name: "declaration identifier not the path's", method: "PUT", path: "/v1/declarations/a", key: key, body: []byte(`{"Type":"com.apple.configuration.management.test","Identifier":"b","Payload":{"Echo":"x"}}`), headers: JSONCT, status: 400, reason: "not the path's"},
+		{name: "declaration as a form", method: "PUT", path: "/v1/declarations/a", key: key, body: []byte("Type=x"), headers: []string{"Content-Type", "application/x-www-form-urlencoded"}, status: 415, reason: "not JSON"},
+		{name: "declaration too large", method: "PUT", path: "/v1/declarations/a", key: key, body: bytes.Repeat([]byte(" "), 2<<20), headers: JSONCT, status: 413, reason: "larger than"},
+		{name: "unknown declaration", method: "GET", path: "/v1/declarations/ghost", key: key, status: 404, reason: "ghost"},
+		{name: "declarations without key", method: "GET", path: "/v1/declarations", status: 401, reason: "key"},
+		{name: "declarations of an unknown enrollment", method: "PUT", path: "/v1/enrollments/ghost/declarations", key: key, body: []byte(`{"identifiers":[]}`), headers: JSONCT, status: 404, reason: "ghost"},
 		// The dashboard.
 		{name: "dashboard login with a wrong key", method: "POST", path: "/dashboard/login", body: []byte("key=wrong"), headers: []string{"Content-Type", "application/x-www-form-urlencoded"}, status: 403, reason: "form"},
 		{name: "dashboard asset that does not exist", method: "GET", path: "/dashboard/static/nope.css", status: 404, reason: "nope.css"},

@@ -123,6 +123,11 @@ func (s *Server) routes() http.Handler {
 		add(rt.Method, rt.Path, key(rt.Handler))
 	}
 	add(http.MethodPost, PathADEDeviceIdentities, key(http.HandlerFunc(s.serveDeviceIdentity))) // for virtual devices outside the process (ade_identity.go)
+	// Declarative device management: the tester's declarations and each
+	// enrollment's set and status (the devices sync through the check-in).
+	for _, rt := range s.ddm.AdminRoutes(s.store) {
+		add(rt.Method, "/v1"+rt.Path, key(rt.Handler))
+	}
 	// The dashboard checks its own session cookie (a person logs in with
 	// the API key through its form), so the router treats it as public.
 	for _, rt := range s.dash.Routes() {

@@ -21,6 +21,7 @@ import (
 	"github.com/mockmdm/mockmdm/apps"
 	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/checkin"
+	"github.com/mockmdm/mockmdm/ddm"
 	"github.com/mockmdm/mockmdm/enroll"
 	"github.com/mockmdm/mockmdm/internal/httperr"
 	"github.com/mockmdm/mockmdm/metrics"
@@ -69,6 +70,7 @@ type Server struct {
 	faults   *checkin.Faults
 	programs *enroll.Service
 	abm      *ade.Service
+	ddm      *ddm.Service // declarative device management
 	issuer   profileIssuer
 	dash     *web.Dashboard
 	// ADE device flow (ade_flow.go).
@@ -181,9 +183,10 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 	s.newADE() // ADE device flow (ade_flow.go)
 	s.push.observe = s.metrics.ObservePush
 	hub := checkin.NewResultHub()
+	s.ddm = ddm.New(st, ddm.WithLogger(s.log), ddm.WithClock(s.now))
 	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now), checkin.WithAdmitter(admitter{s.programs}),
 		checkin.WithUserAuthenticate(s.userAuth), checkin.WithResultHub(hub),
-		checkin.WithOnPushChange(s.onPushChange))
+		checkin.WithOnPushChange(s.onPushChange), checkin.WithDeclarative(s.ddm))
 	s.verifier = certs.NewVerifier([]*x509.Certificate{pki.CA.Cert})
 	s.checkin = checkin.NewHandler(s.svc, s.verifier, s.webhook.Transcripts(st),
 		checkin.WithHandlerLogger(s.log), checkin.WithHandlerClock(s.now), checkin.WithSigningTimeSkew(s.skew),

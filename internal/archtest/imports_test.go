@@ -16,7 +16,7 @@ const module = "github.com/mockmdm/mockmdm/"
 var allowed = map[string][]string{
 	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "push", "push/mockapns", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "webhook", "internal/", "scenario"},
 	"scenario":            {"server", "server/mdmtest", "api", "device", "device/fleet", "push/mockapns", "certs", "mdm", "store", "store/", "internal/"},
-	"server":              {"api", "api/handlers", "apps", "web", "checkin", "enroll", "ade", "push", "push/", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "webhook", "metrics", "internal/"},
+	"server":              {"api", "api/handlers", "apps", "web", "checkin", "enroll", "ade", "ddm", "push", "push/", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "webhook", "metrics", "internal/"},
 	"api":                 {"mdm"},
 	"api/handlers":        {"api", "apps", "checkin", "certs", "profiles", "store", "mdm", "mdm/schema", "internal/"},
 	"checkin":             {"mdm", "mdm/schema", "certs", "store", "internal/"},
@@ -42,6 +42,7 @@ var allowed = map[string][]string{
 	"internal/archtest":   {},
 	"device/fleet":        {"device", "push/mockapns"},
 	"ade":                 {"certs", "store", "internal/"},
+	"ddm":                 {"mdm", "mdm/schema", "store", "internal/"},
 	"web":                 {"api", "store", "mdm", "mdm/schema", "profiles", "certs", "internal/"},
 	"apps":                {"mdm", "mdm/schema", "profiles", "store", "internal/"},
 	"webhook":             {"store", "mdm", "internal/"},

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/big"
@@ -528,4 +529,39 @@ func compiled(pattern string) *regexp.Regexp {
 	}
 	formats.Store(pattern, re)
 	return re
+}
+
+// FromJSON turns a value decoded from JSON into the types the validator
+// (and a plist) use: a whole number (a json.Number from a decoder with
+// UseNumber, or a float64) becomes an int64, any other number a float64;
+// dictionaries and arrays are copied, converted all the way down. A null
+// stays nil. Declarations and status reports are JSON; Apple's schemas
+// describe them in plist types.
+func FromJSON(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<63 {
+			return int64(x)
+		}
+		return x
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = FromJSON(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = FromJSON(e)
+		}
+		return out
+	}
+	return v
 }

@@ -308,3 +308,23 @@ func TestValidateFor(t *testing.T) {
 	details := mustKey(t, e.PayloadKeys, "details")
 	check(t, e.ValidateFor("iOS", "17.0", details.Subkeys, doc["details"].(map[string]any), "details"), nil)
 }
+
+// TestFromJSON: JSON numbers become the plist types Apple's schemas name,
+// all the way down, without touching the input.
+func TestFromJSON(t *testing.T) {
+	in := map[string]any{"i": json.Number("42"), "f": json.Number("1.5"), "w": 7.0, "r": 2.25, "big": json.Number("99999999999999999999"),
+		"a": []any{json.Number("1"), map[string]any{"n": 3.0}}, "s": "x", "b": true, "nil": nil}
+	got := FromJSON(in).(map[string]any)
+	if got["i"] != int64(42) || got["f"] != 1.5 || got["w"] != int64(7) || got["r"] != 2.25 || got["big"] != 1e20 || got["s"] != "x" || got["b"] != true || got["nil"] != nil {
+		t.Errorf("FromJSON: %#v", got)
+	}
+	if a := got["a"].([]any); a[0] != int64(1) || a[1].(map[string]any)["n"] != int64(3) {
+		t.Errorf("nested: %#v", a)
+	}
+	if in["w"] != 7.0 {
+		t.Error("the input was changed")
+	}
+	if probs := ValidateValue(&Key{Name: "n", Type: "<integer>"}, FromJSON(3.0), "n"); len(probs) > 0 {
+		t.Errorf("a whole JSON number is not an integer to the validator: %v", probs)
+	}
+}

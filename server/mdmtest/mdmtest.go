@@ -31,6 +31,7 @@ import (
 
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/device"
+	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/push/mockapns"
 	"github.com/mockmdm/mockmdm/server"
 	"github.com/mockmdm/mockmdm/store"
@@ -298,6 +299,11 @@ func withRequestType(b []byte, command any) []byte {
 	}
 	if rt, _ := m["RequestType"].(string); rt != "" {
 		return b
+	}
+	if req, ok := command.(mdm.CommandRequest); ok {
+		m["RequestType"] = mdm.RequestTypeOf(req)
+		out, _ := json.Marshal(m)
+		return out
 	}
 	name := fmt.Sprintf("%T", command)
 	for i := len(name) - 1; i >= 0; i-- {

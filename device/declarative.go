@@ -1,0 +1,385 @@
+package device
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+
+	"github.com/mockmdm/mockmdm/mdm"
+	"github.com/mockmdm/mockmdm/mdm/schema"
+)
+
+// Declarative device management: the DeclarativeManagement command makes
+// the device sync. Once its acknowledgement is sent, the device asks the
+// check-in endpoint for the tokens, then (when the DeclarationsToken
+// changed) for the declaration items, fetches each declaration whose
+// ServerToken it does not hold, drops the ones no longer listed, and sends
+// a status report of what it holds: each declaration's identifier,
+// server-token, active and valid, and its device status items. Each
+// channel (the device's, a Shared iPad user's) syncs its own declarations.
+//
+// Sources: PROTOCOL.md §10; Apple's schemas mdm/checkin/
+// declarativemanagement.yaml (Endpoint, Data), declarative/protocol/*
+// (the tokens, declaration-items and status report shapes) and
+// declarative/status/management.declarations.yaml and device.*.yaml (the
+// status items). A declaration is valid when Apple's schema knows its type
+// and its payload passes that schema. An activation is active when it is
+// valid and every configuration it lists is held and valid; its Predicate
+// is not evaluated (taken as true), which is mockmdm's simplification. A
+// configuration is active when an active activation lists it, an asset
+// when an active configuration's payload names it, a management
+// declaration when valid. What a declaration configures is not applied:
+// a virtual device holds and reports declarations, it does not enforce
+// them.
+
+// DeclarationStatus is one declaration a virtual device holds and what it
+// reported about it.
+type DeclarationStatus struct {
+	Kind, Type, Identifier, ServerToken string
+	Active                              bool
+	// Valid is "valid" or "invalid"; Reason says why it is invalid.
+	Valid, Reason string
+}
+
+// heldDeclaration is a declaration the device synced.
+type heldDeclaration struct {
+	Kind        string         `json:"kind"`
+	Type        string         `json:"Type"`
+	Identifier  string         `json:"Identifier"`
+	ServerToken string         `json:"ServerToken"`
+	Payload     map[string]any `json:"Payload"`
+}
+
+// declarativeState is one channel's declarative management state.
+type declarativeState struct {
+	Token        string             `json:"declarations_token"`
+	Declarations []*heldDeclaration `json:"declarations"`
+	// Syncs counts completed syncs; LastError is the last sync's failure.
+	Syncs     int    `json:"syncs"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// declarationKinds are the declaration-items keys and their endpoint kinds.
+var declarationKinds = []struct{ items, kind, status string }{
+	{"Activations", "activation", "activations"},
+	{"Configurations", "configuration", "configurations"},
+	{"Assets", "asset", "assets"},
+	{"Management", "management", "management"},
+}
+
+func init() {
+	moreHandlers["DeclarativeManagement"] = handleDeclarativeManagement
+}
+
+// handleDeclarativeManagement acknowledges, then syncs once the
+// acknowledgement is sent.
+func handleDeclarativeManagement(ctx context.Context, d *Device, cmd *Command) Response {
+	if v, ok := cmd.Params["Data"]; ok {
+		if _, isData := v.([]byte); !isData {
+			return formatError("Data must be <data> holding the SyncTokens JSON")
+		}
+	}
+	user := cmd.User
+	r := Acknowledged(nil)
+	r.AfterSend = func() {
+		if err := d.syncDeclarations(context.WithoutCancel(ctx), user); err != nil {
+			d.log.Warn("declarative management sync failed", "user", user, "err", err)
+		}
+	}
+	return r
+}
+
+// Declarations lists what the device's channel (user "" ) or a Shared iPad
+// user's channel holds, with the status it reported, and the last sync's
+// error.
+func (d *Device) Declarations(user string) (list []DeclarationStatus, syncs int, lastErr string) {
+	d.mu.RLock()
+	st := d.st.declarative[user]
+	d.mu.RUnlock()
+	if st == nil {
+		return nil, 0, ""
+	}
+	statuses := evaluate(st.Declarations)
+	for _, h := range st.Declarations {
+		s := statuses[h.Identifier]
+		list = append(list, DeclarationStatus{Kind: h.Kind, Type: h.Type, Identifier: h.Identifier, ServerToken: h.ServerToken, Active: s.active, Valid: s.valid, Reason: s.reason})
+	}
+	return list, st.Syncs, st.LastError
+}
+
+// SyncDeclarations runs a declarative sync now, as the DeclarativeManagement
+// command does (user: a signed-in Shared iPad user's channel, or "").
+func (d *Device) SyncDeclarations(ctx context.Context, user string) error {
+	d.op.Lock()
+	defer d.op.Unlock()
+	return d.syncDeclarations(ctx, user)
+}
+
+// syncDeclarations is SyncDeclarations under the operation lock.
+func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) {
+	d.mu.RLock()
+	e := d.st.enrollment
+	prev := d.st.declarative[user]
+	d.mu.RUnlock()
+	if e == nil {
+		return ErrNotEnrolled
+	}
+	held := &declarativeState{}
+	if prev != nil {
+		held.Token, held.Syncs = prev.Token, prev.Syncs
+		held.Declarations = slices.Clone(prev.Declarations)
+	}
+	defer func() {
+		held.LastError = ""
+		if err != nil {
+			held.LastError = err.Error()
+		} else {
+			held.Syncs++
+		}
+		d.mu.Lock()
+		if d.st.declarative == nil {
+			d.st.declarative = map[string]*declarativeState{}
+		}
+		d.st.declarative[user] = held
+		d.mu.Unlock()
+	}()
+	ids := d.ids(e.userEnrollment)
+	if user != "" {
+		ids = d.userIDs(user)
+	}
+	ask := func(endpoint string, data []byte, v any) error {
+		var m mdm.DeclarativeManagement
+		m.MessageType = mdm.MessageDeclarativeManagement
+		m.Enrollment = ids
+		m.Endpoint = endpoint
+		m.Data = data
+		body, err := encodePlist(m)
+		if err != nil {
+			return err
+		}
+		var signer *identity
+		if e.mdm.SignMessage {
+			signer = e.identity
+		}
+		url := checkInURL(&e.mdm)
+		r, err := d.sendMDM(ctx, "declarative "+endpoint, http.MethodPut, url, checkinContentType, body, signer)
+		if err != nil {
+			return err
+		}
+		if r.status != http.StatusOK {
+			return serverError("DeclarativeManagement "+endpoint, http.MethodPut, url, r, "the server refused the declarative check-in")
+		}
+		if v == nil {
+			return nil
+		}
+		if err := json.Unmarshal(r.body, v); err != nil {
+			return &ExchangeError{Step: "declarative " + endpoint, URL: url, Reason: "the answer is not the JSON Apple defines", Err: err}
+		}
+		return nil
+	}
+
+	var tokens struct {
+		SyncTokens struct{ DeclarationsToken, Timestamp string }
+	}
+	if err := ask("tokens", nil, &tokens); err != nil {
+		return err
+	}
+	if tokens.SyncTokens.DeclarationsToken == "" {
+		return fmt.Errorf("device: the tokens answer has no SyncTokens.DeclarationsToken")
+	}
+	if prev != nil && prev.Token == tokens.SyncTokens.DeclarationsToken {
+		return nil // nothing changed since the last sync
+	}
+	var items struct {
+		Declarations      map[string][]struct{ Identifier, ServerToken string }
+		DeclarationsToken string
+	}
+	if err := ask("declaration-items", nil, &items); err != nil {
+		return err
+	}
+	byID := map[string]*heldDeclaration{}
+	for _, h := range held.Declarations {
+		byID[h.Identifier] = h
+	}
+	var next []*heldDeclaration
+	for _, k := range declarationKinds {
+		list, ok := items.Declarations[k.items]
+		if !ok {
+			return fmt.Errorf("device: the declaration-items answer has no Declarations.%s (all four are required)", k.items)
+		}
+		for _, it := range list {
+			if h := byID[it.Identifier]; h != nil && h.ServerToken == it.ServerToken && h.Kind == k.kind {
+				next = append(next, h)
+				continue
+			}
+			var got heldDeclaration
+			if err := ask("declaration/"+k.kind+"/"+it.Identifier, nil, &got); err != nil {
+				return err
+			}
+			if got.Identifier != it.Identifier {
+				return fmt.Errorf("device: asked for declaration %q, got %q", it.Identifier, got.Identifier)
+			}
+			got.Kind = k.kind
+			next = append(next, &got)
+		}
+	}
+	sort.SliceStable(next, func(i, j int) bool { return next[i].Identifier < next[j].Identifier })
+	held.Declarations = next
+	held.Token = items.DeclarationsToken
+	report, err := d.statusReport(next, e.userEnrollment)
+	if err != nil {
+		return err
+	}
+	return ask("status", report, nil)
+}
+
+// declStatus is what the device reports about one declaration.
+type declStatus struct {
+	active        bool
+	valid, reason string
+}
+
+// evaluate decides each declaration's valid and active (see the package
+// comment above).
+func evaluate(ds []*heldDeclaration) map[string]declStatus {
+	out := map[string]declStatus{}
+	byID := map[string]*heldDeclaration{}
+	for _, h := range ds {
+		byID[h.Identifier] = h
+		st := declStatus{valid: "valid"}
+		s, ok := schema.Declaration(h.Type)
+		switch {
+		case !ok:
+			st.valid, st.reason = "invalid", fmt.Sprintf("Type %q is not a declaration type the device knows", h.Type)
+		default:
+			payload, _ := schema.FromJSON(h.Payload).(map[string]any)
+			if payload == nil {
+				payload = map[string]any{}
+			}
+			if probs := schema.ValidateDict(s.PayloadKeys, payload, "Payload"); len(probs) > 0 {
+				st.valid, st.reason = "invalid", probs[0].String()
+			}
+		}
+		out[h.Identifier] = st
+	}
+	configActive := map[string]bool{}
+	for _, h := range ds {
+		if h.Kind != "activation" || out[h.Identifier].valid != "valid" {
+			continue
+		}
+		confs, _ := stringList(h.Payload["StandardConfigurations"])
+		ok := true
+		for _, c := range confs {
+			if cd := byID[c]; cd == nil || cd.Kind != "configuration" || out[c].valid != "valid" {
+				ok = false
+			}
+		}
+		if ok {
+			st := out[h.Identifier]
+			st.active = true
+			out[h.Identifier] = st
+			for _, c := range confs {
+				configActive[c] = true
+			}
+		}
+	}
+	assetActive := map[string]bool{}
+	for _, h := range ds {
+		switch h.Kind {
+		case "configuration":
+			st := out[h.Identifier]
+			st.active = configActive[h.Identifier]
+			out[h.Identifier] = st
+			if st.active {
+				for _, s := range stringsIn(h.Payload) {
+					assetActive[s] = true
+				}
+			}
+		case "management":
+			st := out[h.Identifier]
+			st.active = st.valid == "valid"
+			out[h.Identifier] = st
+		}
+	}
+	for _, h := range ds {
+		if h.Kind == "asset" {
+			st := out[h.Identifier]
+			st.active = st.valid == "valid" && assetActive[h.Identifier]
+			out[h.Identifier] = st
+		}
+	}
+	return out
+}
+
+// stringsIn lists every string value in v, at any depth.
+func stringsIn(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case map[string]any:
+		var out []string
+		for _, e := range x {
+			out = append(out, stringsIn(e)...)
+		}
+		return out
+	case []any:
+		var out []string
+		for _, e := range x {
+			out = append(out, stringsIn(e)...)
+		}
+		return out
+	}
+	return nil
+}
+
+// statusReport is the full status report of what the device holds.
+// Under User Enrollment the device's identifiers stay out of it, as they do
+// everywhere else.
+func (d *Device) statusReport(ds []*heldDeclaration, userEnrollment bool) ([]byte, error) {
+	statuses := evaluate(ds)
+	lists := map[string][]map[string]any{}
+	for _, k := range declarationKinds {
+		lists[k.status] = []map[string]any{}
+	}
+	for _, h := range ds {
+		s := statuses[h.Identifier]
+		item := map[string]any{"identifier": h.Identifier, "server-token": h.ServerToken, "active": s.active, "valid": s.valid}
+		if s.reason != "" {
+			item["reasons"] = []map[string]any{{"code": "Error.InvalidPayload", "description": s.reason}}
+		}
+		for _, k := range declarationKinds {
+			if k.kind == h.Kind {
+				lists[k.status] = append(lists[k.status], item)
+			}
+		}
+	}
+	version, build := d.OS()
+	report := map[string]any{
+		"StatusItems": map[string]any{
+			"management": map[string]any{"declarations": lists},
+			"device": map[string]any{
+				"identifier": map[string]any{"udid": d.hw.UDID, "serial-number": d.hw.SerialNumber},
+				"model":      map[string]any{"family": d.model.Family, "identifier": d.model.ProductName, "marketing-name": d.model.Description},
+				"operating-system": map[string]any{
+					"family": d.model.OSName, "version": version, "build-version": build,
+				},
+			},
+		},
+		"Errors":     []any{},
+		"FullReport": true,
+	}
+	if userEnrollment {
+		delete(report["StatusItems"].(map[string]any)["device"].(map[string]any), "identifier")
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(report); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSpace(buf.Bytes()), nil
+}

@@ -1,0 +1,163 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/mockmdm/mockmdm/api"
+	"github.com/mockmdm/mockmdm/device"
+	"github.com/mockmdm/mockmdm/mdm"
+	"github.com/mockmdm/mockmdm/mdm/schema"
+	"github.com/mockmdm/mockmdm/server/mdmtest"
+)
+
+// TestDeclarativeManagementEndToEnd: a tester defines declarations and
+// gives them to an enrollment; the DeclarativeManagement command makes the
+// virtual device sync them through the check-in endpoint and report its
+// status, which the API shows and Apple's status schema accepts; a changed
+// declaration is fetched again, an unchanged one is not, a removed one is
+// dropped; a Shared iPad user's channel has declarations of its own.
+func TestDeclarativeManagementEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	srv := mdmtest.NewServer(t)
+	c := srv.Client()
+	dev := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true), device.WithSharedIPad(true))
+	srv.Enroll(dev)
+
+	config := api.Declaration{Type: "com.apple.configuration.management.test", Identifier: "com.example.test", Payload: map[string]any{"Echo": "hello"}}
+	act := api.Declaration{Type: "com.apple.activation.simple", Identifier: "com.example.act", Payload: map[string]any{"StandardConfigurations": []any{"com.example.test"}}}
+	for _, d := range []api.Declaration{config, act} {
+		if _, err := c.PutDeclaration(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), "com.example.act", "com.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	sync := func() {
+		t.Helper()
+		if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+			t.Fatalf("DeclarativeManagement: %+v", r)
+		}
+		if _, _, lastErr := dev.Declarations(""); lastErr != "" {
+			t.Fatalf("the device's sync failed: %s", lastErr)
+		}
+	}
+	sync()
+	held, syncs, _ := dev.Declarations("")
+	if syncs != 1 || len(held) != 2 {
+		t.Fatalf("after the first sync: %d syncs, %+v", syncs, held)
+	}
+	for _, h := range held {
+		if !h.Active || h.Valid != "valid" {
+			t.Errorf("%s: active %v valid %s (%s)", h.Identifier, h.Active, h.Valid, h.Reason)
+		}
+	}
+	got, err := c.EnrollmentDeclarations(ctx, dev.UDID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status == nil {
+		t.Fatal("no status report reached the server")
+	}
+	var report map[string]any
+	if err := json.Unmarshal(got.Status.Report, &report); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := schema.Lookup(schema.KindDDMProtocol, "StatusReport")
+	if probs := schema.ValidateDict(s.PayloadKeys, report, ""); len(probs) > 0 {
+		t.Errorf("the device's status report breaks Apple's schema: %v", probs)
+	}
+	decls := got.Status.StatusItems["management"].(map[string]any)["declarations"].(map[string]any)
+	confs := decls["configurations"].([]any)
+	if len(confs) != 1 || confs[0].(map[string]any)["identifier"] != "com.example.test" || confs[0].(map[string]any)["active"] != true {
+		t.Errorf("reported configurations: %v", confs)
+	}
+	if si, ok := schema.StatusItem("management.declarations"); ok {
+		item := map[string]any{"management.declarations": decls}
+		if probs := schema.ValidateDict(si.PayloadKeys, item, ""); len(probs) > 0 {
+			t.Errorf("management.declarations breaks Apple's schema: %v", probs)
+		}
+	}
+
+	// An unchanged set: the device asks for the tokens and nothing more.
+	before := len(dev.Transcript())
+	sync()
+	steps := map[string]int{}
+	for _, x := range dev.Transcript()[before:] {
+		steps[x.Step]++
+	}
+	if steps["declarative tokens"] != 1 || steps["declarative declaration-items"] != 0 || steps["declarative declaration/configuration/com.example.test"] != 0 {
+		t.Errorf("an unchanged set should cost one tokens check-in and nothing more: %v", steps)
+	}
+	if _, syncs, _ := dev.Declarations(""); syncs != 2 {
+		t.Errorf("%d syncs, want 2", syncs)
+	}
+
+	// A changed configuration is fetched again; removing the activation
+	// leaves the configuration held but inactive.
+	config.Payload["Echo"] = "changed"
+	if _, err := c.PutDeclaration(ctx, config); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), "com.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	sync()
+	held, _, _ = dev.Declarations("")
+	if len(held) != 1 || held[0].Identifier != "com.example.test" || held[0].Active {
+		t.Errorf("after the change: %+v", held)
+	}
+
+	// Save/Load keep what the device holds.
+	path := t.TempDir() + "/d.json"
+	if err := dev.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := device.Load(path, srv.Doer(), device.WithTrust(srv.Trust()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _, _ := back.Declarations(""); len(h) != 1 {
+		t.Errorf("loaded device holds %+v", h)
+	}
+
+	// A Shared iPad user's channel syncs its own set.
+	if err := dev.LogIn(ctx, "ann@example.org", "Ann"); err != nil {
+		t.Fatal(err)
+	}
+	userID := dev.UDID() + ":ann@example.org"
+	if _, err := c.SetDeclarations(ctx, userID, "com.example.act", "com.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if r := srv.RunUser(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement on the user channel: %+v", r)
+	}
+	userHeld, _, lastErr := dev.Declarations("ann@example.org")
+	if lastErr != "" || len(userHeld) != 2 {
+		t.Errorf("the user's channel holds %+v (%s)", userHeld, lastErr)
+	}
+	if devHeld, _, _ := dev.Declarations(""); len(devHeld) != 1 {
+		t.Errorf("the device channel's set changed with the user's: %+v", devHeld)
+	}
+
+	// API refusals.
+	var ae *api.Error
+	if _, err := c.SetDeclarations(ctx, "no-such-enrollment", "com.example.test"); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Errorf("SetDeclarations of an unknown enrollment: %v", err)
+	}
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), "com.example.undefined"); !errors.As(err, &ae) || ae.Status != 400 {
+		t.Errorf("SetDeclarations of an undefined declaration: %v", err)
+	}
+	if _, err := c.PutDeclaration(ctx, api.Declaration{Type: "com.apple.configuration.management.test", Identifier: "bad", Payload: map[string]any{}}); !errors.As(err, &ae) || ae.Status != 400 {
+		t.Errorf("a declaration without its required Echo: %v", err)
+	}
+	if err := c.DeleteDeclaration(ctx, "com.example.nothing"); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Errorf("deleting an undefined declaration: %v", err)
+	}
+	if err := c.DeleteDeclaration(ctx, "com.example.act"); err != nil {
+		t.Errorf("deleting a declaration: %v", err)
+	}
+}
