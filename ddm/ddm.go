@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -150,8 +151,8 @@ func ParseDeclaration(body []byte) (*Declaration, error) {
 	if err := dec.Decode(&raw); err != nil {
 		return nil, badRequest("the declaration is not the JSON object Apple defines (Type, Identifier, Payload): %v", err)
 	}
-	if dec.More() {
-		return nil, badRequest("the declaration is followed by more JSON")
+	if err := onlyOne(dec); err != nil {
+		return nil, badRequest("the declaration %v", err)
 	}
 	d := &Declaration{Type: raw.Type, Identifier: raw.Identifier, Payload: raw.Payload}
 	if err := checkIdentifier(d.Identifier); err != nil {
@@ -177,6 +178,14 @@ func ParseDeclaration(body []byte) (*Declaration, error) {
 	}
 	d.ServerToken = serverToken(d)
 	return d, nil
+}
+
+// onlyOne checks that dec has nothing left but white space.
+func onlyOne(dec *json.Decoder) error {
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("is followed by more than white space after its JSON object")
+	}
+	return nil
 }
 
 func checkIdentifier(id string) error {
@@ -420,6 +429,9 @@ func (s *Service) saveStatus(ctx context.Context, enrollmentID string, data []by
 	var report map[string]any
 	if err := dec.Decode(&report); err != nil {
 		return badRequest("the status report is not a JSON object: %v", err)
+	}
+	if err := onlyOne(dec); err != nil {
+		return badRequest("the status report %v", err) // it is kept as sent, so it must be one JSON value
 	}
 	report = schema.FromJSON(report).(map[string]any)
 	if sch, ok := schema.Lookup(schema.KindDDMProtocol, "StatusReport"); ok {

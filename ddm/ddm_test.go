@@ -169,6 +169,7 @@ func TestStatus(t *testing.T) {
 		"Errors not array":  `{"StatusItems":{},"Errors":{}}`,
 		"FullReport string": `{"StatusItems":{},"Errors":[],"FullReport":"yes"}`,
 		"array":             `[]`,
+		"trailing data":     `{"StatusItems":{},"Errors":[]}0`,
 	} {
 		if err := report(body); httperr.StatusOf(err) != http.StatusBadRequest {
 			t.Errorf("%s: %v, want 400", name, err)
@@ -195,7 +196,8 @@ func TestParseDeclarationHostile(t *testing.T) {
 		{"unknown type", `{"Type":"com.apple.configuration.nothing","Identifier":"a","Payload":{}}`, "not a declaration type in Apple's schemas"},
 		{"missing required key", `{"Type":"com.apple.configuration.management.test","Identifier":"a","Payload":{}}`, "Echo"},
 		{"wrong type", `{"Type":"com.apple.configuration.management.test","Identifier":"a","Payload":{"Echo":5}}`, "Echo"},
-		{"trailing JSON", testConfig + `{}`, "followed by more JSON"},
+		{"trailing JSON", testConfig + `{}`, "followed by more"},
+		{"trailing bracket", testConfig + `]`, "followed by more"},
 		{"payload not object", `{"Type":"com.apple.configuration.management.test","Identifier":"a","Payload":[]}`, "not the JSON object"},
 	} {
 		_, err := ParseDeclaration([]byte(tc.body))
