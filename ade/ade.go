@@ -311,3 +311,14 @@ func (s *Service) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 	return io.ReadAll(r.Body)
 }
+
+// ServerUUID is the simulated ABM's MDM server UUID (what Apple's account
+// details call server_uuid): the issuer of the MDM server's com.apple.maid
+// tokens.
+func (s *Service) ServerUUID(ctx context.Context) (string, error) {
+	st, err := s.loadState(ctx)
+	if err != nil {
+		return "", err
+	}
+	return st.ServerUUID, nil
+}

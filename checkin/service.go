@@ -16,6 +16,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/micromdm/plist"
+
 	"github.com/mockmdm/mockmdm/internal/httperr"
 	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/store"
@@ -80,6 +82,13 @@ type Service struct {
 	onChange func(ctx context.Context, e *store.Enrollment)
 	admitter Admitter
 	ddm      Declarative
+	tokens   TokenIssuer
+}
+
+// TokenIssuer mints the token a GetToken check-in asks for: the token's
+// bytes (a string token as UTF-8), or an error carrying its status.
+type TokenIssuer interface {
+	IssueToken(ctx context.Context, enrollmentID, serviceType string, params map[string]any) ([]byte, error)
 }
 
 // Declarative serves the DeclarativeManagement check-in endpoints (tokens,
@@ -106,6 +115,10 @@ func WithAdmitter(a Admitter) Option { return func(s *Service) { s.admitter = a 
 // WithDeclarative sets who answers DeclarativeManagement check-ins (nil:
 // they are refused as not supported).
 func WithDeclarative(d Declarative) Option { return func(s *Service) { s.ddm = d } }
+
+// WithTokenIssuer sets who answers GetToken check-ins (nil: they are
+// refused as not supported).
+func WithTokenIssuer(t TokenIssuer) Option { return func(s *Service) { s.tokens = t } }
 
 // WithUserAuthenticate sets how UserAuthenticate is answered.
 func WithUserAuthenticate(p UserAuthenticatePolicy) Option {
@@ -371,7 +384,8 @@ func (s *Service) UserAuthenticate(ctx context.Context, r *Request, m *mdm.UserA
 `), nil
 }
 
-// NotSupportedError answers messages mockmdm does not implement yet.
+// NotSupportedError answers a message this Service has no one to answer
+// (built without WithDeclarative or WithTokenIssuer; the server sets both).
 type NotSupportedError struct{ What string }
 
 func (e *NotSupportedError) Error() string {
@@ -393,12 +407,19 @@ func (s *Service) DeclarativeManagement(ctx context.Context, r *Request, m *mdm.
 	return s.ddm.Serve(ctx, r.ID.ID, m.Endpoint, m.Data)
 }
 
-// GetToken is not supported yet.
+// GetToken answers a token request with the plist {TokenData: <data>}.
 func (s *Service) GetToken(ctx context.Context, r *Request, m *mdm.GetToken) ([]byte, error) {
 	if _, err := s.authorize(ctx, r); err != nil {
 		return nil, err
 	}
-	return nil, &NotSupportedError{What: "GetToken (" + m.TokenServiceType + ")"}
+	if s.tokens == nil {
+		return nil, &NotSupportedError{What: "GetToken (" + m.TokenServiceType + ")"}
+	}
+	data, err := s.tokens.IssueToken(ctx, r.ID.ID, m.TokenServiceType, m.TokenParameters)
+	if err != nil {
+		return nil, err
+	}
+	return plist.MarshalIndent(struct{ TokenData []byte }{data}, "  ")
 }
 
 // CommandAndReportResults stores the device's answer and returns the next

@@ -186,7 +186,7 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 	s.ddm = ddm.New(st, ddm.WithLogger(s.log), ddm.WithClock(s.now))
 	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now), checkin.WithAdmitter(admitter{s.programs}),
 		checkin.WithUserAuthenticate(s.userAuth), checkin.WithResultHub(hub),
-		checkin.WithOnPushChange(s.onPushChange), checkin.WithDeclarative(s.ddm))
+		checkin.WithOnPushChange(s.onPushChange), checkin.WithDeclarative(s.ddm), checkin.WithTokenIssuer(tokenIssuer{s}))
 	s.verifier = certs.NewVerifier([]*x509.Certificate{pki.CA.Cert})
 	s.checkin = checkin.NewHandler(s.svc, s.verifier, s.webhook.Transcripts(st),
 		checkin.WithHandlerLogger(s.log), checkin.WithHandlerClock(s.now), checkin.WithSigningTimeSkew(s.skew),
@@ -319,7 +319,7 @@ func (s *Server) enrollmentOptions(challenge string) profiles.EnrollmentOptions 
 		SignMessage:         true,
 		AccessRights:        8191,
 		CheckOutWhenRemoved: true,
-		ServerCapabilities:  []string{"com.apple.mdm.per-user-connections", "com.apple.mdm.bootstraptoken"},
+		ServerCapabilities:  []string{"com.apple.mdm.per-user-connections", "com.apple.mdm.bootstraptoken", "com.apple.mdm.token"},
 		RootCA:              s.pki.CA.Cert,
 		SCEPURL:             s.URL(PathSCEP),
 		SCEPChallenge:       challenge,
