@@ -157,16 +157,7 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 		m.Enrollment = ids
 		m.Endpoint = endpoint
 		m.Data = data
-		body, err := encodePlist(m)
-		if err != nil {
-			return err
-		}
-		var signer *identity
-		if e.mdm.SignMessage {
-			signer = e.identity
-		}
-		url := checkInURL(&e.mdm)
-		r, err := d.sendMDM(ctx, "declarative "+endpoint, http.MethodPut, url, checkinContentType, body, signer)
+		r, url, err := d.sendCheckin(ctx, e, "declarative "+endpoint, m)
 		if err != nil {
 			return err
 		}

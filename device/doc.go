@@ -44,6 +44,12 @@
 // Results are pruned by the same schema, so a key that iOS never sends is
 // never sent.
 //
+// A Shared iPad's users and a Mac's users log in (LogIn, LogInMobileUser)
+// and answer on channels of their own (ConnectUser; sharedipad.go); the
+// DeclarativeManagement command makes a channel sync its declarations and
+// report status (declarative.go); GetToken asks for a com.apple.maid or
+// watch-pairing token.
+//
 // A tester sets behaviours per device: NotNow a number of times
 // (SetNotNow), while "locked" (SetLocked), a delay before answering
 // (DelayAck), a forced error chain (FailWith), no network (SetOffline), a

@@ -103,6 +103,23 @@ func (d *Device) enroll(ctx context.Context, m *profiles.MDMPayload, id *identit
 	return d.checkin(ctx, m, id, mdm.MessageTokenUpdate, tu)
 }
 
+// sendCheckin encodes msg and sends it to the enrollment's check-in URL,
+// signed when the profile asks for it, and returns the reply whatever its
+// status, with the URL it went to.
+func (d *Device) sendCheckin(ctx context.Context, e *enrollment, step string, msg any) (*reply, string, error) {
+	body, err := encodePlist(msg)
+	if err != nil {
+		return nil, "", err
+	}
+	var signer *identity
+	if e.mdm.SignMessage {
+		signer = e.identity
+	}
+	url := checkInURL(&e.mdm)
+	r, err := d.sendMDM(ctx, step, http.MethodPut, url, checkinContentType, body, signer)
+	return r, url, err
+}
+
 // checkin sends one check-in message and requires a 200.
 func (d *Device) checkin(ctx context.Context, m *profiles.MDMPayload, id *identity, messageType string, body []byte) error {
 	url := checkInURL(m)

@@ -30,16 +30,7 @@ func (d *Device) GetToken(ctx context.Context, serviceType string, params map[st
 	m.Enrollment = d.ids(e.userEnrollment)
 	m.TokenServiceType = serviceType
 	m.TokenParameters = params
-	body, err := encodePlist(m)
-	if err != nil {
-		return nil, err
-	}
-	var signer *identity
-	if e.mdm.SignMessage {
-		signer = e.identity
-	}
-	url := checkInURL(&e.mdm)
-	r, err := d.sendMDM(ctx, mdm.MessageGetToken, http.MethodPut, url, checkinContentType, body, signer)
+	r, url, err := d.sendCheckin(ctx, e, mdm.MessageGetToken, m)
 	if err != nil {
 		return nil, err
 	}

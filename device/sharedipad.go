@@ -13,6 +13,9 @@ import (
 	"github.com/mockmdm/mockmdm/mdm"
 )
 
+// User channels: a Shared iPad's users and a Mac's users each get an MDM
+// channel of their own when they log in.
+//
 // Shared iPad: an iPad enrolled through ADE with a profile whose
 // is_multi_user is true (or built WithSharedIPad) serves several users, one
 // at a time. Each user signs in with a Managed Apple Account; the first
@@ -35,6 +38,19 @@ import (
 // (gate). What a device answers when DeleteUser names the signed-in user,
 // an unknown user or one with data to sync is not published; the error
 // codes below are mockmdm's own in Apple's domain.
+//
+// Mac: a user who logs in opens the user channel with a TokenUpdate that
+// carries the user's GUID as UserID, the short name and the full name
+// (UserLongName, macOS only). A local user does so at once. A network or
+// mobile-account user (LogInMobileUser) first sends UserAuthenticate, as
+// Apple's "UserAuthenticate" page describes: a 410 means the server will
+// not manage the user, who stays logged in without a channel for the
+// session; a zero-length DigestChallenge means no AuthToken is needed and
+// the TokenUpdate follows. A non-empty challenge needs the user's password
+// digested, which a virtual device does not do: it stops with an error
+// that says so. Both platforms need com.apple.mdm.per-user-connections in
+// the profile's ServerCapabilities, as Apple's devices do. One user is
+// logged in at a time on a virtual Mac too (no fast user switching).
 
 // Error codes of the Shared iPad commands (mockmdm's own).
 const (
@@ -50,26 +66,46 @@ const maxResidentUsers = 32
 // sharedIPadQuotaMB is each user's quota (QuotaSize, in megabytes).
 const sharedIPadQuotaMB = 4096
 
-// ErrNotSharedIPad is a user sign-in on a device that is not a Shared iPad.
-var ErrNotSharedIPad = errors.New("device: not a Shared iPad (enroll through ADE with a multi-user profile, or build it WithSharedIPad)")
+// ErrNotSharedIPad is a user sign-in on an iPhone or iPad that is not a
+// Shared iPad.
+var ErrNotSharedIPad = errors.New("device: not a Shared iPad (enroll through ADE with a multi-user profile, or build it WithSharedIPad); only a Shared iPad or a Mac has user channels")
 
-// ErrNoUserLoggedIn is a user-channel operation with no user signed in.
-var ErrNoUserLoggedIn = errors.New("device: no Shared iPad user is signed in")
+// ErrNoUserLoggedIn is a user-channel operation with no user logged in.
+var ErrNoUserLoggedIn = errors.New("device: no user is logged in")
 
-// sharedUser is a user who has signed in on the Shared iPad.
+// ErrUserNotManaged is a Mac mobile-account login the server declined with
+// 410 to UserAuthenticate: the user is logged in, without a channel.
+var ErrUserNotManaged = errors.New("device: the server declined to manage this user (410 to UserAuthenticate); the user is logged in without an MDM channel")
+
+// sharedUser is a user who has logged in on the device.
 type sharedUser struct {
-	// ShortName is the Managed Apple Account.
-	ShortName  string `json:"short_name"`
-	LongName   string `json:"long_name,omitempty"`
+	// ShortName is the Managed Apple Account on a Shared iPad, the short
+	// name on a Mac.
+	ShortName string `json:"short_name"`
+	LongName  string `json:"long_name,omitempty"`
+	// UserID is FFFFFFFF-… on a Shared iPad, the user's GUID on a Mac.
+	UserID     string `json:"user_id,omitempty"`
+	UID        int    `json:"uid,omitempty"`
+	Mobile     bool   `json:"mobile,omitempty"`
 	Token      []byte `json:"token"`
 	PushMagic  string `json:"push_magic"`
 	DataToSync bool   `json:"data_to_sync,omitempty"`
+	// Unmanaged: the server declined the user (410); no channel.
+	Unmanaged bool `json:"unmanaged,omitempty"`
 }
 
-// SharedUser is a user resident on a Shared iPad.
-type SharedUser struct {
-	ManagedAppleID, FullName string
-	LoggedIn, DataToSync     bool
+// User is a user of a Shared iPad or a Mac.
+type User struct {
+	// ShortName is the Managed Apple Account on a Shared iPad, the short
+	// name on a Mac.
+	ShortName, FullName string
+	// UserID is what the user channel sends as UserID; EnrollmentID is what
+	// the server knows the channel by (UDID:account on a Shared iPad,
+	// UDID:GUID on a Mac); empty for a user the server declined.
+	UserID, EnrollmentID string
+	LoggedIn, DataToSync bool
+	// Mobile is a Mac network or mobile-account user.
+	Mobile bool
 }
 
 func init() {
@@ -90,16 +126,29 @@ func (d *Device) SharedIPad() bool {
 	return d.sharedIPad
 }
 
-// Users lists the users resident on the Shared iPad, in the order they
-// first signed in.
-func (d *Device) Users() []SharedUser {
+// Users lists the device's users (a Shared iPad's resident users, a Mac's
+// users who logged in), in the order they first logged in.
+func (d *Device) Users() []User {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	out := make([]SharedUser, 0, len(d.st.users))
+	out := make([]User, 0, len(d.st.users))
 	for _, u := range d.st.users {
-		out = append(out, SharedUser{ManagedAppleID: u.ShortName, FullName: u.LongName, LoggedIn: u.ShortName == d.st.currentUser, DataToSync: u.DataToSync})
+		v := User{ShortName: u.ShortName, FullName: u.LongName, UserID: u.UserID, LoggedIn: u.ShortName == d.st.currentUser, DataToSync: u.DataToSync, Mobile: u.Mobile}
+		if !u.Unmanaged {
+			v.EnrollmentID = d.hw.UDID + ":" + u.channelKey()
+		}
+		out = append(out, v)
 	}
 	return out
+}
+
+// channelKey is what follows UDID: in the server's enrollment ID of the
+// user's channel (mdm.Enrollment.Resolve).
+func (u *sharedUser) channelKey() string {
+	if u.UserID == mdm.SharedIPadUserID || u.UserID == "" {
+		return u.ShortName
+	}
+	return u.UserID
 }
 
 // SetUserDataToSync marks a resident user as having data not yet synced to
@@ -109,7 +158,7 @@ func (d *Device) SetUserDataToSync(managedAppleID string, pending bool) error {
 	defer d.mu.Unlock()
 	u := d.st.user(managedAppleID)
 	if u == nil {
-		return fmt.Errorf("device: no user %q on this Shared iPad", managedAppleID)
+		return fmt.Errorf("device: no user %q on this device", managedAppleID)
 	}
 	u.DataToSync = pending
 	return nil
@@ -124,45 +173,114 @@ func (st *state) user(shortName string) *sharedUser {
 	return nil
 }
 
-// userIDs are the identifier keys of a Shared iPad user's channel.
+// userIDs are the identifier keys of a user's channel: on a Shared iPad
+// the FFFFFFFF-… UserID and the account, on a Mac the GUID, short name and
+// full name.
 func (d *Device) userIDs(shortName string) mdm.Enrollment {
-	return mdm.Enrollment{UDID: d.hw.UDID, UserID: mdm.SharedIPadUserID, UserShortName: shortName}
+	d.mu.RLock()
+	u := d.st.user(shortName)
+	d.mu.RUnlock()
+	if u == nil || u.UserID == "" || u.UserID == mdm.SharedIPadUserID {
+		return mdm.Enrollment{UDID: d.hw.UDID, UserID: mdm.SharedIPadUserID, UserShortName: shortName}
+	}
+	return mdm.Enrollment{UDID: d.hw.UDID, UserID: u.UserID, UserShortName: u.ShortName, UserLongName: u.LongName}
 }
 
-// LogIn signs a user in with their Managed Apple Account, as at the Shared
-// iPad's login window: a new user is created on the device (at most 32),
-// and the user's channel is opened with a TokenUpdate that has its own push
-// token and magic. Another user must log out first. When the server
-// refuses the TokenUpdate, the user is not signed in.
-func (d *Device) LogIn(ctx context.Context, managedAppleID, fullName string) error {
+// macUserGUID is a Mac user's GeneratedUID, the same for a name on a device.
+func (d *Device) macUserGUID(shortName string) string {
+	sum := sha256.Sum256([]byte("mockmdm mac user " + d.hw.UDID + " " + shortName))
+	return strings.ToUpper(fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16]))
+}
+
+// LogIn logs a user in. On a Shared iPad the name is the user's Managed
+// Apple Account, as at its login window: a new user is created on the
+// device (at most 32), and the user's channel is opened with a TokenUpdate
+// that has its own push token and magic. On a Mac it is a local user's
+// short name, and the channel opens the same way with the user's GUID.
+// Another user must log out first. When the server refuses the
+// TokenUpdate, the user is not logged in.
+func (d *Device) LogIn(ctx context.Context, name, fullName string) error {
+	return d.logIn(ctx, name, fullName, false)
+}
+
+// LogInMobileUser logs a Mac network or mobile-account user in: the device
+// sends UserAuthenticate first. A 410 logs the user in without a channel
+// and returns ErrUserNotManaged.
+func (d *Device) LogInMobileUser(ctx context.Context, shortName, fullName string) error {
+	if !d.model.IsMac() {
+		return errors.New("device: UserAuthenticate is macOS only; a Shared iPad user logs in with LogIn")
+	}
+	return d.logIn(ctx, shortName, fullName, true)
+}
+
+func (d *Device) logIn(ctx context.Context, name, fullName string, mobile bool) error {
 	d.op.Lock()
 	defer d.op.Unlock()
-	managedAppleID = strings.TrimSpace(managedAppleID)
-	if managedAppleID == "" {
-		return errors.New("device: LogIn needs the user's Managed Apple Account")
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return errors.New("device: LogIn needs the user's name (a Managed Apple Account on a Shared iPad)")
 	}
+	mac := d.model.IsMac()
 	d.mu.RLock()
 	shared, e, current := d.sharedIPad, d.st.enrollment, d.st.currentUser
-	known := d.st.user(managedAppleID) != nil
+	known := d.st.user(name)
 	resident := len(d.st.users)
 	d.mu.RUnlock()
 	switch {
-	case !shared:
+	case !shared && !mac:
 		return ErrNotSharedIPad
 	case e == nil:
 		return ErrNotEnrolled
+	case e.userEnrollment:
+		return errors.New("device: a User Enrollment has no user channels of this kind")
+	case !slices.Contains(e.mdm.ServerCapabilities, "com.apple.mdm.per-user-connections"):
+		return errors.New("device: the enrollment profile's ServerCapabilities do not list com.apple.mdm.per-user-connections, so the device opens no user channel")
 	case current != "":
-		return fmt.Errorf("device: %s is signed in; LogOut first", current)
-	case !known && resident >= maxResidentUsers:
+		return fmt.Errorf("device: %s is logged in; LogOut first", current)
+	case known == nil && shared && resident >= maxResidentUsers:
 		return fmt.Errorf("device: the Shared iPad already has its %d resident users; delete one first", maxResidentUsers)
 	}
-	u := &sharedUser{ShortName: managedAppleID, LongName: fullName}
-	sum := sha256.Sum256([]byte("mockmdm shared ipad user " + d.hw.UDID + " " + managedAppleID))
+	u := &sharedUser{ShortName: name, LongName: fullName, UserID: mdm.SharedIPadUserID, Mobile: mobile}
+	if mac {
+		u.UserID = d.macUserGUID(name)
+		u.UID = 501 + resident
+		if known != nil {
+			u.UID = known.UID
+		}
+	}
+	sum := sha256.Sum256([]byte("mockmdm user channel " + d.hw.UDID + " " + name))
 	u.Token = sum[:]
 	u.PushMagic = strings.ToUpper(hex.EncodeToString(sum[:16]))
+	commit := func(unmanaged bool) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		u.Unmanaged = unmanaged
+		if old := d.st.user(name); old != nil {
+			old.LongName, old.Unmanaged = fullName, unmanaged
+		} else {
+			d.st.users = append(d.st.users, u)
+		}
+		d.st.currentUser = name
+	}
+	var ids mdm.Enrollment
+	if mac {
+		ids = mdm.Enrollment{UDID: d.hw.UDID, UserID: u.UserID, UserShortName: name, UserLongName: fullName}
+	} else {
+		ids = mdm.Enrollment{UDID: d.hw.UDID, UserID: mdm.SharedIPadUserID, UserShortName: name}
+	}
+	if mobile {
+		declined, err := d.userAuthenticate(ctx, e, ids)
+		if err != nil {
+			return err
+		}
+		if declined {
+			commit(true)
+			return ErrUserNotManaged
+		}
+	}
 	var m mdm.TokenUpdate
 	m.MessageType = mdm.MessageTokenUpdate
-	m.Enrollment = d.userIDs(managedAppleID)
+	m.Enrollment = ids
 	m.Topic = e.mdm.Topic
 	m.Token, m.PushMagic = u.Token, u.PushMagic
 	body, err := encodePlist(m)
@@ -172,16 +290,35 @@ func (d *Device) LogIn(ctx context.Context, managedAppleID, fullName string) err
 	if err := d.checkin(ctx, &e.mdm, e.identity, mdm.MessageTokenUpdate, body); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if old := d.st.user(managedAppleID); old != nil {
-		old.LongName = fullName
-	} else {
-		d.st.users = append(d.st.users, u)
-	}
-	d.st.currentUser = managedAppleID
-	d.log.Info("Shared iPad user signed in", "user", managedAppleID)
+	commit(false)
+	d.log.Info("user logged in", "user", name, "user_id", u.UserID)
 	return nil
+}
+
+// userAuthenticate runs the first round of UserAuthenticate: declined is
+// true for a 410; a zero-length DigestChallenge lets the login go on.
+func (d *Device) userAuthenticate(ctx context.Context, e *enrollment, ids mdm.Enrollment) (declined bool, err error) {
+	r, url, err := d.sendCheckin(ctx, e, mdm.MessageUserAuthenticate, struct {
+		MessageType, UDID, UserID string
+	}{mdm.MessageUserAuthenticate, ids.UDID, ids.UserID})
+	if err != nil {
+		return false, err
+	}
+	switch r.status {
+	case http.StatusGone:
+		return true, nil
+	case http.StatusOK:
+	default:
+		return false, serverError(mdm.MessageUserAuthenticate, http.MethodPut, url, r, "the server refused UserAuthenticate")
+	}
+	var answer struct{ DigestChallenge *string }
+	if !decodeXMLPlist(r.body, &answer) || answer.DigestChallenge == nil {
+		return false, &ExchangeError{Step: mdm.MessageUserAuthenticate, URL: url, Reason: "the answer is neither 410 nor a plist with DigestChallenge"}
+	}
+	if *answer.DigestChallenge != "" {
+		return false, &ExchangeError{Step: mdm.MessageUserAuthenticate, URL: url, Reason: "the server sent a non-empty DigestChallenge; answering it needs the user's password digested, which a virtual device does not do"}
+	}
+	return false, nil
 }
 
 // LogOut signs the current user out, as the user does from Control
@@ -200,9 +337,13 @@ func (d *Device) LogOut() {
 func (d *Device) ConnectUser(ctx context.Context) (*ConnectResult, error) {
 	d.mu.RLock()
 	user := d.st.currentUser
+	unmanaged := user != "" && d.st.user(user).Unmanaged
 	d.mu.RUnlock()
-	if user == "" {
+	switch {
+	case user == "":
 		return &ConnectResult{}, ErrNoUserLoggedIn
+	case unmanaged:
+		return &ConnectResult{}, ErrUserNotManaged
 	}
 	return d.connect(ctx, user)
 }
@@ -227,15 +368,24 @@ func (d *Device) residentUserFigures(capacityGB float64) map[string]any {
 	}
 }
 
+// handleUserList lists the users; the schema prunes what each OS does not
+// report (a Shared iPad's quota, a Mac's GUID and UID).
 func handleUserList(_ context.Context, d *Device, _ *Command) Response {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	users := []any{}
-	for _, u := range d.Users() {
+	for _, u := range d.st.users {
 		users = append(users, map[string]any{
-			"UserName":      u.ManagedAppleID,
-			"IsLoggedIn":    u.LoggedIn,
-			"HasDataToSync": u.DataToSync,
-			"DataQuota":     int64(sharedIPadQuotaMB) << 20,
-			"DataUsed":      int64(0),
+			"UserName":       u.ShortName,
+			"FullName":       u.LongName,
+			"UID":            u.UID,
+			"UserGUID":       u.UserID,
+			"IsLoggedIn":     u.ShortName == d.st.currentUser,
+			"HasDataToSync":  u.DataToSync,
+			"DataQuota":      int64(sharedIPadQuotaMB) << 20,
+			"DataUsed":       int64(0),
+			"MobileAccount":  u.Mobile,
+			"HasSecureToken": !u.Mobile,
 		})
 	}
 	return Acknowledged(map[string]any{"Users": users})
@@ -274,7 +424,7 @@ func handleDeleteUser(_ context.Context, d *Device, cmd *Command) Response {
 		targets = []*sharedUser{u}
 	} else {
 		return Failed(ChainItem(DomainMDM, ErrCodeUserNotFound, "The user was not found."),
-			detail("no user %q is resident on this Shared iPad", name))
+			detail("no user %q is on this device", name))
 	}
 	var kept []string
 	var firstErr Response

@@ -8,9 +8,11 @@ import (
 	"github.com/micromdm/plist"
 
 	"github.com/mockmdm/mockmdm/api"
+	"github.com/mockmdm/mockmdm/checkin"
 	"github.com/mockmdm/mockmdm/device"
 	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/mdm/schema"
+	"github.com/mockmdm/mockmdm/server"
 	"github.com/mockmdm/mockmdm/server/mdmtest"
 )
 
@@ -136,7 +138,7 @@ func TestSharedIPad(t *testing.T) {
 	}
 	r = srv.Run(back, map[string]any{"RequestType": "DeleteUser", "DeleteAllUsers": true})
 	errCode("DeleteAllUsers with Ann's data to sync", r.Status, r.ErrorChain, device.ErrCodeUserDataToSync)
-	if u := back.Users(); len(u) != 1 || u[0].ManagedAppleID != "ann@example.org" {
+	if u := back.Users(); len(u) != 1 || u[0].ShortName != "ann@example.org" {
 		t.Errorf("after DeleteAllUsers: %+v", u)
 	}
 	if r := srv.Run(back, map[string]any{"RequestType": "DeleteUser", "DeleteAllUsers": true, "ForceDeletion": true}); r.Status != mdm.StatusAcknowledged {
@@ -191,4 +193,83 @@ func profileIDs(t *testing.T, result string) []string {
 		ids = append(ids, p.PayloadIdentifier)
 	}
 	return ids
+}
+
+// TestMacUserChannel: a Mac's local user opens a user channel with the
+// user's GUID, short and long name; the server records it (UDID:GUID) and
+// sends it commands, whose profiles are the user's own; UserList on the
+// device channel (supervised) lists the user as macOS reports users. A
+// mobile-account user first sends UserAuthenticate: with the server's
+// default a 410 leaves the user logged in without a channel; with
+// -user-authenticate allow the zero-length challenge lets the channel
+// open.
+func TestMacUserChannel(t *testing.T) {
+	ctx := context.Background()
+	srv := mdmtest.NewServer(t)
+	mac := srv.NewDevice(device.WithModel(device.Mac), device.WithSupervised(true))
+	srv.Enroll(mac)
+	if err := mac.LogIn(ctx, "ann", "Ann Example"); err != nil {
+		t.Fatal(err)
+	}
+	users := mac.Users()
+	if len(users) != 1 || users[0].UserID == mdm.SharedIPadUserID || len(users[0].UserID) != 36 || users[0].EnrollmentID != mac.UDID()+":"+users[0].UserID {
+		t.Fatalf("users: %+v", users)
+	}
+	e, err := srv.Client().GetEnrollment(ctx, users[0].EnrollmentID)
+	if err != nil || e.Type != string(mdm.User) || e.UserShortName != "ann" || e.UserLongName != "Ann Example" {
+		t.Fatalf("the server's record of Ann's channel: %+v, %v", e, err)
+	}
+	p := restrictionsProfile(t, "com.example.ann.mac", map[string]any{"allowCamera": false})
+	if r := srv.RunUser(mac, &mdm.InstallProfile{Payload: p}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("InstallProfile on Ann's channel: %+v", r)
+	}
+	if ids := profileIDs(t, srv.RunUser(mac, &mdm.ProfileList{}).ResultPlist); len(ids) != 1 || ids[0] != "com.example.ann.mac" {
+		t.Errorf("Ann's ProfileList: %v", ids)
+	}
+	status, dict := runDict(t, srv, mac, map[string]any{"RequestType": "UserList"})
+	list, _ := dict["Users"].([]any)
+	if status != mdm.StatusAcknowledged || len(list) != 1 {
+		t.Fatalf("UserList on a Mac: %s %v", status, dict)
+	}
+	u := list[0].(map[string]any)
+	if u["UserName"] != "ann" || u["FullName"] != "Ann Example" || u["UserGUID"] != users[0].UserID || u["IsLoggedIn"] != true || u["UID"] == nil {
+		t.Errorf("a Mac's UserList entry: %v", u)
+	}
+	if _, quota := u["DataQuota"]; quota {
+		t.Errorf("a Mac reports a Shared iPad's quota: %v", u)
+	}
+	s, _ := schema.Command("UserList")
+	if probs := s.ValidateFor("macOS", "15.1", s.ResponseKeys, map[string]any{"Users": list}, ""); len(probs) > 0 {
+		t.Errorf("a Mac's UserList breaks Apple's schema: %v", probs)
+	}
+
+	// A mobile-account user: declined by default (410), no channel.
+	mac.LogOut()
+	if err := mac.LogInMobileUser(ctx, "net", "Network User"); !errors.Is(err, device.ErrUserNotManaged) {
+		t.Fatalf("mobile user with the default UserAuthenticate policy: %v", err)
+	}
+	if _, err := mac.ConnectUser(ctx); !errors.Is(err, device.ErrUserNotManaged) {
+		t.Errorf("ConnectUser for a declined user: %v", err)
+	}
+	found := false
+	for _, x := range mac.Transcript() {
+		found = found || (x.Step == mdm.MessageUserAuthenticate && x.StatusCode == 410)
+	}
+	if !found {
+		t.Error("no UserAuthenticate answered 410 in the device's transcript")
+	}
+
+	// The same with -user-authenticate allow: the channel opens.
+	allow := mdmtest.NewServer(t, mdmtest.WithServerOptions(server.WithUserAuthenticate(checkin.UserAuthAllow)))
+	mac2 := allow.NewDevice(device.WithModel(device.Mac))
+	allow.Enroll(mac2)
+	if err := mac2.LogInMobileUser(ctx, "net", "Network User"); err != nil {
+		t.Fatalf("mobile user with UserAuthenticate allowed: %v", err)
+	}
+	if r := allow.RunUser(mac2, &mdm.ProfileList{}); r.Status != mdm.StatusAcknowledged {
+		t.Errorf("ProfileList on the mobile user's channel: %+v", r)
+	}
+	if err := srv.NewDevice(device.WithModel(device.IPhone)).LogInMobileUser(ctx, "x", ""); err == nil {
+		t.Error("UserAuthenticate from an iPhone")
+	}
 }

@@ -293,8 +293,8 @@ func (w *errorWant) check(what string, err error) error {
 
 type commandAction struct {
 	devices []string
-	// user sends the command to each device's Shared iPad user channel
-	// (UDID:account) instead of its device channel.
+	// user sends the command to that user's channel on each device (a
+	// Shared iPad's or a Mac's) instead of its device channel.
 	user    string
 	command json.RawMessage
 	raw     string
@@ -408,7 +408,17 @@ func (a *commandAction) run(ctx context.Context, r *run) error {
 			return err
 		}
 		if a.user != "" {
-			id += ":" + a.user
+			// The server knows a user's channel as UDID:account on a
+			// Shared iPad and UDID:GUID on a Mac; the device knows which.
+			id = ""
+			for _, u := range r.devices[name].dev.Users() {
+				if u.ShortName == a.user {
+					id = u.EnrollmentID
+				}
+			}
+			if id == "" {
+				return fmt.Errorf("%s has no channel for user %q: log the user in first (login step)", name, a.user)
+			}
 		}
 		req.EnrollmentIDs = append(req.EnrollmentIDs, id)
 	}

@@ -369,21 +369,22 @@ func (s *Server) Run(dev *device.Device, command any) *api.CommandResult {
 	return &st.Results[0]
 }
 
-// RunUser is Run on the channel of the user signed in on a Shared iPad
-// (dev.LogIn): the command is queued for that user's enrollment
-// (UDID:ManagedAppleAccount) and answered in dev.ConnectUser.
+// RunUser is Run on the channel of the user logged in on a Shared iPad or
+// a Mac (dev.LogIn): the command is queued for that user's enrollment
+// (UDID:account on a Shared iPad, UDID:GUID on a Mac) and answered in
+// dev.ConnectUser.
 func (s *Server) RunUser(dev *device.Device, command any) *api.CommandResult {
 	s.t.Helper()
-	var user string
+	var user, id string
 	for _, u := range dev.Users() {
 		if u.LoggedIn {
-			user = u.ManagedAppleID
+			user, id = u.ShortName, u.EnrollmentID
 		}
 	}
-	if user == "" {
-		s.t.Fatalf("mdmtest: RunUser: no user is signed in on device %s", dev.SerialNumber())
+	if id == "" {
+		s.t.Fatalf("mdmtest: RunUser: no user with a channel is logged in on device %s", dev.SerialNumber())
 	}
-	uuid := s.Enqueue(command, dev.UDID()+":"+user)
+	uuid := s.Enqueue(command, id)
 	ctx, cancel := s.ctx()
 	defer cancel()
 	if _, err := dev.ConnectUser(ctx); err != nil {
