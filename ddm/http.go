@@ -166,25 +166,34 @@ func (a admin) enrollment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a admin) writeEnrollment(w http.ResponseWriter, r *http.Request, id string) {
-	ds, _, err := a.s.Assigned(r.Context(), id)
+	out, err := a.s.View(r.Context(), id)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	out := EnrollmentDeclarations{EnrollmentID: id, Identifiers: []string{}, Declarations: ds, DeclarationsToken: DeclarationsToken(ds)}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// View is an enrollment's declarations, their DeclarationsToken and the
+// status its device last reported (nil before any).
+func (s *Service) View(ctx context.Context, id string) (*EnrollmentDeclarations, error) {
+	ds, _, err := s.Assigned(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := &EnrollmentDeclarations{EnrollmentID: id, Identifiers: []string{}, Declarations: ds, DeclarationsToken: DeclarationsToken(ds)}
 	if out.Declarations == nil {
 		out.Declarations = []*Declaration{}
 	}
 	for _, d := range ds {
 		out.Identifiers = append(out.Identifiers, d.Identifier)
 	}
-	if st, err := a.s.Status(r.Context(), id); err == nil {
+	if st, err := s.Status(ctx, id); err == nil {
 		out.Status = st
 	} else if httperr.StatusOf(err) != http.StatusNotFound {
-		writeErr(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // readBody reads a JSON request body, bounded; a Content-Type that is not

@@ -185,6 +185,7 @@ var commands = []commandButton{
 <plist version="1.0"><dict><key>Command</key><dict><key>RequestType</key><string>CertificateList</string></dict></dict></plist>
 `
 	}},
+	{Name: "DeclarativeManagement", Label: "Sync declarations", build: typed(`{"RequestType":"DeclarativeManagement"}`)},
 	{Name: "RestartDevice", Label: "Restart", Confirm: "Restart this device?", build: typed(`{"RequestType":"RestartDevice"}`)},
 	{Name: "DeviceLock", Label: "Lock", Confirm: "Lock this device?", build: typed(`{"RequestType":"DeviceLock"}`)},
 	{Name: "EraseDevice", Label: "Erase…", Confirm: "Erase this device? A real device loses all its data and leaves management.", build: typed(`{"RequestType":"EraseDevice"}`)},
@@ -220,6 +221,27 @@ type deviceView struct {
 	Queued string
 	// Error is why a button's command was refused.
 	Error string
+	// Declarations is the enrollment's declarative management, each
+	// declaration with what the device last reported about it; nil when
+	// the dashboard has no declarations source.
+	Declarations *declarationsView
+}
+
+// declarationsView is a device page's declarative management section.
+type declarationsView struct {
+	Token      string
+	ReportedAt time.Time
+	Rows       []declarationRow
+	// Errors name the status items the device said it could not report.
+	Errors []string
+}
+
+type declarationRow struct {
+	Kind, Identifier, Type, ServerToken string
+	// Reported: the device's last status report names this declaration;
+	// Current: with the server token the server now has.
+	Reported, Current, Active bool
+	Valid, Reasons            string
 }
 
 type resultView struct {
@@ -264,6 +286,11 @@ func (d *Dashboard) loadDevice(r *http.Request, withTranscript bool) (*deviceVie
 	v.Results, err = d.results(r, id, entries)
 	if err != nil {
 		return nil, err
+	}
+	if d.declarations != nil {
+		if v.Declarations, err = d.loadDeclarations(r, id); err != nil {
+			return nil, err
+		}
 	}
 	if withTranscript {
 		if len(entries) > d.maxEntries {
@@ -474,4 +501,61 @@ func (d *Dashboard) serveStatic(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-cache")
 	_, _ = w.Write(b)
+}
+
+// loadDeclarations joins the enrollment's declarations with the status its
+// device last reported (management.declarations, by identifier).
+func (d *Dashboard) loadDeclarations(r *http.Request, id string) (*declarationsView, error) {
+	ed, err := d.declarations(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	v := &declarationsView{Token: ed.DeclarationsToken}
+	reported := map[string]map[string]any{}
+	if st := ed.Status; st != nil {
+		v.ReportedAt = st.ReceivedAt
+		mgmt, _ := st.StatusItems["management"].(map[string]any)
+		decls, _ := mgmt["declarations"].(map[string]any)
+		for _, list := range decls {
+			items, _ := list.([]any)
+			for _, it := range items {
+				if m, ok := it.(map[string]any); ok {
+					if ident, _ := m["identifier"].(string); ident != "" {
+						reported[ident] = m
+					}
+				}
+			}
+		}
+		for _, e := range st.Errors {
+			if m, ok := e.(map[string]any); ok {
+				item, _ := m["StatusItem"].(string)
+				v.Errors = append(v.Errors, item)
+			}
+		}
+	}
+	for _, decl := range ed.Declarations {
+		row := declarationRow{Identifier: decl.Identifier, Type: decl.Type, ServerToken: decl.ServerToken}
+		if parts := strings.SplitN(decl.Type, ".", 4); len(parts) >= 3 {
+			row.Kind = parts[2] // com.apple.<kind>.…
+		}
+		if m, ok := reported[decl.Identifier]; ok {
+			row.Reported = true
+			row.Current = m["server-token"] == decl.ServerToken
+			row.Active, _ = m["active"].(bool)
+			row.Valid, _ = m["valid"].(string)
+			if rs, ok := m["reasons"].([]any); ok {
+				var parts []string
+				for _, rr := range rs {
+					if rm, ok := rr.(map[string]any); ok {
+						code, _ := rm["code"].(string)
+						desc, _ := rm["description"].(string)
+						parts = append(parts, strings.TrimSpace(code+" "+desc))
+					}
+				}
+				row.Reasons = strings.Join(parts, "; ")
+			}
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	return v, nil
 }

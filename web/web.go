@@ -70,20 +70,21 @@ type ADETokenStatus struct {
 
 // Dashboard serves the dashboard pages.
 type Dashboard struct {
-	store       Store
-	sessionKey  []byte
-	commander   Commander
-	pushStatus  func(ctx context.Context) (*api.PushCertStatus, error)
-	tokenStatus func(ctx context.Context) (*ADETokenStatus, error)
-	info        func() api.ServerInfo
-	signatureOf func(e *store.TranscriptEntry) string
-	log         *slog.Logger
-	now         func() time.Time
-	sessionTTL  time.Duration
-	refresh     time.Duration
-	maxEntries  int
-	pages       *pages
-	static      fs.FS
+	declarations func(ctx context.Context, enrollmentID string) (*api.EnrollmentDeclarations, error)
+	store        Store
+	sessionKey   []byte
+	commander    Commander
+	pushStatus   func(ctx context.Context) (*api.PushCertStatus, error)
+	tokenStatus  func(ctx context.Context) (*ADETokenStatus, error)
+	info         func() api.ServerInfo
+	signatureOf  func(e *store.TranscriptEntry) string
+	log          *slog.Logger
+	now          func() time.Time
+	sessionTTL   time.Duration
+	refresh      time.Duration
+	maxEntries   int
+	pages        *pages
+	static       fs.FS
 }
 
 // Option configures a Dashboard.
@@ -114,6 +115,13 @@ func WithInfo(f func() api.ServerInfo) Option { return func(d *Dashboard) { d.in
 // shows only the server's verdict (the HTTP status and note).
 func WithSignatureOf(f func(e *store.TranscriptEntry) string) Option {
 	return func(d *Dashboard) { d.signatureOf = f }
+}
+
+// WithDeclarations shows each device's declarative management on its page:
+// its declarations and the status its device last reported (nil: the
+// section is left out).
+func WithDeclarations(f func(ctx context.Context, enrollmentID string) (*api.EnrollmentDeclarations, error)) Option {
+	return func(d *Dashboard) { d.declarations = f }
 }
 
 // WithLogger sets the logger (nil: discard).

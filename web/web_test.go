@@ -635,3 +635,55 @@ func TestDevicePageShowsManagement(t *testing.T) {
 		}
 	}
 }
+
+// TestDevicePageShowsDeclarations: the device page joins the enrollment's
+// declarations with the status its device reported: active or not, valid
+// or not with the reasons, an older version than the server's, not yet
+// reported; the status items the device could not report; all escaped.
+func TestDevicePageShowsDeclarations(t *testing.T) {
+	reported := time.Date(2026, 12, 2, 11, 0, 0, 0, time.UTC)
+	view := &api.EnrollmentDeclarations{
+		EnrollmentID: "dev-1", DeclarationsToken: "tok123",
+		Declarations: []api.Declaration{
+			{Type: "com.apple.activation.simple", Identifier: "act", ServerToken: "a1"},
+			{Type: "com.apple.configuration.management.test", Identifier: "conf", ServerToken: "c2"},
+			{Type: "com.apple.configuration.management.test", Identifier: "<script>x</script>", ServerToken: "n1"},
+			{Type: "com.apple.management.organization-info", Identifier: "org", ServerToken: "o1"},
+		},
+		Status: &api.DeclarativeStatus{ReceivedAt: reported, StatusItems: map[string]any{"management": map[string]any{"declarations": map[string]any{
+			"activations":    []any{map[string]any{"identifier": "act", "server-token": "a1", "active": true, "valid": "valid"}},
+			"configurations": []any{map[string]any{"identifier": "conf", "server-token": "c1", "active": false, "valid": "invalid", "reasons": []any{map[string]any{"code": "Error.InvalidPayload", "description": "Echo missing"}}}},
+		}}}, Errors: []any{map[string]any{"StatusItem": "device.power.battery-health"}}},
+	}
+	var asked string
+	e := newEnv(t, WithDeclarations(func(_ context.Context, id string) (*api.EnrollmentDeclarations, error) {
+		asked = id
+		return view, nil
+	}))
+	ctx := context.Background()
+	if err := e.st.PutEnrollment(ctx, &store.Enrollment{ID: "dev-1", Type: "Device", DeviceID: "dev-1", UDID: "dev-1", Enrolled: true}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("GET", PathPrefix+"/enrollments/dev-1", nil, e.login())
+	if asked != "dev-1" {
+		t.Errorf("declarations asked for %q", asked)
+	}
+	for _, want := range []string{"Declarative management", "tok123", `data-identifier="act"`, "active</span> · valid",
+		"inactive</span> · invalid · an older version · Error.InvalidPayload Echo missing", "not reported yet", "device.power.battery-health",
+		"&lt;script&gt;x&lt;/script&gt;", `id="cmd-DeclarativeManagement"`} {
+		if !strings.Contains(r.Body, want) {
+			t.Errorf("device page lacks %q", want)
+		}
+	}
+	if strings.Contains(r.Body, "<script>x</script>") {
+		t.Error("an identifier reached the page unescaped")
+	}
+	// Without a source there is no section.
+	plain := newEnv(t)
+	if err := plain.st.PutEnrollment(ctx, &store.Enrollment{ID: "dev-1", Type: "Device", DeviceID: "dev-1", UDID: "dev-1", Enrolled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if r := plain.do("GET", PathPrefix+"/enrollments/dev-1", nil, plain.login()); strings.Contains(r.Body, "Declarative management") {
+		t.Error("a declarations section without a source")
+	}
+}
