@@ -27,9 +27,12 @@ const deviceUsage = `mockmdm device — a virtual device for a person at a termi
 The device lives in a file (-file, default device.json) between commands.
 
 Usage:
-  mockmdm device create     [-file F] [-seed N] [-model iPad|iPhone|Mac] [-name NAME] [-supervised]
+  mockmdm device create     [-file F] [-seed N] [-model iPad|iPhone|Mac] [-name NAME] [-supervised] [-shared-ipad]
   mockmdm device enroll     [-file F] (-url URL | -profile FILE) [-ca ca.pem | -data DIR] [-allow-http]
-  mockmdm device connect    [-file F] [-ca ca.pem | -data DIR]
+  mockmdm device connect    [-file F] [-ca ca.pem | -data DIR] [-user-channel]
+  mockmdm device login      [-file F] -user NAME [-fullname NAME] [-mobile] [-ca ca.pem | -data DIR]
+  mockmdm device logout     [-file F]
+  mockmdm device declarations [-file F] [-user NAME]
   mockmdm device listen     [-file F] [-ca ca.pem | -data DIR] [-apns-url URL] [-for DURATION]
   mockmdm device show       [-file F]
   mockmdm device profiles   [-file F]
@@ -55,6 +58,11 @@ func deviceCmd(ctx context.Context, args []string, getenv func(string) string, s
 		model      = fs.String("model", "iPad", "iPad, iPhone or Mac (create)")
 		name       = fs.String("name", "", "device name (create; default from the model and serial)")
 		supervised = fs.Bool("supervised", false, "supervised device (create)")
+		sharedIPad = fs.Bool("shared-ipad", false, "a Shared iPad, as ADE with a multi-user profile makes one (create; with -supervised)")
+		user       = fs.String("user", "", "the user: a Managed Apple Account on a Shared iPad, a short name on a Mac (login, declarations)")
+		fullName   = fs.String("fullname", "", "the user's full name (login)")
+		mobile     = fs.Bool("mobile", false, "a Mac network or mobile-account user: UserAuthenticate first (login)")
+		userChan   = fs.Bool("user-channel", false, "answer on the logged-in user's channel instead of the device's (connect)")
 		url        = fs.String("url", "", "enrollment profile URL (enroll)")
 		profile    = fs.String("profile", "", "enrollment profile file (enroll)")
 		caFile     = fs.String("ca", "", "PEM CA certificate to trust")
@@ -84,7 +92,7 @@ func deviceCmd(ctx context.Context, args []string, getenv func(string) string, s
 		if _, err := os.Stat(*file); err == nil {
 			return usageError{fmt.Errorf("%s already exists: remove it or choose another -file", *file)}
 		}
-		dopts := append(opts, device.WithSeed(*seed), device.WithModel(m), device.WithSupervised(*supervised))
+		dopts := append(opts, device.WithSeed(*seed), device.WithModel(m), device.WithSupervised(*supervised), device.WithSharedIPad(*sharedIPad))
 		if *name != "" {
 			dopts = append(dopts, device.WithName(*name))
 		}
@@ -97,7 +105,7 @@ func deviceCmd(ctx context.Context, args []string, getenv func(string) string, s
 	}
 
 	switch sub {
-	case "enroll", "connect", "listen", "show", "profiles", "transcript", "remove":
+	case "enroll", "connect", "listen", "show", "profiles", "transcript", "remove", "login", "logout", "declarations":
 	default:
 		return usageError{fmt.Errorf("unknown device command %q (see mockmdm device -h)", sub)}
 	}
@@ -141,7 +149,11 @@ func deviceCmd(ctx context.Context, args []string, getenv func(string) string, s
 			fmt.Fprintf(stdout, "enrolled in %s (topic %s)\n", e.ServerURL, e.Topic)
 		}
 	case "connect":
-		r, err := d.Connect(ctx)
+		connect := d.Connect
+		if *userChan {
+			connect = d.ConnectUser
+		}
+		r, err := connect(ctx)
 		if serr := save(); err == nil {
 			err = serr
 		}
@@ -154,6 +166,51 @@ func deviceCmd(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintf(stdout, "%d command(s) answered\n", len(r.Commands))
 	case "listen":
 		return listenCmd(ctx, d, client, *apnsURL, *listenFor, save, stdout)
+	case "login":
+		if *user == "" {
+			return usageError{errors.New("login needs -user: a Managed Apple Account on a Shared iPad, a short name on a Mac")}
+		}
+		login := d.LogIn
+		if *mobile {
+			login = d.LogInMobileUser
+		}
+		err := login(ctx, *user, *fullName)
+		if serr := save(); err == nil {
+			err = serr
+		}
+		if err != nil {
+			return err
+		}
+		for _, u := range d.Users() {
+			if u.LoggedIn {
+				fmt.Fprintf(stdout, "%s logged in; the server knows the user's channel as %s\n", u.ShortName, u.EnrollmentID)
+			}
+		}
+	case "logout":
+		d.LogOut()
+		if err := save(); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "logged out")
+	case "declarations":
+		list, syncs, lastErr := d.Declarations(*user)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KIND\tIDENTIFIER\tTYPE\tACTIVE\tVALID")
+		for _, h := range list {
+			valid := h.Valid
+			if h.Reason != "" {
+				valid += " (" + h.Reason + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", h.Kind, h.Identifier, h.Type, h.Active, valid)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d sync(s)", syncs)
+		if lastErr != "" {
+			fmt.Fprintf(stdout, "; the last failed: %s", lastErr)
+		}
+		fmt.Fprintln(stdout)
 	case "profiles":
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "IDENTIFIER\tNAME\tPAYLOADS\tMANAGED\tVERIFIED")
