@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/mdm/schema"
@@ -327,6 +328,42 @@ func stringsIn(v any) []string {
 	return nil
 }
 
+// clientCapabilities is the management.client-capabilities status item:
+// the declaration types and status items Apple's schemas say the device's
+// OS has at its version. The protocol version, 1.0.0, is the first
+// declarative management protocol's; no features are announced.
+func (d *Device) clientCapabilities() map[string]any {
+	os := d.model.schemaOS()
+	version, _ := d.OS()
+	byKind := map[string][]string{}
+	for _, name := range schema.Names(schema.KindDeclaration) {
+		s, ok := schema.Declaration(name)
+		if !ok || !s.EffectivePath(os).AvailableIn(version) {
+			continue
+		}
+		for _, k := range declarationKinds {
+			if strings.HasPrefix(name, "com.apple."+k.kind+".") {
+				byKind[k.status] = append(byKind[k.status], name)
+			}
+		}
+	}
+	decls := map[string]any{}
+	for kind, names := range byKind {
+		decls[kind] = names
+	}
+	var items []string
+	for _, name := range schema.Names(schema.KindStatus) {
+		if s, ok := schema.StatusItem(name); ok && s.EffectivePath(os).AvailableIn(version) {
+			items = append(items, name)
+		}
+	}
+	return map[string]any{
+		"supported-versions": []string{"1.0.0"},
+		"supported-features": map[string]any{},
+		"supported-payloads": map[string]any{"declarations": decls, "status-items": items},
+	}
+}
+
 // statusReport is the full status report of what the device holds.
 // Under User Enrollment the device's identifiers stay out of it, as they do
 // everywhere else.
@@ -351,7 +388,7 @@ func (d *Device) statusReport(ds []*heldDeclaration, userEnrollment bool) ([]byt
 	version, build := d.OS()
 	report := map[string]any{
 		"StatusItems": map[string]any{
-			"management": map[string]any{"declarations": lists},
+			"management": map[string]any{"declarations": lists, "client-capabilities": d.clientCapabilities()},
 			"device": map[string]any{
 				"identifier": map[string]any{"udid": d.hw.UDID, "serial-number": d.hw.SerialNumber},
 				"model":      map[string]any{"family": d.model.Family, "identifier": d.model.ProductName, "marketing-name": d.model.Description},

@@ -75,11 +75,25 @@ func TestDeclarativeManagementEndToEnd(t *testing.T) {
 	if len(confs) != 1 || confs[0].(map[string]any)["identifier"] != "com.example.test" || confs[0].(map[string]any)["active"] != true {
 		t.Errorf("reported configurations: %v", confs)
 	}
-	if si, ok := schema.StatusItem("management.declarations"); ok {
-		item := map[string]any{"management.declarations": decls}
-		if probs := schema.ValidateDict(si.PayloadKeys, item, ""); len(probs) > 0 {
-			t.Errorf("management.declarations breaks Apple's schema: %v", probs)
+	mgmt := got.Status.StatusItems["management"].(map[string]any)
+	for name, item := range map[string]any{"management.declarations": decls, "management.client-capabilities": mgmt["client-capabilities"]} {
+		si, ok := schema.StatusItem(name)
+		if !ok {
+			t.Fatalf("no status item schema %s", name)
 		}
+		if probs := schema.ValidateDict(si.PayloadKeys, map[string]any{name: item}, ""); len(probs) > 0 {
+			t.Errorf("%s breaks Apple's schema: %v", name, probs)
+		}
+	}
+	caps, _ := mgmt["client-capabilities"].(map[string]any)
+	payloads, _ := caps["supported-payloads"].(map[string]any)
+	confTypes, _ := payloads["declarations"].(map[string]any)["configurations"].([]any)
+	hasTest := false
+	for _, c := range confTypes {
+		hasTest = hasTest || c == "com.apple.configuration.management.test"
+	}
+	if !hasTest {
+		t.Errorf("client capabilities do not list the test configuration: %v", confTypes)
 	}
 
 	// An unchanged set: the device asks for the tokens and nothing more.
