@@ -272,6 +272,20 @@ func (c *Client) SetDeclarations(ctx context.Context, enrollmentID string, ident
 	return &out, nil
 }
 
+// AssignDeclarations gives every enrollment in enrollmentIDs exactly these
+// declarations, or none of them when one is unknown.
+func (c *Client) AssignDeclarations(ctx context.Context, enrollmentIDs []string, identifiers ...string) (*DeclarationAssignment, error) {
+	if identifiers == nil {
+		identifiers = []string{}
+	}
+	var out DeclarationAssignment
+	in := map[string][]string{"enrollment_ids": enrollmentIDs, "identifiers": identifiers}
+	if err := c.do(ctx, http.MethodPost, "/v1/declaration-assignments", nil, in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // EnrollmentDeclarations returns an enrollment's declarations and the
 // status its device last reported.
 func (c *Client) EnrollmentDeclarations(ctx context.Context, enrollmentID string) (*EnrollmentDeclarations, error) {

@@ -463,3 +463,9 @@ type DeclarativeStatus struct {
 	StatusItems map[string]any  `json:"status_items"`
 	Errors      []any           `json:"errors"`
 }
+
+// DeclarationAssignment answers POST /v1/declaration-assignments.
+type DeclarationAssignment struct {
+	Assigned          int    `json:"assigned"`
+	DeclarationsToken string `json:"declarations_token"`
+}

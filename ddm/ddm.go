@@ -279,6 +279,20 @@ func (s *Service) Assign(ctx context.Context, enrollmentID string, identifiers [
 	if enrollmentID == "" {
 		return badRequest("no enrollment ID")
 	}
+	ids, err := s.definedAll(ctx, identifiers)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(assignment{Identifiers: ids, UpdatedAt: s.now().UTC()})
+	if err != nil {
+		return err
+	}
+	return s.docs.PutDocument(ctx, KindAssignment, enrollmentID, b)
+}
+
+// definedAll returns identifiers sorted and without repeats, or a 400 that
+// names those not defined.
+func (s *Service) definedAll(ctx context.Context, identifiers []string) ([]string, error) {
 	ids := slices.Clone(identifiers)
 	sort.Strings(ids)
 	ids = slices.Compact(ids)
@@ -286,19 +300,15 @@ func (s *Service) Assign(ctx context.Context, enrollmentID string, identifiers [
 	for _, id := range ids {
 		if _, err := s.get(ctx, id); err != nil {
 			if httperr.StatusOf(err) != http.StatusNotFound {
-				return err
+				return nil, err
 			}
 			missing = append(missing, clip(id))
 		}
 	}
 	if len(missing) > 0 {
-		return badRequest("no declaration %s: define it first (PUT /v1/declarations/{identifier})", strings.Join(missing, ", "))
+		return nil, badRequest("no declaration %s: define it first (PUT /v1/declarations/{identifier})", strings.Join(missing, ", "))
 	}
-	b, err := json.Marshal(assignment{Identifiers: ids, UpdatedAt: s.now().UTC()})
-	if err != nil {
-		return err
-	}
-	return s.docs.PutDocument(ctx, KindAssignment, enrollmentID, b)
+	return ids, nil
 }
 
 // Assigned returns an enrollment's declarations that still exist, and the

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/mockmdm/mockmdm/internal/httperr"
 	"github.com/mockmdm/mockmdm/store"
@@ -35,6 +36,7 @@ func (s *Service) AdminRoutes(enrollments EnrollmentLookup) []Route {
 		{http.MethodGet, "/declarations/{identifier}", http.HandlerFunc(a.get)},
 		{http.MethodPut, "/declarations/{identifier}", http.HandlerFunc(a.put)},
 		{http.MethodDelete, "/declarations/{identifier}", http.HandlerFunc(a.delete)},
+		{http.MethodPost, "/declaration-assignments", http.HandlerFunc(a.assignMany)},
 		{http.MethodGet, "/enrollments/{id}/declarations", http.HandlerFunc(a.enrollment)},
 		{http.MethodPut, "/enrollments/{id}/declarations", http.HandlerFunc(a.assign)},
 	}
@@ -154,6 +156,67 @@ func (a admin) assign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.writeEnrollment(w, r, id)
+}
+
+// maxAssignTargets bounds one bulk assignment, as POST /v1/commands bounds
+// its targets.
+const maxAssignTargets = 10000
+
+// assignMany gives many enrollments the same declarations: every
+// enrollment must exist and every declaration be defined, or nothing is
+// assigned.
+func (a admin) assignMany(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	var req struct {
+		EnrollmentIDs []string `json:"enrollment_ids"`
+		Identifiers   []string `json:"identifiers"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.Identifiers == nil || len(req.EnrollmentIDs) == 0 {
+		writeErr(w, badRequest(`want {"enrollment_ids": ["…", …], "identifiers": ["com.example.decl", …]} (an empty identifiers list removes every declaration)`))
+		return
+	}
+	if len(req.EnrollmentIDs) > maxAssignTargets || len(req.Identifiers) > 1000 {
+		writeErr(w, badRequest("%d enrollments and %d identifiers; at most %d and 1000", len(req.EnrollmentIDs), len(req.Identifiers), maxAssignTargets))
+		return
+	}
+	var unknown []string
+	for _, id := range req.EnrollmentIDs {
+		if err := a.checkEnrollment(r.Context(), id); httperr.StatusOf(err) == http.StatusNotFound {
+			unknown = append(unknown, clip(id))
+		} else if err != nil {
+			writeErr(w, err)
+			return
+		}
+	}
+	if len(unknown) > 0 {
+		if len(unknown) > 10 {
+			unknown = append(unknown[:10], "…")
+		}
+		writeErr(w, httperr.New(http.StatusNotFound, "no enrollment %s; nothing was assigned", strings.Join(unknown, ", ")))
+		return
+	}
+	if _, err := a.s.definedAll(r.Context(), req.Identifiers); err != nil {
+		writeErr(w, err)
+		return
+	}
+	for _, id := range req.EnrollmentIDs {
+		if err := a.s.Assign(r.Context(), id, req.Identifiers); err != nil {
+			writeErr(w, err)
+			return
+		}
+	}
+	ds, _, err := a.s.Assigned(r.Context(), req.EnrollmentIDs[0])
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"assigned": len(req.EnrollmentIDs), "declarations_token": DeclarationsToken(ds)})
 }
 
 func (a admin) enrollment(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/mockmdm/mockmdm/api"
@@ -173,5 +174,46 @@ func TestDeclarativeManagementEndToEnd(t *testing.T) {
 	}
 	if err := c.DeleteDeclaration(ctx, "com.example.act"); err != nil {
 		t.Errorf("deleting a declaration: %v", err)
+	}
+}
+
+// TestDeclarationAssignments: one call gives many enrollments the same
+// declarations, or none when an enrollment is unknown or a declaration
+// undefined.
+func TestDeclarationAssignments(t *testing.T) {
+	ctx := context.Background()
+	srv := mdmtest.NewServer(t)
+	c := srv.Client()
+	var ids []string
+	for i := 0; i < 3; i++ {
+		d := srv.NewDevice()
+		srv.Enroll(d)
+		ids = append(ids, d.UDID())
+	}
+	if _, err := c.PutDeclaration(ctx, api.Declaration{Type: "com.apple.configuration.management.test", Identifier: "com.example.t", Payload: map[string]any{"Echo": "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.AssignDeclarations(ctx, ids, "com.example.t")
+	if err != nil || res.Assigned != 3 || res.DeclarationsToken == "" {
+		t.Fatalf("assign: %+v %v", res, err)
+	}
+	for _, id := range ids {
+		got, err := c.EnrollmentDeclarations(ctx, id)
+		if err != nil || len(got.Identifiers) != 1 || got.DeclarationsToken != res.DeclarationsToken {
+			t.Errorf("%s: %+v %v", id, got, err)
+		}
+	}
+	var ae *api.Error
+	if _, err := c.AssignDeclarations(ctx, append(ids, "ghost"), "com.example.t"); !errors.As(err, &ae) || ae.Status != 404 || !strings.Contains(ae.Message, "ghost") {
+		t.Errorf("an unknown enrollment: %v", err)
+	}
+	if _, err := c.AssignDeclarations(ctx, ids, "com.example.undefined"); !errors.As(err, &ae) || ae.Status != 400 {
+		t.Errorf("an undefined declaration: %v", err)
+	}
+	if _, err := c.AssignDeclarations(ctx, nil, "com.example.t"); !errors.As(err, &ae) || ae.Status != 400 {
+		t.Errorf("no enrollments: %v", err)
+	}
+	if got, _ := c.EnrollmentDeclarations(ctx, ids[0]); len(got.Identifiers) != 1 {
+		t.Errorf("a refused call changed an assignment: %+v", got)
 	}
 }

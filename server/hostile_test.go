@@ -148,6 +148,8 @@ func TestHostileInputsFullStack(t *testing.T) {
 		{name: "declaration too large", method: "PUT", path: "/v1/declarations/a", key: key, body: bytes.Repeat([]byte(" "), 2<<20), headers: JSONCT, status: 413, reason: "larger than"},
 		{name: "unknown declaration", method: "GET", path: "/v1/declarations/ghost", key: key, status: 404, reason: "ghost"},
 		{name: "declarations without key", method: "GET", path: "/v1/declarations", status: 401, reason: "key"},
+		{name: "declaration assignment without enrollments", method: "POST", path: "/v1/declaration-assignments", key: key, body: []byte(`{"identifiers":[]}`), headers: JSONCT, status: 400, reason: "enrollment_ids"},
+		{name: "declaration assignment to an unknown enrollment", method: "POST", path: "/v1/declaration-assignments", key: key, body: []byte(`{"enrollment_ids":["ghost"],"identifiers":[]}`), headers: JSONCT, status: 404, reason: "ghost"},
 		{name: "declarations of an unknown enrollment", method: "PUT", path: "/v1/enrollments/ghost/declarations", key: key, body: []byte(`{"identifiers":[]}`), headers: JSONCT, status: 404, reason: "ghost"},
 		// The dashboard.
 		{name: "dashboard login with a wrong key", method: "POST", path: "/dashboard/login", body: []byte("key=wrong"), headers: []string{"Content-Type", "application/x-www-form-urlencoded"}, status: 403, reason: "form"},
