@@ -64,6 +64,10 @@ type declarativeState struct {
 	LastError string `json:"last_error,omitempty"`
 }
 
+// maxDeclarations bounds what one sync fetches, so a server listing
+// millions cannot keep a device fetching.
+const maxDeclarations = 1000
+
 // declarationKinds are the declaration-items keys and their endpoint kinds.
 var declarationKinds = []struct{ items, kind, status string }{
 	{"Activations", "activation", "activations"},
@@ -193,6 +197,13 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 	if err := ask("declaration-items", nil, &items); err != nil {
 		return err
 	}
+	total := 0
+	for _, list := range items.Declarations {
+		total += len(list)
+	}
+	if total > maxDeclarations {
+		return fmt.Errorf("device: the server lists %d declarations; a virtual device takes at most %d", total, maxDeclarations)
+	}
 	byID := map[string]*heldDeclaration{}
 	for _, h := range held.Declarations {
 		byID[h.Identifier] = h
@@ -220,13 +231,16 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 		}
 	}
 	sort.SliceStable(next, func(i, j int) bool { return next[i].Identifier < next[j].Identifier })
-	held.Declarations = next
-	held.Token = items.DeclarationsToken
+	held.Declarations = next // applied, whether or not the report gets through
 	report, err := d.statusReport(next, e.userEnrollment)
 	if err != nil {
 		return err
 	}
-	return ask("status", report, nil)
+	if err := ask("status", report, nil); err != nil {
+		return err // the token stays the old one, so the next sync reports again
+	}
+	held.Token = items.DeclarationsToken
+	return nil
 }
 
 // declStatus is what the device reports about one declaration.

@@ -1,6 +1,9 @@
 package device
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestEvaluateDeclarations: valid means Apple's schema knows the type and
 // accepts the payload; an activation is active only when every
@@ -37,5 +40,71 @@ func TestEvaluateDeclarations(t *testing.T) {
 		if g.valid == "invalid" && g.reason == "" {
 			t.Errorf("%s: invalid without a reason", id)
 		}
+	}
+}
+
+// TestSyncDeclarationsHostileServer: whatever a server answers to the
+// declarative check-ins, a sync ends with an error that says what was
+// wrong (kept as the channel's last error), never a panic or a runaway
+// fetch, and what the device held before stays held.
+func TestSyncDeclarationsHostileServer(t *testing.T) {
+	f := newFakeMDM(t, false)
+	d := f.enrolled(f.options(), WithModel(IPad))
+	const items = `{"Declarations":{"Activations":[],"Configurations":[{"Identifier":"c","ServerToken":"1"}],"Assets":[],"Management":[]},"DeclarationsToken":"t1"}`
+	good := func(endpoint string) (int, string) {
+		switch endpoint {
+		case "tokens":
+			return 200, `{"SyncTokens":{"DeclarationsToken":"t1","Timestamp":"2026-12-02T00:00:00Z"}}`
+		case "declaration-items":
+			return 200, items
+		case "declaration/configuration/c":
+			return 200, `{"Type":"com.apple.configuration.management.test","Identifier":"c","ServerToken":"1","Payload":{"Echo":"x"}}`
+		}
+		return 200, ""
+	}
+	f.dm = good
+	if err := d.SyncDeclarations(ctx(t), ""); err != nil {
+		t.Fatalf("a good sync: %v", err)
+	}
+	if held, _, _ := d.Declarations(""); len(held) != 1 || held[0].Valid != "valid" {
+		t.Fatalf("held: %+v", held)
+	}
+	many := `{"Declarations":{"Activations":[],"Configurations":[` + strings.Repeat(`{"Identifier":"x","ServerToken":"1"},`, maxDeclarations) + `{"Identifier":"y","ServerToken":"1"}],"Assets":[],"Management":[]},"DeclarationsToken":"t2"}`
+	for name, tc := range map[string]struct {
+		endpoint, body string
+		status         int
+		want           string
+	}{
+		"tokens not JSON":        {"tokens", "<plist/>", 200, "not the JSON"},
+		"tokens without a token": {"tokens", `{"SyncTokens":{}}`, 200, "DeclarationsToken"},
+		"tokens refused":         {"tokens", `{}`, 500, "refused"},
+		"items missing a kind":   {"declaration-items", `{"Declarations":{"Activations":[]},"DeclarationsToken":"t2"}`, 200, "all four are required"},
+		"too many items":         {"declaration-items", many, 200, "at most"},
+		"declaration of another": {"declaration/configuration/c", `{"Type":"com.apple.configuration.management.test","Identifier":"z","ServerToken":"2","Payload":{}}`, 200, `got "z"`},
+		"declaration not JSON":   {"declaration/configuration/c", "{", 200, "not the JSON"},
+		"status refused":         {"status", "", 400, "refused"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f.dm = func(endpoint string) (int, string) {
+				if endpoint == "tokens" && tc.endpoint != "tokens" {
+					return 200, `{"SyncTokens":{"DeclarationsToken":"t2","Timestamp":"2026-12-02T00:00:00Z"}}`
+				}
+				if endpoint == "declaration-items" && tc.endpoint != "declaration-items" {
+					return 200, strings.Replace(strings.Replace(items, `"ServerToken":"1"`, `"ServerToken":"2"`, 1), "t1", "t2", 1)
+				}
+				if endpoint == tc.endpoint {
+					return tc.status, tc.body
+				}
+				return good(endpoint)
+			}
+			err := d.SyncDeclarations(ctx(t), "")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want one mentioning %q", err, tc.want)
+			}
+			held, _, lastErr := d.Declarations("")
+			if lastErr == "" || len(held) != 1 || held[0].ServerToken != "1" {
+				t.Errorf("after a failed sync: held %+v, last error %q", held, lastErr)
+			}
+		})
 	}
 }

@@ -103,6 +103,8 @@ type fakeMDM struct {
 	resendNotNow bool
 	// errs collects authentication failures (the test fails on them).
 	errs []string
+	// dm answers DeclarativeManagement check-ins (nil: an empty 200).
+	dm func(endpoint string) (status int, body string)
 }
 
 type fakeOption func(*fakeMDM, *http.ServeMux)
@@ -268,6 +270,12 @@ func (f *fakeMDM) serveCheckin(w http.ResponseWriter, r *http.Request) {
 	if s := f.status[msg.Type()]; s != 0 {
 		http.Error(w, "refused by the test", s)
 		return
+	}
+	if m, ok := msg.(*mdm.DeclarativeManagement); ok && f.dm != nil {
+		status, answer := f.dm(m.Endpoint)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, answer)
 	}
 }
 
