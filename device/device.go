@@ -128,6 +128,10 @@ type state struct {
 	// declarative is each channel's declarative management state, by
 	// Shared iPad user ("" the device channel; declarative.go).
 	declarative map[string]*declarativeState
+	// recoveryLock is the Recovery Lock password's hash ("" when none);
+	// remoteDesktop is Remote Desktop's state (macos.go).
+	recoveryLock  string
+	remoteDesktop bool
 }
 
 type trustedRoot struct {

@@ -35,6 +35,10 @@
 // ActivationLockBypassCode and ClearActivationLockBypassCode (a code per
 // setup or erase, for 15 days; see activationlock.go), EnableLostMode,
 // DisableLostMode, DeviceLocation and PlayLostModeSound (lostmode.go),
+// SetRecoveryLock, VerifyRecoveryLock, EnableRemoteDesktop and
+// DisableRemoteDesktop on a Mac, the firmware password commands refused
+// (a virtual Mac is Apple silicon; macos.go), UserList, LogOutUser and
+// DeleteUser (sharedipad.go),
 // DeviceConfigured and DeclarativeManagement, and everything else gets
 // Apple's "Unknown command" error (MCMDMErrorDomain 12021);
 // docs/virtual-devices.md lists them for testers. Before a handler runs, the device applies

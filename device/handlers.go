@@ -185,9 +185,9 @@ func handleSecurityInfo(_ context.Context, d *Device, cmd *Command) Response {
 		info["FDE_HasInstitutionalRecoveryKey"] = false
 		info["SystemIntegrityProtectionEnabled"] = true
 		info["FirewallSettings"] = map[string]any{"FirewallEnabled": false, "BlockAllIncoming": false, "StealthMode": false}
-		info["RemoteDesktopEnabled"] = false
+		info["RemoteDesktopEnabled"] = d.RemoteDesktop()
 		info["AuthenticatedRootVolumeEnabled"] = true
-		info["IsRecoveryLockEnabled"] = false
+		info["IsRecoveryLockEnabled"] = d.RecoveryLock()
 	}
 	return Acknowledged(map[string]any{"SecurityInfo": info})
 }

@@ -63,6 +63,10 @@ type saved struct {
 	CurrentUser string       `json:"current_user,omitempty"`
 	// Declarative is each channel's synced declarations ("" the device's).
 	Declarative map[string]*declarativeState `json:"declarative,omitempty"`
+	// RecoveryLock is the Recovery Lock password's hash; RemoteDesktop
+	// whether Remote Desktop is on (a Mac's).
+	RecoveryLock  string `json:"recovery_lock_hash,omitempty"`
+	RemoteDesktop bool   `json:"remote_desktop,omitempty"`
 }
 
 type savedAccount struct {
@@ -127,6 +131,7 @@ func (d *Device) Save(path string) error {
 		Name: d.name, Supervised: d.supervised, Hardware: d.hw,
 		Restarts: d.st.restarts, Erasures: d.st.erasures, BypassCodeCleared: d.st.bypassCodeCleared,
 		SharedIPad: d.sharedIPad, CurrentUser: d.st.currentUser, Declarative: d.st.declarative,
+		RecoveryLock: d.st.recoveryLock, RemoteDesktop: d.st.remoteDesktop,
 	}
 	for _, u := range d.st.users {
 		s.Users = append(s.Users, *u)
@@ -283,6 +288,7 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 	}
 	st.currentUser = s.CurrentUser
 	st.declarative = s.Declarative
+	st.recoveryLock, st.remoteDesktop = s.RecoveryLock, s.RemoteDesktop
 	for i := range s.Books {
 		st.books = append(st.books, &s.Books[i])
 	}

@@ -1,0 +1,94 @@
+package device_test
+
+import (
+	"testing"
+
+	"github.com/mockmdm/mockmdm/device"
+	"github.com/mockmdm/mockmdm/mdm"
+	"github.com/mockmdm/mockmdm/mdm/schema"
+	"github.com/mockmdm/mockmdm/server/mdmtest"
+)
+
+// TestMacSecurityCommands: Recovery Lock is set, verified, refused a
+// wrong current password, changed and cleared; Remote Desktop goes on and
+// off; SecurityInfo follows both; Save/Load keep them; the firmware
+// password commands are refused on an Apple silicon Mac; an iPad does not
+// know these commands, and an unsupervised Mac gets no Remote Desktop.
+func TestMacSecurityCommands(t *testing.T) {
+	srv := mdmtest.NewServer(t)
+	mac := srv.NewDevice(device.WithModel(device.Mac), device.WithSupervised(true))
+	srv.Enroll(mac)
+	run := func(dev *device.Device, c map[string]any) (string, map[string]any) {
+		t.Helper()
+		return runDict(t, srv, dev, c)
+	}
+	security := func(dev *device.Device) map[string]any {
+		t.Helper()
+		status, dict := run(dev, map[string]any{"RequestType": "SecurityInfo"})
+		info, _ := dict["SecurityInfo"].(map[string]any)
+		if status != mdm.StatusAcknowledged || info == nil {
+			t.Fatalf("SecurityInfo: %s %v", status, dict)
+		}
+		return info
+	}
+	verify := func(dev *device.Device, password string) bool {
+		t.Helper()
+		status, dict := run(dev, map[string]any{"RequestType": "VerifyRecoveryLock", "Password": password})
+		s, _ := schema.Command("VerifyRecoveryLock")
+		if probs := s.ValidateFor("macOS", "15.1", s.ResponseKeys, map[string]any{"PasswordVerified": dict["PasswordVerified"]}, ""); status != mdm.StatusAcknowledged || len(probs) > 0 {
+			t.Fatalf("VerifyRecoveryLock: %s %v %v", status, dict, probs)
+		}
+		return dict["PasswordVerified"] == true
+	}
+
+	if security(mac)["IsRecoveryLockEnabled"] != false || verify(mac, "") {
+		t.Fatal("a Recovery Lock before any was set")
+	}
+	if status, _ := run(mac, map[string]any{"RequestType": "SetRecoveryLock", "NewPassword": "first"}); status != mdm.StatusAcknowledged {
+		t.Fatalf("SetRecoveryLock: %s", status)
+	}
+	if !verify(mac, "first") || verify(mac, "wrong") || security(mac)["IsRecoveryLockEnabled"] != true || !mac.RecoveryLock() {
+		t.Error("after SetRecoveryLock")
+	}
+	r := srv.Run(mac, map[string]any{"RequestType": "SetRecoveryLock", "CurrentPassword": "wrong", "NewPassword": "second"})
+	if r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeWrongPassword {
+		t.Errorf("a wrong CurrentPassword: %+v", r)
+	}
+	if r := srv.Run(mac, map[string]any{"RequestType": "SetRecoveryLock", "NewPassword": 7}); r.Status != mdm.StatusCommandFormatError {
+		t.Errorf("NewPassword not a string: %+v", r)
+	}
+	if status, _ := run(mac, map[string]any{"RequestType": "SetRecoveryLock", "CurrentPassword": "first", "NewPassword": "second"}); status != mdm.StatusAcknowledged || !verify(mac, "second") {
+		t.Error("changing the Recovery Lock password")
+	}
+
+	if status, _ := run(mac, map[string]any{"RequestType": "EnableRemoteDesktop"}); status != mdm.StatusAcknowledged || security(mac)["RemoteDesktopEnabled"] != true {
+		t.Error("EnableRemoteDesktop")
+	}
+	back := saveAndLoad(t, srv, mac)
+	if !back.RecoveryLock() || !back.RemoteDesktop() || !verify(back, "second") {
+		t.Error("Save/Load lost the Recovery Lock or Remote Desktop")
+	}
+	if status, _ := run(back, map[string]any{"RequestType": "DisableRemoteDesktop"}); status != mdm.StatusAcknowledged || security(back)["RemoteDesktopEnabled"] != false {
+		t.Error("DisableRemoteDesktop")
+	}
+	if status, _ := run(back, map[string]any{"RequestType": "SetRecoveryLock", "CurrentPassword": "second", "NewPassword": ""}); status != mdm.StatusAcknowledged || back.RecoveryLock() || security(back)["IsRecoveryLockEnabled"] != false {
+		t.Error("clearing the Recovery Lock")
+	}
+
+	for _, rt := range []string{"SetFirmwarePassword", "VerifyFirmwarePassword"} {
+		r := srv.Run(back, map[string]any{"RequestType": rt, "NewPassword": "x", "Password": "x"})
+		if r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeNotOnAppleSilicon {
+			t.Errorf("%s on Apple silicon: %+v", rt, r)
+		}
+	}
+	ipad := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true))
+	srv.Enroll(ipad)
+	if r := srv.Run(ipad, map[string]any{"RequestType": "SetRecoveryLock", "NewPassword": "x"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeUnknownCommand {
+		t.Errorf("SetRecoveryLock on an iPad: %+v", r)
+	}
+	plain := srv.NewDevice(device.WithModel(device.Mac))
+	srv.Enroll(plain)
+	if r := srv.Run(plain, map[string]any{"RequestType": "EnableRemoteDesktop"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeNotSupervised {
+		t.Errorf("EnableRemoteDesktop unsupervised: %+v", r)
+	}
+}
