@@ -287,7 +287,11 @@ func (s *Service) Assign(ctx context.Context, enrollmentID string, identifiers [
 	if err != nil {
 		return err
 	}
-	return s.docs.PutDocument(ctx, KindAssignment, enrollmentID, b)
+	if err := s.docs.PutDocument(ctx, KindAssignment, enrollmentID, b); err != nil {
+		return err
+	}
+	s.log.DebugContext(ctx, "declarations assigned", "enrollment_id", enrollmentID, "declarations", len(ids))
+	return nil
 }
 
 // definedAll returns identifiers sorted and without repeats, or a 400 that
@@ -468,7 +472,11 @@ func (s *Service) saveStatus(ctx context.Context, enrollmentID string, data []by
 	if err != nil {
 		return err
 	}
-	return s.docs.PutDocument(ctx, KindStatus, enrollmentID, b)
+	if err := s.docs.PutDocument(ctx, KindStatus, enrollmentID, b); err != nil {
+		return err
+	}
+	s.log.DebugContext(ctx, "declarative status report stored", "enrollment_id", enrollmentID, "bytes", len(data), "errors", len(st.Errors))
+	return nil
 }
 
 // merge puts src into dst: dictionaries key by key, anything else replaced.
