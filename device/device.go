@@ -132,6 +132,8 @@ type state struct {
 	// remoteDesktop is Remote Desktop's state (macos.go).
 	recoveryLock  string
 	remoteDesktop bool
+	// provisioning are the installed provisioning profiles (provisioning.go).
+	provisioning []*provisioningProfile
 }
 
 type trustedRoot struct {

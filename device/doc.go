@@ -35,6 +35,8 @@
 // ActivationLockBypassCode and ClearActivationLockBypassCode (a code per
 // setup or erase, for 15 days; see activationlock.go), EnableLostMode,
 // DisableLostMode, DeviceLocation and PlayLostModeSound (lostmode.go),
+// InstallProvisioningProfile, ProvisioningProfileList and
+// RemoveProvisioningProfile (provisioning.go),
 // SetRecoveryLock, VerifyRecoveryLock, EnableRemoteDesktop and
 // DisableRemoteDesktop on a Mac, the firmware password commands refused
 // (a virtual Mac is Apple silicon; macos.go), UserList, LogOutUser and

@@ -148,6 +148,8 @@ func FuzzCommand(f *testing.F) {
 	f.Add([]byte("bplist00garbage"))
 	f.Add([]byte(`<plist><dict><key>CommandUUID</key><string>u</string><key>Command</key><dict><key>RequestType</key><string>DeleteUser</string><key>DeleteAllUsers</key><true/><key>ForceDeletion</key><string>yes</string></dict></dict></plist>`))
 	f.Add([]byte(`<plist><dict><key>CommandUUID</key><string>uu</string><key>Command</key><dict><key>RequestType</key><string>UserList</string></dict></dict></plist>`))
+	f.Add([]byte(`<plist><dict><key>CommandUUID</key><string>p</string><key>Command</key><dict><key>RequestType</key><string>InstallProvisioningProfile</string><key>ProvisioningProfile</key><data>MIIBAAYJKoZIhvcNAQcCoA==</data></dict></dict></plist>`))
+	f.Add([]byte(`<plist><dict><key>CommandUUID</key><string>r</string><key>Command</key><dict><key>RequestType</key><string>SetRecoveryLock</string><key>NewPassword</key><string>x</string></dict></dict></plist>`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		cmd, uuid, err := parseCommand(raw)
 		if err != nil {

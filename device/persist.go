@@ -67,6 +67,8 @@ type saved struct {
 	// whether Remote Desktop is on (a Mac's).
 	RecoveryLock  string `json:"recovery_lock_hash,omitempty"`
 	RemoteDesktop bool   `json:"remote_desktop,omitempty"`
+	// ProvisioningProfiles are the installed provisioning profiles.
+	ProvisioningProfiles []provisioningProfile `json:"provisioning_profiles,omitempty"`
 }
 
 type savedAccount struct {
@@ -132,6 +134,9 @@ func (d *Device) Save(path string) error {
 		Restarts: d.st.restarts, Erasures: d.st.erasures, BypassCodeCleared: d.st.bypassCodeCleared,
 		SharedIPad: d.sharedIPad, CurrentUser: d.st.currentUser, Declarative: d.st.declarative,
 		RecoveryLock: d.st.recoveryLock, RemoteDesktop: d.st.remoteDesktop,
+	}
+	for _, p := range d.st.provisioning {
+		s.ProvisioningProfiles = append(s.ProvisioningProfiles, *p)
 	}
 	for _, u := range d.st.users {
 		s.Users = append(s.Users, *u)
@@ -289,6 +294,9 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 	st.currentUser = s.CurrentUser
 	st.declarative = s.Declarative
 	st.recoveryLock, st.remoteDesktop = s.RecoveryLock, s.RemoteDesktop
+	for i := range s.ProvisioningProfiles {
+		st.provisioning = append(st.provisioning, &s.ProvisioningProfiles[i])
+	}
 	for i := range s.Books {
 		st.books = append(st.books, &s.Books[i])
 	}
