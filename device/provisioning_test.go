@@ -2,20 +2,16 @@ package device_test
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"testing"
 	"time"
 
 	"github.com/micromdm/plist"
-	"go.mozilla.org/pkcs7"
 
+	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/device"
 	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/mdm/schema"
+	"github.com/mockmdm/mockmdm/profiles"
 	"github.com/mockmdm/mockmdm/server/mdmtest"
 )
 
@@ -23,29 +19,15 @@ import (
 // one (signed here by a throwaway certificate, not Apple's).
 func mobileprovision(t *testing.T, name, uuid string, expires time.Time) []byte {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	signer, err := certs.NewCA("Test Provisioning Signer", 1024, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Provisioning Signer"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
 	content, err := plist.MarshalIndent(map[string]any{"Name": name, "UUID": uuid, "ExpirationDate": expires, "AppIDName": "Example", "TeamIdentifier": []string{"ABCDE12345"}}, "\t")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sd, err := pkcs7.NewSignedData(content)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sd.AddSigner(cert, key, pkcs7.SignerInfoConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	out, err := sd.Finish()
+	out, err := profiles.Sign(content, signer.Cert, signer.Key) // any CMS SignedData signer
 	if err != nil {
 		t.Fatal(err)
 	}
