@@ -37,6 +37,7 @@
 // DisableLostMode, DeviceLocation and PlayLostModeSound (lostmode.go),
 // InstallProvisioningProfile, ProvisioningProfileList and
 // RemoveProvisioningProfile (provisioning.go),
+// AccountConfiguration (accountconfig.go),
 // SetRecoveryLock, VerifyRecoveryLock, EnableRemoteDesktop and
 // DisableRemoteDesktop on a Mac, the firmware password commands refused
 // (a virtual Mac is Apple silicon; macos.go), UserList, LogOutUser and

@@ -1,6 +1,7 @@
 package device_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/mockmdm/mockmdm/device"
@@ -90,5 +91,51 @@ func TestMacSecurityCommands(t *testing.T) {
 	srv.Enroll(plain)
 	if r := srv.Run(plain, map[string]any{"RequestType": "EnableRemoteDesktop"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeNotSupervised {
 		t.Errorf("EnableRemoteDesktop unsupervised: %+v", r)
+	}
+}
+
+// TestAccountConfiguration: the admin accounts and the primary account the
+// server configures become the Mac's users (GUID, UID, full name defaulting
+// to the short name), listed by UserList and able to log in; malformed
+// accounts are a CommandFormatError; an iPad does not know the command.
+func TestAccountConfiguration(t *testing.T) {
+	srv := mdmtest.NewServer(t)
+	mac := srv.NewDevice(device.WithModel(device.Mac), device.WithSupervised(true))
+	srv.Enroll(mac)
+	r := srv.Run(mac, map[string]any{"RequestType": "AccountConfiguration",
+		"AutoSetupAdminAccounts": []any{
+			map[string]any{"shortName": "itadmin", "fullName": "IT Admin", "hidden": true, "passwordHash": []byte("salted-pbkdf2")},
+			map[string]any{"shortName": "helpdesk"},
+		},
+		"PrimaryAccountUserName": "ann", "PrimaryAccountFullName": "Ann Example"})
+	if r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("AccountConfiguration: %+v", r)
+	}
+	users := mac.Users()
+	if len(users) != 3 || users[0].ShortName != "itadmin" || users[1].FullName != "helpdesk" || users[2].ShortName != "ann" || users[2].LoggedIn {
+		t.Fatalf("users: %+v", users)
+	}
+	status, dict := runDict(t, srv, mac, map[string]any{"RequestType": "UserList"})
+	if list, _ := dict["Users"].([]any); status != mdm.StatusAcknowledged || len(list) != 3 {
+		t.Errorf("UserList: %s %v", status, dict)
+	}
+	if err := mac.LogIn(context.Background(), "ann", "Ann Example"); err != nil {
+		t.Errorf("the primary account logs in: %v", err)
+	}
+	for name, c := range map[string]map[string]any{
+		"accounts not an array": {"AutoSetupAdminAccounts": "itadmin"},
+		"account without name":  {"AutoSetupAdminAccounts": []any{map[string]any{"fullName": "x"}}},
+		"hash not data":         {"AutoSetupAdminAccounts": []any{map[string]any{"shortName": "x", "passwordHash": "text"}}},
+		"skip flag wrong type":  {"SkipPrimarySetupAccountCreation": "yes"},
+	} {
+		c["RequestType"] = "AccountConfiguration"
+		if r := srv.Run(mac, c); r.Status != mdm.StatusCommandFormatError {
+			t.Errorf("%s: %+v", name, r)
+		}
+	}
+	ipad := srv.NewDevice(device.WithModel(device.IPad))
+	srv.Enroll(ipad)
+	if r := srv.Run(ipad, map[string]any{"RequestType": "AccountConfiguration"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeUnknownCommand {
+		t.Errorf("AccountConfiguration on an iPad: %+v", r)
 	}
 }

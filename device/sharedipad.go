@@ -92,6 +92,8 @@ type sharedUser struct {
 	DataToSync bool   `json:"data_to_sync,omitempty"`
 	// Unmanaged: the server declined the user (410); no channel.
 	Unmanaged bool `json:"unmanaged,omitempty"`
+	// Hidden: an administrator account AccountConfiguration made hidden.
+	Hidden bool `json:"hidden,omitempty"`
 }
 
 // User is a user of a Shared iPad or a Mac.
@@ -186,7 +188,9 @@ func (d *Device) userIDs(shortName string) mdm.Enrollment {
 	return mdm.Enrollment{UDID: d.hw.UDID, UserID: u.UserID, UserShortName: u.ShortName, UserLongName: u.LongName}
 }
 
-// macUserGUID is a Mac user's GeneratedUID, the same for a name on a device.
+// macUserGUID is a Mac user's GeneratedUID, the same for a name on a
+// device. It takes no lock (it reads only the hardware identifiers, which
+// never change), so a caller may hold d.mu.
 func (d *Device) macUserGUID(shortName string) string {
 	sum := sha256.Sum256([]byte("mockmdm mac user " + d.hw.UDID + " " + shortName))
 	return strings.ToUpper(fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16]))
