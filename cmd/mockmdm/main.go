@@ -73,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return benchCmd(ctx, args[1:], getenv, stdout, stderr)
 		case "scenario":
 			return scenarioCmd(ctx, args[1:], getenv, stdout, stderr)
+		case "declaration":
+			return declarationCmd(ctx, args[1:], os.Stdin, stdout)
 		case "version":
 			fmt.Fprintln(stdout, "mockmdm", version)
 			return nil
@@ -92,6 +94,7 @@ Usage:
   mockmdm device …          a virtual device kept in a file ("mockmdm device -h")
   mockmdm bench [-n N] [-store memory|sqlite] [-ca-key-size BITS]   server CPU per request, pinned to a core
   mockmdm profile …         inspect, lint, verify or sign a .mobileconfig ("mockmdm profile -h")
+  mockmdm declaration lint FILE   check a declaration against Apple's declarative schemas
   mockmdm scenario run [-server URL -api-key K] [-junit FILE] [-json FILE] FILE|DIR…   run YAML scenarios
   mockmdm status [-url URL] [-data DIR]   a running server's push certificate: topic, expiry, warnings
   mockmdm version           print the version

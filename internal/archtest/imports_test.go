@@ -14,7 +14,7 @@ const module = "github.com/mockmdm/mockmdm/"
 // may import directly (a trailing "/" allows a whole subtree). Arrows point
 // inward only; docs/architecture.md explains the layers.
 var allowed = map[string][]string{
-	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "push", "push/mockapns", "profiles", "certs", "checkin", "store", "store/memory", "store/sqlite", "mdm", "webhook", "internal/", "scenario"},
+	"cmd/mockmdm":         {"server", "api", "device", "device/fleet", "push", "push/mockapns", "profiles", "certs", "checkin", "ddm", "store", "store/memory", "store/sqlite", "mdm", "webhook", "internal/", "scenario"},
 	"scenario":            {"server", "server/mdmtest", "api", "device", "device/fleet", "push/mockapns", "certs", "mdm", "store", "store/", "internal/"},
 	"server":              {"api", "api/handlers", "apps", "web", "checkin", "enroll", "ade", "ddm", "push", "push/", "profiles", "certs", "store", "store/", "mdm", "mdm/schema", "webhook", "metrics", "internal/"},
 	"api":                 {"mdm"},
