@@ -108,7 +108,7 @@ func (d *Device) ListenForPushes(ctx context.Context, apnsURL string, o mockapns
 			cfg.onReady()
 		}
 		stop := context.AfterFunc(ctx, func() { _ = stream.Close() })
-		err = d.readPushes(ctx, stream, topic, magic, cfg.onPush)
+		err = d.readPushes(ctx, stream, topic, magic, cfg.onPush, d.Connect)
 		stop()
 		d.releasePushStream(stream)
 		_ = stream.Close()
@@ -127,7 +127,9 @@ func (d *Device) ListenForPushes(ctx context.Context, apnsURL string, o mockapns
 // errResubscribe ends a stream whose subscription no longer matches the device.
 var errResubscribe = errors.New("subscription changed")
 
-func (d *Device) readPushes(ctx context.Context, stream *mockapns.Stream, topic, magic string, onPush func(PushEvent)) error {
+// readPushes handles the pushes of one stream: each one for topic with
+// magic runs connect (the device channel's or a user's).
+func (d *Device) readPushes(ctx context.Context, stream *mockapns.Stream, topic, magic string, onPush func(PushEvent), connect func(context.Context) (*ConnectResult, error)) error {
 	for {
 		p, err := stream.Next()
 		if err != nil {
@@ -151,7 +153,7 @@ func (d *Device) readPushes(ctx context.Context, stream *mockapns.Stream, topic,
 		ex.Err = ev.Ignored
 		d.record(ex)
 		if ev.Ignored == "" {
-			ev.Connect, ev.Err = d.Connect(ctx)
+			ev.Connect, ev.Err = connect(ctx)
 			ev.Latency = time.Since(arrived)
 		}
 		if onPush != nil {
@@ -193,4 +195,60 @@ func (d *Device) dropPushStreamLocked() {
 		d.pushDropped = true
 		_ = d.pushStream.Close()
 	}
+}
+
+// ListenForUserPushes is ListenForPushes for the channel of the user
+// logged in now (a Shared iPad's or a Mac's): it subscribes with that
+// user's push token and, for each push with the user's PushMagic, runs the
+// user's command session (ConnectUser) while the user stays logged in; a
+// push after the user logged out ends in ErrNoUserLoggedIn, as the user's
+// channel is gone. It returns ErrNoUserLoggedIn or ErrUserNotManaged at
+// once when no user has a channel, ctx's error when ctx is done, or the
+// stream's error (it does not subscribe again).
+func (d *Device) ListenForUserPushes(ctx context.Context, apnsURL string, o mockapns.DialOptions, opts ...ListenOption) error {
+	var cfg listenConfig
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	d.mu.RLock()
+	e, name := d.st.enrollment, d.st.currentUser
+	var token []byte
+	var magic string
+	unmanaged := false
+	if u := d.st.user(name); u != nil {
+		token, magic, unmanaged = u.Token, u.PushMagic, u.Unmanaged
+	}
+	d.mu.RUnlock()
+	switch {
+	case e == nil:
+		return ErrNotEnrolled
+	case name == "" || token == nil:
+		return ErrNoUserLoggedIn
+	case unmanaged:
+		return ErrUserNotManaged
+	}
+	stream, err := mockapns.Dial(ctx, apnsURL, token, e.mdm.Topic, o)
+	if err != nil {
+		d.record(Exchange{Time: d.now(), Step: "APNs subscribe (user " + name + ")", Method: http.MethodGet, URL: apnsURL, Err: err.Error()})
+		return err
+	}
+	defer stream.Close()
+	if cfg.onReady != nil {
+		cfg.onReady()
+	}
+	stop := context.AfterFunc(ctx, func() { _ = stream.Close() })
+	defer stop()
+	err = d.readPushes(ctx, stream, e.mdm.Topic, magic, cfg.onPush, func(ctx context.Context) (*ConnectResult, error) {
+		d.mu.RLock()
+		still := d.st.currentUser == name
+		d.mu.RUnlock()
+		if !still {
+			return &ConnectResult{}, ErrNoUserLoggedIn
+		}
+		return d.ConnectUser(ctx)
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }

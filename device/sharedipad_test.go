@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/micromdm/plist"
 
@@ -271,5 +272,36 @@ func TestMacUserChannel(t *testing.T) {
 	}
 	if err := srv.NewDevice(device.WithModel(device.IPhone)).LogInMobileUser(ctx, "x", ""); err == nil {
 		t.Error("UserAuthenticate from an iPhone")
+	}
+}
+
+// TestUserChannelPushes: a command queued for a logged-in user's channel
+// pushes to that channel's token; the device, listening on it, wakes and
+// answers on the user's channel without a ConnectUser from the test.
+func TestUserChannelPushes(t *testing.T) {
+	srv := mdmtest.NewServer(t)
+	for _, tc := range []struct {
+		name string
+		dev  *device.Device
+	}{
+		{"Shared iPad", srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true), device.WithSharedIPad(true))},
+		{"Mac", srv.NewDevice(device.WithModel(device.Mac))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.Enroll(tc.dev)
+			if err := tc.dev.ListenForUserPushes(context.Background(), srv.APNsURL(), srv.APNsDialOptions()); !errors.Is(err, device.ErrNoUserLoggedIn) {
+				t.Errorf("listening with nobody logged in: %v", err)
+			}
+			if err := tc.dev.LogIn(context.Background(), "ann@example.org", "Ann"); err != nil {
+				t.Fatal(err)
+			}
+			srv.ListenForUserPushes(tc.dev)
+			id := tc.dev.Users()[0].EnrollmentID
+			uuid := srv.Enqueue(&mdm.ProfileList{}, id) // pushes by default
+			st := srv.WaitResult(uuid, 10*time.Second)
+			if len(st.Results) != 1 || st.Results[0].Status != mdm.StatusAcknowledged || st.Results[0].EnrollmentID != id {
+				t.Errorf("the pushed command on the user's channel: %+v", st)
+			}
+		})
 	}
 }

@@ -181,12 +181,29 @@ func (s *Server) APNsDialOptions() mockapns.DialOptions {
 // listener stops when the test ends.
 func (s *Server) ListenForPushes(dev *device.Device, opts ...device.ListenOption) {
 	s.t.Helper()
+	s.listen(dev, "", dev.ListenForPushes, append([]device.ListenOption{device.WithRetry(50 * time.Millisecond)}, opts...))
+}
+
+// ListenForUserPushes is ListenForPushes for the channel of the user
+// logged in on dev (a Shared iPad's or a Mac's): a command queued for that
+// user's enrollment wakes the device, which answers on the user's channel.
+// It returns once subscribed; the listener stops when the test ends.
+func (s *Server) ListenForUserPushes(dev *device.Device, opts ...device.ListenOption) {
+	s.t.Helper()
+	s.listen(dev, " user channel", dev.ListenForUserPushes, opts)
+}
+
+// listen runs one of the device's push listeners until the test ends and
+// returns once it has subscribed, failing the test if it cannot.
+func (s *Server) listen(dev *device.Device, what string, run func(context.Context, string, mockapns.DialOptions, ...device.ListenOption) error, opts []device.ListenOption) {
+	s.t.Helper()
 	url := s.APNsURL()
 	if s.url == inProcessURL {
 		url = "http://mockmdm.test" + server.PathAPNs // the pipe carries no TLS
 	}
 	ready := make(chan struct{}, 1)
-	opts = append([]device.ListenOption{device.WithRetry(50 * time.Millisecond), device.OnSubscribed(func() {
+	failed := make(chan error, 1)
+	opts = append([]device.ListenOption{device.OnSubscribed(func() {
 		select {
 		case ready <- struct{}{}:
 		default:
@@ -196,13 +213,17 @@ func (s *Server) ListenForPushes(dev *device.Device, opts ...device.ListenOption
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = dev.ListenForPushes(ctx, url, s.APNsDialOptions(), opts...)
+		if err := run(ctx, url, s.APNsDialOptions(), opts...); err != nil && ctx.Err() == nil {
+			failed <- err
+		}
 	}()
 	s.t.Cleanup(func() { cancel(); <-done })
 	select {
 	case <-ready:
+	case err := <-failed:
+		s.t.Fatalf("mdmtest: device %s%s could not listen for pushes: %v", dev.SerialNumber(), what, err)
 	case <-time.After(10 * time.Second):
-		s.t.Fatalf("mdmtest: device %s did not subscribe to the mock APNs within 10s (is it enrolled?)", dev.SerialNumber())
+		s.t.Fatalf("mdmtest: device %s%s did not subscribe to the mock APNs within 10s (is it enrolled?)", dev.SerialNumber(), what)
 	}
 }
 
