@@ -14,9 +14,9 @@ import (
 // Sources: the schema mdm/commands/account.configuration.yaml (shortName
 // required in each admin account; fullName defaulting to shortName;
 // passwordHash, a salted PBKDF2-SHA512 hash, and hidden optional). The
-// schema makes the command ADE-only (requiresdep); the virtual Mac answers
-// it however it enrolled, which is mockmdm's simplification. The password
-// hash is not kept: a virtual Mac has no login window to check it at.
+// schema makes the command ADE-only (requiresdep), which the dispatcher
+// applies. The password hash is not kept: a virtual Mac has no login
+// window to check it at.
 
 func init() {
 	moreHandlers["AccountConfiguration"] = handleAccountConfiguration

@@ -223,6 +223,11 @@ func (d *Device) activate(ctx context.Context, activationURL string, opts Activa
 		st.mu.Unlock()
 		return nil, err
 	}
+	d.mu.Lock()
+	if e := d.st.enrollment; e != nil && res.Enrolled {
+		e.viaADE = true
+	}
+	d.mu.Unlock()
 	act.Install, act.AwaitedConfiguration = res, p.AwaitDeviceConfigured
 	return act, nil
 }

@@ -34,6 +34,7 @@ const (
 	ErrCodeMalformedCommand    = 12001 // a request key is missing or of the wrong type
 	ErrCodeNotSupervised       = 12070 // a supervised-only command on an unsupervised device
 	ErrCodeUserEnrollment      = 12071 // a command User Enrollment forbids
+	ErrCodeRequiresADE         = 12074 // an ADE-only command on a device that did not enroll through ADE (mockmdm's own)
 	ErrCodeProfileMalformed    = 1000  // InstallProfile: the profile does not decode
 	ErrCodeProfileNotFound     = 1011  // RemoveProfile: no profile with that identifier
 	ErrCodeProfileNotRemovable = 1012  // RemoveProfile: the enrollment profile, or one the user installed
@@ -211,6 +212,9 @@ func (d *Device) gate(s *schema.Schema, cmd *Command) (Response, bool) {
 	case shared && sup.SharedIPad != nil && !channelAllowed(sup.SharedIPad, cmd.User != ""):
 		return Failed(ChainItem(DomainMDM, ErrCodeSharedIPad, "The command is not allowed on this channel."),
 			detail("Apple's schema does not allow %s on a Shared iPad's %s channel", s.Name(), channelName(cmd.User != ""))), true
+	case sup.RequiresDEP != nil && *sup.RequiresDEP && !d.enrolledViaADE():
+		return Failed(ChainItem(DomainMDM, ErrCodeRequiresADE, "The command requires a device enrolled through Automated Device Enrollment."),
+			detail("Apple's schema makes %s ADE-only and this device did not enroll through ADE", s.Name())), true
 	case cmd.UserEnrollment && sup.UserEnrollment != nil && sup.UserEnrollment.Mode == "forbidden":
 		return Failed(ChainItem(DomainMDM, ErrCodeUserEnrollment, "The command is not allowed on a User Enrollment."),
 			detail("Apple's schema forbids %s under User Enrollment", s.Name())), true
@@ -471,4 +475,12 @@ func optString(params map[string]any, key string) (string, error) {
 // failed to carry out (a handler bug, a result it could not encode).
 func commandFailed() mdm.ErrorChainItem {
 	return ChainItem(DomainDevice, 2, "The virtual device failed to carry out the command.")
+}
+
+// enrolledViaADE reports whether the current enrollment came through
+// Automated Device Enrollment.
+func (d *Device) enrolledViaADE() bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.st.enrollment != nil && d.st.enrollment.viaADE
 }

@@ -157,6 +157,9 @@ type enrollment struct {
 	identity       *identity
 	userEnrollment bool
 	enrolledAt     time.Time
+	// viaADE: the enrollment came through Automated Device Enrollment
+	// (Activate), which commands whose schema says requiresdep need.
+	viaADE bool
 }
 
 // Option configures New.

@@ -173,7 +173,7 @@ func handleSecurityInfo(_ context.Context, d *Device, cmd *Command) Response {
 		"PasscodeCompliant":             true,
 		"PasscodeCompliantWithProfiles": true,
 		"ManagementStatus": map[string]any{
-			"EnrolledViaDEP":             false,
+			"EnrolledViaDEP":             d.enrolledViaADE(),
 			"UserApprovedEnrollment":     true,
 			"IsUserEnrollment":           cmd.UserEnrollment,
 			"IsActivationLockManageable": d.supervised,

@@ -1,7 +1,6 @@
 package device_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/mockmdm/mockmdm/device"
@@ -94,44 +93,25 @@ func TestMacSecurityCommands(t *testing.T) {
 	}
 }
 
-// TestAccountConfiguration: the admin accounts and the primary account the
-// server configures become the Mac's users (GUID, UID, full name defaulting
-// to the short name), listed by UserList and able to log in; malformed
-// accounts are a CommandFormatError; an iPad does not know the command.
-func TestAccountConfiguration(t *testing.T) {
+// TestAccountConfigurationNeedsADE: Apple's schema makes
+// AccountConfiguration ADE-only, so a Mac enrolled with a profile refuses
+// it with the rule named (the ADE path is in server/ade_flow_test.go), as
+// it refuses DeviceConfigured; an iPad does not know the command.
+func TestAccountConfigurationNeedsADE(t *testing.T) {
 	srv := mdmtest.NewServer(t)
 	mac := srv.NewDevice(device.WithModel(device.Mac), device.WithSupervised(true))
 	srv.Enroll(mac)
-	r := srv.Run(mac, map[string]any{"RequestType": "AccountConfiguration",
-		"AutoSetupAdminAccounts": []any{
-			map[string]any{"shortName": "itadmin", "fullName": "IT Admin", "hidden": true, "passwordHash": []byte("salted-pbkdf2")},
-			map[string]any{"shortName": "helpdesk"},
-		},
-		"PrimaryAccountUserName": "ann", "PrimaryAccountFullName": "Ann Example"})
-	if r.Status != mdm.StatusAcknowledged {
-		t.Fatalf("AccountConfiguration: %+v", r)
-	}
-	users := mac.Users()
-	if len(users) != 3 || users[0].ShortName != "itadmin" || users[1].FullName != "helpdesk" || users[2].ShortName != "ann" || users[2].LoggedIn {
-		t.Fatalf("users: %+v", users)
-	}
-	status, dict := runDict(t, srv, mac, map[string]any{"RequestType": "UserList"})
-	if list, _ := dict["Users"].([]any); status != mdm.StatusAcknowledged || len(list) != 3 {
-		t.Errorf("UserList: %s %v", status, dict)
-	}
-	if err := mac.LogIn(context.Background(), "ann", "Ann Example"); err != nil {
-		t.Errorf("the primary account logs in: %v", err)
-	}
-	for name, c := range map[string]map[string]any{
-		"accounts not an array": {"AutoSetupAdminAccounts": "itadmin"},
-		"account without name":  {"AutoSetupAdminAccounts": []any{map[string]any{"fullName": "x"}}},
-		"hash not data":         {"AutoSetupAdminAccounts": []any{map[string]any{"shortName": "x", "passwordHash": "text"}}},
-		"skip flag wrong type":  {"SkipPrimarySetupAccountCreation": "yes"},
-	} {
-		c["RequestType"] = "AccountConfiguration"
-		if r := srv.Run(mac, c); r.Status != mdm.StatusCommandFormatError {
-			t.Errorf("%s: %+v", name, r)
+	for _, rt := range []string{"AccountConfiguration", "DeviceConfigured"} {
+		r := srv.Run(mac, map[string]any{"RequestType": rt})
+		if r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeRequiresADE || len(r.ErrorChain) < 2 {
+			t.Errorf("%s on a Mac enrolled with a profile: %+v", rt, r)
 		}
+	}
+	status, dict := runDict(t, srv, mac, map[string]any{"RequestType": "SecurityInfo"})
+	info, _ := dict["SecurityInfo"].(map[string]any)
+	ms, _ := info["ManagementStatus"].(map[string]any)
+	if status != mdm.StatusAcknowledged || ms["EnrolledViaDEP"] != false {
+		t.Errorf("SecurityInfo's EnrolledViaDEP for a profile enrollment: %v", dict)
 	}
 	ipad := srv.NewDevice(device.WithModel(device.IPad))
 	srv.Enroll(ipad)

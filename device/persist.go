@@ -99,6 +99,7 @@ type savedEnrollment struct {
 	IdentityUUID   string              `json:"identity_payload_uuid"`
 	UserEnrollment bool                `json:"user_enrollment"`
 	EnrolledAt     time.Time           `json:"enrolled_at"`
+	ViaADE         bool                `json:"via_ade,omitempty"`
 }
 
 type savedApp struct {
@@ -173,7 +174,7 @@ func (d *Device) Save(path string) error {
 		s.Profiles = append(s.Profiles, savedProfile{Info: info, SignerPEM: signer})
 	}
 	if e := d.st.enrollment; e != nil {
-		s.Enrollment = &savedEnrollment{ProfileID: e.profileID, MDM: e.mdm, UserEnrollment: e.userEnrollment, EnrolledAt: e.enrolledAt}
+		s.Enrollment = &savedEnrollment{ProfileID: e.profileID, MDM: e.mdm, UserEnrollment: e.userEnrollment, EnrolledAt: e.enrolledAt, ViaADE: e.viaADE}
 		if e.identity != nil {
 			s.Enrollment.IdentityUUID = e.identity.payloadUUID
 		}
@@ -333,7 +334,7 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 		st.profiles = append(st.profiles, &info)
 	}
 	if e := s.Enrollment; e != nil {
-		en := &enrollment{profileID: e.ProfileID, mdm: e.MDM, userEnrollment: e.UserEnrollment, enrolledAt: e.EnrolledAt}
+		en := &enrollment{profileID: e.ProfileID, mdm: e.MDM, userEnrollment: e.UserEnrollment, enrolledAt: e.EnrolledAt, viaADE: e.ViaADE}
 		for _, id := range st.identities {
 			if id.payloadUUID == e.IdentityUUID {
 				en.identity = id

@@ -48,7 +48,6 @@ func TestResponsesValidateAgainstAppleSchemas(t *testing.T) {
 		{"RequestType": "ClearPasscode", "UnlockToken": e.UnlockToken},
 		{"RequestType": "Settings", "Settings": []map[string]any{{"Item": "DeviceName", "DeviceName": "QA iPad 7"}}},
 		{"RequestType": "AvailableOSUpdates"},
-		{"RequestType": "DeviceConfigured"},
 		{"RequestType": "DeclarativeManagement"},
 		{"RequestType": "ActivationLockBypassCode"},
 		{"RequestType": "ClearActivationLockBypassCode"},

@@ -266,6 +266,55 @@ func TestADEAwaitDeviceConfigured(t *testing.T) {
 	}
 }
 
+// TestADEMacAccountConfiguration: a Mac that enrolled through ADE, held in
+// Setup Assistant, gets AccountConfiguration (ADE-only in Apple's schema)
+// and then DeviceConfigured: its admin and primary accounts become its
+// users, SecurityInfo says EnrolledViaDEP, and the primary user logs in on
+// a channel of its own.
+func TestADEMacAccountConfiguration(t *testing.T) {
+	ctx := context.Background()
+	env := newADEEnv(t, certs.VerifySignature)
+	mac := device.New(env.doer, device.WithSeed(2101), device.WithModel(device.Mac))
+	env.profile(t, enroll.ADEProfile{Name: "mac", Supervised: true, AwaitDeviceConfigured: true, Serials: []string{mac.SerialNumber()}})
+	if _, err := mac.Activate(ctx, "https://albert.apple.test/activation", device.ActivateOptions{AppleDeviceCA: env.apple, AwaitSessions: 1}); !errors.Is(err, device.ErrAwaitingConfiguration) {
+		t.Fatalf("Activate: %v, want ErrAwaitingConfiguration", err)
+	}
+	enqueue := func(command string) {
+		t.Helper()
+		raw := `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>Command</key><dict>` + command + `</dict></dict></plist>`
+		if rec := env.api(t, http.MethodPost, "/v1/commands", map[string]any{"enrollment_ids": []string{mac.UDID()}, "raw_plist": raw, "push": false}); rec.Code >= 300 {
+			t.Fatalf("enqueue: %d %s", rec.Code, rec.Body)
+		}
+	}
+	enqueue(`<key>RequestType</key><string>AccountConfiguration</string>` +
+		`<key>AutoSetupAdminAccounts</key><array><dict><key>shortName</key><string>itadmin</string><key>fullName</key><string>IT Admin</string><key>hidden</key><true/></dict></array>` +
+		`<key>PrimaryAccountUserName</key><string>ann</string><key>PrimaryAccountFullName</key><string>Ann Example</string>`)
+	enqueue(`<key>RequestType</key><string>DeviceConfigured</string>`)
+	enqueue(`<key>RequestType</key><string>SecurityInfo</string>`)
+	res, err := mac.Connect(ctx)
+	if err != nil || len(res.Commands) != 3 {
+		t.Fatalf("connect: %+v %v", res, err)
+	}
+	for _, c := range res.Commands {
+		if c.Status != "Acknowledged" {
+			t.Errorf("%s: %s %+v", c.RequestType, c.Status, c.ErrorChain)
+		}
+	}
+	if !bytes.Contains(res.Commands[2].Result, []byte("<key>EnrolledViaDEP</key><true/>")) {
+		t.Errorf("SecurityInfo does not say EnrolledViaDEP:\n%s", res.Commands[2].Result)
+	}
+	users := mac.Users()
+	if len(users) != 2 || users[0].ShortName != "itadmin" || users[1].ShortName != "ann" || users[1].FullName != "Ann Example" {
+		t.Fatalf("users: %+v", users)
+	}
+	if err := mac.LogIn(ctx, "ann", "Ann Example"); err != nil {
+		t.Fatalf("the primary account logs in: %v", err)
+	}
+	if rec := env.api(t, http.MethodGet, "/v1/enrollments/"+mac.Users()[1].EnrollmentID, nil); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"user_long_name":"Ann Example"`) {
+		t.Errorf("ann's channel: %d %s", rec.Code, rec.Body)
+	}
+}
+
 func TestADEConfigurator(t *testing.T) {
 	ctx := context.Background()
 	env := newADEEnv(t, certs.VerifyStrict)
