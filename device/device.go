@@ -134,6 +134,8 @@ type state struct {
 	remoteDesktop bool
 	// provisioning are the installed provisioning profiles (provisioning.go).
 	provisioning []*provisioningProfile
+	// lastESIMServerURL is the last RefreshCellularPlans' URL.
+	lastESIMServerURL string
 }
 
 type trustedRoot struct {

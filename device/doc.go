@@ -37,7 +37,8 @@
 // DisableLostMode, DeviceLocation and PlayLostModeSound (lostmode.go),
 // InstallProvisioningProfile, ProvisioningProfileList and
 // RemoveProvisioningProfile (provisioning.go),
-// AccountConfiguration (accountconfig.go),
+// ValidateApplications, RefreshCellularPlans, AccountConfiguration
+// (accountconfig.go),
 // SetRecoveryLock, VerifyRecoveryLock, EnableRemoteDesktop and
 // DisableRemoteDesktop on a Mac, the firmware password commands refused
 // (a virtual Mac is Apple silicon; macos.go), UserList, LogOutUser and

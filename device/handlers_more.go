@@ -31,6 +31,8 @@ func init() {
 		"Settings":               handleSettings,
 		"AvailableOSUpdates":     handleAvailableOSUpdates,
 		"DeviceConfigured":       handleAcknowledge,
+		"ValidateApplications":   handleValidateApplications,
+		"RefreshCellularPlans":   handleRefreshCellularPlans,
 	} {
 		moreHandlers[rt] = h
 	}
@@ -291,4 +293,35 @@ func toInt64(v any) (int64, bool) {
 func shortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:4])
+}
+
+// handleValidateApplications validates the enterprise apps named (all when
+// Identifiers is absent): the virtual device's apps are always valid, so it
+// only checks the request.
+func handleValidateApplications(_ context.Context, _ *Device, cmd *Command) Response {
+	if _, ok := identifiersParam(cmd); !ok {
+		return formatError("Identifiers must be an array of strings")
+	}
+	return Acknowledged(nil)
+}
+
+// handleRefreshCellularPlans asks the carrier's eSIM server for plans; the
+// virtual device has no eSIM to refresh, so it checks that eSIMServerURL
+// is an https URL, keeps it (LastESIMServerURL) and acknowledges.
+func handleRefreshCellularPlans(_ context.Context, d *Device, cmd *Command) Response {
+	u, ok := cmd.Params["eSIMServerURL"].(string)
+	if !ok || !strings.HasPrefix(u, "https://") || len(u) <= len("https://") {
+		return formatError("eSIMServerURL must be the carrier's https URL")
+	}
+	d.mu.Lock()
+	d.st.lastESIMServerURL = u
+	d.mu.Unlock()
+	return Acknowledged(nil)
+}
+
+// LastESIMServerURL is the eSIM server URL of the last RefreshCellularPlans.
+func (d *Device) LastESIMServerURL() string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.st.lastESIMServerURL
 }

@@ -119,3 +119,35 @@ func TestAccountConfigurationNeedsADE(t *testing.T) {
 		t.Errorf("AccountConfiguration on an iPad: %+v", r)
 	}
 }
+
+// TestValidateAppsAndCellularPlans: both acknowledge a well-formed request
+// and refuse a malformed one; RefreshCellularPlans keeps the URL, and a
+// Mac does not know it.
+func TestValidateAppsAndCellularPlans(t *testing.T) {
+	srv := mdmtest.NewServer(t)
+	phone := srv.NewDevice(device.WithModel(device.IPhone))
+	srv.Enroll(phone)
+	for _, tc := range []struct {
+		c    map[string]any
+		want string
+	}{
+		{map[string]any{"RequestType": "ValidateApplications"}, mdm.StatusAcknowledged},
+		{map[string]any{"RequestType": "ValidateApplications", "Identifiers": []string{"com.example.app"}}, mdm.StatusAcknowledged},
+		{map[string]any{"RequestType": "ValidateApplications", "Identifiers": "com.example.app"}, mdm.StatusCommandFormatError},
+		{map[string]any{"RequestType": "RefreshCellularPlans", "eSIMServerURL": "https://esim.carrier.example/plans"}, mdm.StatusAcknowledged},
+		{map[string]any{"RequestType": "RefreshCellularPlans", "eSIMServerURL": "http://esim.carrier.example"}, mdm.StatusCommandFormatError},
+		{map[string]any{"RequestType": "RefreshCellularPlans"}, mdm.StatusCommandFormatError},
+	} {
+		if r := srv.Run(phone, tc.c); r.Status != tc.want {
+			t.Errorf("%v: %s %+v, want %s", tc.c, r.Status, r.ErrorChain, tc.want)
+		}
+	}
+	if got := phone.LastESIMServerURL(); got != "https://esim.carrier.example/plans" {
+		t.Errorf("LastESIMServerURL %q", got)
+	}
+	mac := srv.NewDevice(device.WithModel(device.Mac))
+	srv.Enroll(mac)
+	if r := srv.Run(mac, map[string]any{"RequestType": "RefreshCellularPlans", "eSIMServerURL": "https://x.example"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeUnknownCommand {
+		t.Errorf("RefreshCellularPlans on a Mac: %+v", r)
+	}
+}
