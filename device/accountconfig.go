@@ -85,7 +85,7 @@ func handleAccountConfiguration(_ context.Context, d *Device, cmd *Command) Resp
 		if d.st.user(a.short) != nil {
 			continue
 		}
-		d.st.users = append(d.st.users, &sharedUser{ShortName: a.short, LongName: a.full, UserID: d.macUserGUID(a.short),
+		d.st.users = append(d.st.users, &userRecord{ShortName: a.short, LongName: a.full, UserID: d.macUserGUID(a.short),
 			UID: 501 + len(d.st.users), Hidden: a.hidden})
 	}
 	return Acknowledged(nil)

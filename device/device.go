@@ -59,7 +59,7 @@ type Device struct {
 	osGiven         bool // WithOS was applied; WithModel keeps it
 	name            string
 	supervised      bool
-	sharedIPad      bool // a Shared iPad (sharedipad.go)
+	sharedIPad      bool // a Shared iPad (users.go)
 	trust           *x509.CertPool
 	requireVerified bool
 	keySize         int
@@ -121,9 +121,9 @@ type state struct {
 	downloaded []string
 	// books are the books the server installed (media.go).
 	books []*book
-	// users are a Shared iPad's resident users, currentUser the one
-	// signed in (sharedipad.go).
-	users       []*sharedUser
+	// users are a Shared iPad's or a Mac's users, currentUser the one
+	// logged in (users.go).
+	users       []*userRecord
 	currentUser string
 	// declarative is each channel's declarative management state, by
 	// Shared iPad user ("" the device channel; declarative.go).

@@ -42,7 +42,7 @@
 // SetRecoveryLock, VerifyRecoveryLock, EnableRemoteDesktop and
 // DisableRemoteDesktop on a Mac, the firmware password commands refused
 // (a virtual Mac is Apple silicon; macos.go), UserList, LogOutUser and
-// DeleteUser (sharedipad.go),
+// DeleteUser (users.go),
 // DeviceConfigured and DeclarativeManagement, and everything else gets
 // Apple's "Unknown command" error (MCMDMErrorDomain 12021);
 // docs/virtual-devices.md lists them for testers. Before a handler runs, the device applies
@@ -53,7 +53,7 @@
 // never sent.
 //
 // A Shared iPad's users and a Mac's users log in (LogIn, LogInMobileUser)
-// and answer on channels of their own (ConnectUser; sharedipad.go); the
+// and answer on channels of their own (ConnectUser; users.go); the
 // DeclarativeManagement command makes a channel sync its declarations and
 // report status (declarative.go); GetToken asks for a com.apple.maid or
 // watch-pairing token.

@@ -59,7 +59,7 @@ type saved struct {
 	// SharedIPad, Users and CurrentUser are a Shared iPad's mode, its
 	// resident users and the one signed in.
 	SharedIPad  bool         `json:"shared_ipad,omitempty"`
-	Users       []sharedUser `json:"shared_ipad_users,omitempty"`
+	Users       []userRecord `json:"shared_ipad_users,omitempty"`
 	CurrentUser string       `json:"current_user,omitempty"`
 	// Declarative is each channel's synced declarations ("" the device's).
 	Declarative map[string]*declarativeState `json:"declarative,omitempty"`

@@ -77,8 +77,8 @@ var ErrNoUserLoggedIn = errors.New("device: no user is logged in")
 // 410 to UserAuthenticate: the user is logged in, without a channel.
 var ErrUserNotManaged = errors.New("device: the server declined to manage this user (410 to UserAuthenticate); the user is logged in without an MDM channel")
 
-// sharedUser is a user who has logged in on the device.
-type sharedUser struct {
+// userRecord is a user who has logged in on the device.
+type userRecord struct {
 	// ShortName is the Managed Apple Account on a Shared iPad, the short
 	// name on a Mac.
 	ShortName string `json:"short_name"`
@@ -146,7 +146,7 @@ func (d *Device) Users() []User {
 
 // channelKey is what follows UDID: in the server's enrollment ID of the
 // user's channel (mdm.Enrollment.Resolve).
-func (u *sharedUser) channelKey() string {
+func (u *userRecord) channelKey() string {
 	if u.UserID == mdm.SharedIPadUserID || u.UserID == "" {
 		return u.ShortName
 	}
@@ -166,7 +166,7 @@ func (d *Device) SetUserDataToSync(managedAppleID string, pending bool) error {
 	return nil
 }
 
-func (st *state) user(shortName string) *sharedUser {
+func (st *state) user(shortName string) *userRecord {
 	for _, u := range st.users {
 		if u.ShortName == shortName {
 			return u
@@ -244,7 +244,7 @@ func (d *Device) logIn(ctx context.Context, name, fullName string, mobile bool) 
 	case known == nil && shared && resident >= maxResidentUsers:
 		return fmt.Errorf("device: the Shared iPad already has its %d resident users; delete one first", maxResidentUsers)
 	}
-	u := &sharedUser{ShortName: name, LongName: fullName, UserID: mdm.SharedIPadUserID, Mobile: mobile}
+	u := &userRecord{ShortName: name, LongName: fullName, UserID: mdm.SharedIPadUserID, Mobile: mobile}
 	if mac {
 		u.UserID = d.macUserGUID(name)
 		u.UID = 501 + resident
@@ -421,11 +421,11 @@ func handleDeleteUser(_ context.Context, d *Device, cmd *Command) Response {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var targets []*sharedUser
+	var targets []*userRecord
 	if all {
 		targets = slices.Clone(d.st.users)
 	} else if u := d.st.user(name); u != nil {
-		targets = []*sharedUser{u}
+		targets = []*userRecord{u}
 	} else {
 		return Failed(ChainItem(DomainMDM, ErrCodeUserNotFound, "The user was not found."),
 			detail("no user %q is on this device", name))
@@ -462,7 +462,7 @@ func handleDeleteUser(_ context.Context, d *Device, cmd *Command) Response {
 // deleteUser removes a resident user and the profiles their channel
 // installed.
 func (st *state) deleteUser(shortName string) {
-	st.users = slices.DeleteFunc(st.users, func(u *sharedUser) bool { return u.ShortName == shortName })
+	st.users = slices.DeleteFunc(st.users, func(u *userRecord) bool { return u.ShortName == shortName })
 	delete(st.declarative, shortName)
 	for _, p := range slices.Clone(st.profiles) {
 		if p.User == shortName {
