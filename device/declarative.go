@@ -21,7 +21,7 @@ import (
 // ServerToken it does not hold, drops the ones no longer listed, and sends
 // a status report of what it holds: each declaration's identifier,
 // server-token, active and valid, and its device status items. Each
-// channel (the device's, a Shared iPad user's) syncs its own declarations.
+// channel (the device's, a logged-in user's) syncs its own declarations.
 //
 // Sources: PROTOCOL.md §10; Apple's schemas mdm/checkin/
 // declarativemanagement.yaml (Endpoint, Data), declarative/protocol/*
@@ -98,9 +98,8 @@ func handleDeclarativeManagement(ctx context.Context, d *Device, cmd *Command) R
 	return r
 }
 
-// Declarations lists what the device's channel (user "" ) or a Shared iPad
-// user's channel holds, with the status it reported, and the last sync's
-// error.
+// Declarations lists what the device's channel (user "") or a user's
+// channel holds, with the status it reported, and the last sync's error.
 func (d *Device) Declarations(user string) (list []DeclarationStatus, syncs int, lastErr string) {
 	d.mu.RLock()
 	st := d.st.declarative[user]
@@ -117,7 +116,7 @@ func (d *Device) Declarations(user string) (list []DeclarationStatus, syncs int,
 }
 
 // SyncDeclarations runs a declarative sync now, as the DeclarativeManagement
-// command does (user: a signed-in Shared iPad user's channel, or "").
+// command does (user: a logged-in user's channel, or "").
 func (d *Device) SyncDeclarations(ctx context.Context, user string) error {
 	d.op.Lock()
 	defer d.op.Unlock()

@@ -473,5 +473,5 @@ func (st *state) deleteUser(shortName string) {
 
 // userChannelRefused is what a user channel gets for a 401.
 func userChannelRefused(step, url string, r *reply) error {
-	return serverError(step, http.MethodPut, url, r, "the server refused the Shared iPad user's channel")
+	return serverError(step, http.MethodPut, url, r, "the server refused the user's channel")
 }
