@@ -33,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/internal/httperr"
 	"github.com/mockmdm/mockmdm/mdm/schema"
 	"github.com/mockmdm/mockmdm/store"
@@ -48,13 +49,9 @@ const (
 // MaxDeclarationSize bounds one declaration (and a status report).
 const MaxDeclarationSize = 1 << 20
 
-// Declaration is one declaration, as a device receives it.
-type Declaration struct {
-	Type        string         `json:"Type"`
-	Identifier  string         `json:"Identifier"`
-	ServerToken string         `json:"ServerToken"`
-	Payload     map[string]any `json:"Payload"`
-}
+// Declaration is one declaration, as a device receives it; it is the
+// API's wire type, so the tester sees what the device gets.
+type Declaration = api.Declaration
 
 // stored is a declaration with its last change.
 type stored struct {
@@ -68,17 +65,10 @@ type assignment struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 }
 
-// Status is what an enrollment last reported.
-type Status struct {
-	ReceivedAt time.Time `json:"received_at"`
-	// Report is the last status report as sent; StatusItems is every
-	// report's StatusItems merged, dictionaries key by key, later values
-	// (arrays included) replacing earlier ones.
-	Report      json.RawMessage `json:"report"`
-	StatusItems map[string]any  `json:"status_items"`
-	// Errors are the last report's Errors.
-	Errors []any `json:"errors"`
-}
+// Status is what an enrollment last reported (the API's wire type): the
+// last report as sent, and every report's StatusItems merged, dictionaries
+// key by key, later values (arrays included) replacing earlier ones.
+type Status = api.DeclarativeStatus
 
 // Service keeps declarations and serves them. Create it with New.
 type Service struct {
@@ -318,16 +308,9 @@ func (s *Service) definedAll(ctx context.Context, identifiers []string) ([]strin
 // Assigned returns an enrollment's declarations that still exist, and the
 // latest change among them and the assignment.
 func (s *Service) Assigned(ctx context.Context, enrollmentID string) ([]*Declaration, time.Time, error) {
-	b, err := s.docs.GetDocument(ctx, KindAssignment, enrollmentID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, time.Time{}, nil
-	}
+	a, err := s.assignment(ctx, enrollmentID)
 	if err != nil {
 		return nil, time.Time{}, err
-	}
-	var a assignment
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, time.Time{}, fmt.Errorf("ddm: assignment of %s: %w", enrollmentID, err)
 	}
 	latest := a.UpdatedAt
 	var out []*Declaration
@@ -345,6 +328,22 @@ func (s *Service) Assigned(ctx context.Context, enrollmentID string) ([]*Declara
 		out = append(out, &st.Declaration)
 	}
 	return out, latest, nil
+}
+
+// assignment reads an enrollment's assignment (empty when it has none).
+func (s *Service) assignment(ctx context.Context, enrollmentID string) (*assignment, error) {
+	b, err := s.docs.GetDocument(ctx, KindAssignment, enrollmentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return &assignment{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var a assignment
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("ddm: assignment of %s: %w", enrollmentID, err)
+	}
+	return &a, nil
 }
 
 // DeclarationsToken is the token of a set of declarations.
@@ -410,19 +409,25 @@ func (s *Service) Serve(ctx context.Context, enrollmentID, endpoint string, data
 		if !ok || kind == "" || id == "" {
 			return nil, badRequest("endpoint %q: want declaration/<kind>/<identifier>", clip(endpoint))
 		}
-		ds, _, err := s.Assigned(ctx, enrollmentID)
+		// One declaration read, not the whole set: a sync fetches each.
+		a, err := s.assignment(ctx, enrollmentID)
 		if err != nil {
 			return nil, err
 		}
-		for _, d := range ds {
-			if d.Identifier == id {
-				if KindOf(d.Type) != kind {
-					return nil, httperr.New(http.StatusNotFound, "declaration %q is a %s, not a %s", clip(id), KindOf(d.Type), clip(kind))
-				}
-				return json.Marshal(d)
-			}
+		if _, assigned := slices.BinarySearch(a.Identifiers, id); !assigned {
+			return nil, httperr.New(http.StatusNotFound, "enrollment %s has no declaration %q", enrollmentID, clip(id))
 		}
-		return nil, httperr.New(http.StatusNotFound, "enrollment %s has no declaration %q", enrollmentID, clip(id))
+		st, err := s.get(ctx, id)
+		if httperr.StatusOf(err) == http.StatusNotFound {
+			return nil, httperr.New(http.StatusNotFound, "enrollment %s has no declaration %q", enrollmentID, clip(id)) // deleted since
+		}
+		if err != nil {
+			return nil, err
+		}
+		if KindOf(st.Type) != kind {
+			return nil, httperr.New(http.StatusNotFound, "declaration %q is a %s, not a %s", clip(id), KindOf(st.Type), clip(kind))
+		}
+		return json.Marshal(&st.Declaration)
 	case endpoint == "status":
 		return nil, s.saveStatus(ctx, enrollmentID, data)
 	}

@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"mime"
 	"net/http"
 	"strings"
 
+	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/internal/httperr"
+	"github.com/mockmdm/mockmdm/internal/httpx"
 	"github.com/mockmdm/mockmdm/store"
 )
 
@@ -45,17 +45,6 @@ func (s *Service) AdminRoutes(enrollments EnrollmentLookup) []Route {
 type admin struct {
 	s           *Service
 	enrollments EnrollmentLookup
-}
-
-// EnrollmentDeclarations is GET /v1/enrollments/{id}/declarations.
-type EnrollmentDeclarations struct {
-	EnrollmentID      string         `json:"enrollment_id"`
-	Identifiers       []string       `json:"identifiers"`
-	DeclarationsToken string         `json:"declarations_token"`
-	Declarations      []*Declaration `json:"declarations"`
-	// Status is what the device last reported; null before its first
-	// status report.
-	Status *Status `json:"status"`
 }
 
 func (a admin) list(w http.ResponseWriter, r *http.Request) {
@@ -239,17 +228,15 @@ func (a admin) writeEnrollment(w http.ResponseWriter, r *http.Request, id string
 
 // View is an enrollment's declarations, their DeclarationsToken and the
 // status its device last reported (nil before any).
-func (s *Service) View(ctx context.Context, id string) (*EnrollmentDeclarations, error) {
+func (s *Service) View(ctx context.Context, id string) (*api.EnrollmentDeclarations, error) {
 	ds, _, err := s.Assigned(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	out := &EnrollmentDeclarations{EnrollmentID: id, Identifiers: []string{}, Declarations: ds, DeclarationsToken: DeclarationsToken(ds)}
-	if out.Declarations == nil {
-		out.Declarations = []*Declaration{}
-	}
+	out := &api.EnrollmentDeclarations{EnrollmentID: id, Identifiers: []string{}, Declarations: []Declaration{}, DeclarationsToken: DeclarationsToken(ds)}
 	for _, d := range ds {
 		out.Identifiers = append(out.Identifiers, d.Identifier)
+		out.Declarations = append(out.Declarations, *d)
 	}
 	if st, err := s.Status(ctx, id); err == nil {
 		out.Status = st
@@ -262,12 +249,12 @@ func (s *Service) View(ctx context.Context, id string) (*EnrollmentDeclarations,
 // readBody reads a JSON request body, bounded; a Content-Type that is not
 // JSON is a 415, as everywhere in the API.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return nil, httperr.New(http.StatusUnsupportedMediaType, "Content-Type %q is not JSON: send \"Content-Type: application/json\"", clip(ct))
+	if r.Header.Get("Content-Type") != "" { // a body without one is taken as JSON
+		if err := httpx.RequireJSON(r); err != nil {
+			return nil, err
 		}
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxDeclarationSize))
+	b, err := httpx.ReadBody(w, r, MaxDeclarationSize)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return nil, httperr.New(http.StatusRequestEntityTooLarge, "the body is larger than %d bytes", MaxDeclarationSize)

@@ -199,7 +199,7 @@ func (d *Device) gate(s *schema.Schema, cmd *Command) (Response, bool) {
 	os := d.model.schemaOS()
 	sup := s.EffectivePath(os)
 	version, _ := d.OS()
-	shared := d.SharedIPad()
+	shared := sup.SharedIPad != nil && d.SharedIPad() // only commands with Shared iPad rules ask
 	switch {
 	case !sup.AvailableIn(version):
 		return unknownCommand(), true

@@ -180,10 +180,17 @@ func (st *state) user(shortName string) *userRecord {
 // full name.
 func (d *Device) userIDs(shortName string) mdm.Enrollment {
 	d.mu.RLock()
-	u := d.st.user(shortName)
-	d.mu.RUnlock()
-	if u == nil || u.UserID == "" || u.UserID == mdm.SharedIPadUserID {
-		return mdm.Enrollment{UDID: d.hw.UDID, UserID: mdm.SharedIPadUserID, UserShortName: shortName}
+	defer d.mu.RUnlock()
+	if u := d.st.user(shortName); u != nil {
+		return d.channelIDs(u)
+	}
+	return d.channelIDs(&userRecord{ShortName: shortName})
+}
+
+// channelIDs are the identifier keys of u's channel (see userIDs).
+func (d *Device) channelIDs(u *userRecord) mdm.Enrollment {
+	if u.UserID == "" || u.UserID == mdm.SharedIPadUserID {
+		return mdm.Enrollment{UDID: d.hw.UDID, UserID: mdm.SharedIPadUserID, UserShortName: u.ShortName}
 	}
 	return mdm.Enrollment{UDID: d.hw.UDID, UserID: u.UserID, UserShortName: u.ShortName, UserLongName: u.LongName}
 }
@@ -266,12 +273,7 @@ func (d *Device) logIn(ctx context.Context, name, fullName string, mobile bool) 
 		}
 		d.st.currentUser = name
 	}
-	var ids mdm.Enrollment
-	if mac {
-		ids = mdm.Enrollment{UDID: d.hw.UDID, UserID: u.UserID, UserShortName: name, UserLongName: fullName}
-	} else {
-		ids = mdm.Enrollment{UDID: d.hw.UDID, UserID: mdm.SharedIPadUserID, UserShortName: name}
-	}
+	ids := d.channelIDs(u)
 	if mobile {
 		declined, err := d.userAuthenticate(ctx, e, ids)
 		if err != nil {

@@ -224,7 +224,7 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		}),
 		web.WithTokenStatus(s.adeTokenStatus),
 		web.WithSignatureOf(func(e *store.TranscriptEntry) string { return e.Signature }),
-		web.WithDeclarations(s.declarationsView),
+		web.WithDeclarations(s.ddm.View),
 		web.WithLogger(s.log),
 		web.WithClock(s.now))
 	if err := s.loadDirectory(context.Background()); err != nil {

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/checkin"
 	"github.com/mockmdm/mockmdm/internal/httperr"
+	"github.com/mockmdm/mockmdm/internal/httpx"
 	"github.com/mockmdm/mockmdm/store"
 )
 
@@ -255,7 +255,7 @@ func (a *API) decodeJSONBody(w http.ResponseWriter, r *http.Request, v any, opti
 	if optional && r.ContentLength == 0 {
 		return nil // no body at all (curl -X POST, or -d '' with a form type)
 	}
-	if err := requireJSON(r); err != nil {
+	if err := httpx.RequireJSON(r); err != nil {
 		return err
 	}
 	body := http.MaxBytesReader(w, r.Body, a.maxBody)
@@ -269,19 +269,6 @@ func (a *API) decodeJSONBody(w http.ResponseWriter, r *http.Request, v any, opti
 		return httperr.New(http.StatusBadRequest, "request body has data after the JSON object; send exactly one object")
 	} else if !errors.Is(err, errEOF) {
 		return a.jsonError(err, optional)
-	}
-	return nil
-}
-
-// requireJSON refuses a request whose Content-Type is not JSON.
-func requireJSON(r *http.Request) error {
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return httperr.New(http.StatusUnsupportedMediaType, "Content-Type missing: send the body as JSON with \"Content-Type: application/json\"")
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return httperr.New(http.StatusUnsupportedMediaType, "Content-Type %q is not JSON: send \"Content-Type: application/json\"", truncate(ct, 100))
 	}
 	return nil
 }
