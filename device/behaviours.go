@@ -101,7 +101,7 @@ func (d *Device) RotatePushToken(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	d.hw.PushToken = token
-	d.dropPushStreamLocked() // APNs knows the device by its new token now
+	d.devicePush.dropLocked() // APNs knows the device by its new token now
 	d.mu.Unlock()
 	body, err := d.tokenUpdateMessage(e.mdm.Topic, e.userEnrollment)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/mockmdm/mockmdm/profiles"
-	"github.com/mockmdm/mockmdm/push/mockapns"
 )
 
 // Doer sends an HTTP request. It is the device's only way out: an
@@ -82,10 +81,10 @@ type Device struct {
 	replaced  map[string]bool
 	beh       behaviours
 	presigned presigned
-	// pushStream is the APNs subscription ListenForPushes holds, closed
-	// (pushDropped set) when the token, enrollment or network changes.
-	pushStream  *mockapns.Stream
-	pushDropped bool
+	// devicePush is the APNs subscription ListenForPushes holds, dropped
+	// when the device's token, enrollment or network changes; userPush is
+	// ListenForUserPushes', dropped also when the user logs in or out.
+	devicePush, userPush pushHold
 }
 
 // state is everything about a device that changes: what a persistence

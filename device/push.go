@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mockmdm/mockmdm/push/mockapns"
@@ -63,6 +64,92 @@ func WithRetry(d time.Duration) ListenOption {
 // It blocks until ctx is done and returns ctx's error; the caller owns the
 // goroutine it runs in.
 func (d *Device) ListenForPushes(ctx context.Context, apnsURL string, o mockapns.DialOptions, opts ...ListenOption) error {
+	return d.listen(ctx, apnsURL, o, opts, func() (subscription, bool) {
+		e := d.st.enrollment
+		if e == nil || d.beh.offline {
+			return subscription{}, false
+		}
+		return subscription{
+			token: d.hw.PushToken, topic: e.mdm.Topic, magic: d.hw.PushMagic,
+			hold:    &d.devicePush,
+			current: func() bool { return d.st.enrollment == e && !d.beh.offline },
+			connect: d.Connect,
+		}, true
+	})
+}
+
+// ListenForUserPushes is ListenForPushes for the channel of the user
+// logged in (a Shared iPad's or a Mac's): it subscribes with that user's
+// push token and, for each push with the user's PushMagic, runs the user's
+// command session (ConnectUser). It follows the login window as a device
+// does: when the user logs out the stream is dropped, and the listener
+// waits for the next user with a channel and subscribes with that user's
+// token, so a push APNs kept for a logged-out user arrives when the user
+// logs in again. A failed stream is made again, as ListenForPushes does.
+//
+// It returns ErrNotEnrolled, ErrNoUserLoggedIn or ErrUserNotManaged at
+// once when, as it starts, no user has a channel (a test that listens
+// before logging in has its steps in the wrong order); otherwise it blocks
+// until ctx is done and returns ctx's error.
+func (d *Device) ListenForUserPushes(ctx context.Context, apnsURL string, o mockapns.DialOptions, opts ...ListenOption) error {
+	d.mu.RLock()
+	e, name := d.st.enrollment, d.st.currentUser
+	u := d.st.user(name)
+	d.mu.RUnlock()
+	switch {
+	case e == nil:
+		return ErrNotEnrolled
+	case u == nil || u.Token == nil:
+		return ErrNoUserLoggedIn
+	case u.Unmanaged:
+		return ErrUserNotManaged
+	}
+	return d.listen(ctx, apnsURL, o, opts, func() (subscription, bool) {
+		e, name := d.st.enrollment, d.st.currentUser
+		u := d.st.user(name)
+		if e == nil || d.beh.offline || u == nil || u.Token == nil || u.Unmanaged {
+			return subscription{}, false
+		}
+		return subscription{
+			token: u.Token, topic: e.mdm.Topic, magic: u.PushMagic, user: name,
+			hold: &d.userPush,
+			current: func() bool {
+				return d.st.enrollment == e && !d.beh.offline && d.st.currentUser == name
+			},
+			connect: func(ctx context.Context) (*ConnectResult, error) {
+				d.mu.RLock()
+				still := d.st.currentUser == name
+				d.mu.RUnlock()
+				if !still {
+					return &ConnectResult{}, ErrNoUserLoggedIn
+				}
+				return d.ConnectUser(ctx)
+			},
+		}, true
+	})
+}
+
+// subscription is what one of the listeners subscribes with: a channel's
+// push token, topic and magic, the holder its stream is kept in, and the
+// session a push starts.
+type subscription struct {
+	token        []byte
+	topic, magic string
+	// user names the user whose channel it is ("" for the device's).
+	user string
+	hold *pushHold
+	// current tells, with d.mu held, whether the subscription is still the
+	// device's (a stream made for an old one is closed at once).
+	current func() bool
+	connect func(context.Context) (*ConnectResult, error)
+}
+
+// listen is the loop both listeners run: next, called with d.mu read-held,
+// gives the subscription to make now, or false while there is none (not
+// enrolled, offline, nobody logged in), in which case the loop checks again
+// every retry. A stream that fails is made again after retry; one dropped
+// because the subscription changed is made again at once.
+func (d *Device) listen(ctx context.Context, apnsURL string, o mockapns.DialOptions, opts []ListenOption, next func() (subscription, bool)) error {
 	cfg := listenConfig{retry: time.Second}
 	for _, opt := range opts {
 		opt(&cfg)
@@ -82,41 +169,43 @@ func (d *Device) ListenForPushes(ctx context.Context, apnsURL string, o mockapns
 			return err
 		}
 		d.mu.RLock()
-		e, offline := d.st.enrollment, d.beh.offline
-		token, magic := d.hw.PushToken, d.hw.PushMagic
+		sub, ok := next()
 		d.mu.RUnlock()
-		if e == nil || offline {
+		if !ok {
 			if err := wait(); err != nil {
 				return err
 			}
 			continue
 		}
-		topic := e.mdm.Topic
-		stream, err := mockapns.Dial(ctx, apnsURL, token, topic, o)
+		step := "APNs subscribe"
+		if sub.user != "" {
+			step += " (user " + sub.user + ")"
+		}
+		stream, err := mockapns.Dial(ctx, apnsURL, sub.token, sub.topic, o)
 		if err != nil {
-			d.record(Exchange{Time: d.now(), Step: "APNs subscribe", Method: http.MethodGet, URL: apnsURL, Err: err.Error()})
+			d.record(Exchange{Time: d.now(), Step: step, Method: http.MethodGet, URL: apnsURL, Err: err.Error()})
 			if err := wait(); err != nil {
 				return err
 			}
 			continue
 		}
-		if !d.holdPushStream(stream, e) {
-			_ = stream.Close() // the enrollment changed while dialing
+		if !d.holdPushStream(stream, sub) {
+			_ = stream.Close() // the subscription changed while dialing
 			continue
 		}
 		if cfg.onReady != nil {
 			cfg.onReady()
 		}
 		stop := context.AfterFunc(ctx, func() { _ = stream.Close() })
-		err = d.readPushes(ctx, stream, topic, magic, cfg.onPush, d.Connect)
+		err = d.readPushes(ctx, stream, sub, cfg.onPush)
 		stop()
-		d.releasePushStream(stream)
+		d.releasePushStream(stream, sub.hold)
 		_ = stream.Close()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if !errors.Is(err, errResubscribe) {
-			d.record(Exchange{Time: d.now(), Step: "APNs stream", URL: apnsURL, Err: err.Error()})
+			d.record(Exchange{Time: d.now(), Step: strings.Replace(step, "subscribe", "stream", 1), URL: apnsURL, Err: err.Error()})
 			if err := wait(); err != nil {
 				return err
 			}
@@ -127,13 +216,14 @@ func (d *Device) ListenForPushes(ctx context.Context, apnsURL string, o mockapns
 // errResubscribe ends a stream whose subscription no longer matches the device.
 var errResubscribe = errors.New("subscription changed")
 
-// readPushes handles the pushes of one stream: each one for topic with
-// magic runs connect (the device channel's or a user's).
-func (d *Device) readPushes(ctx context.Context, stream *mockapns.Stream, topic, magic string, onPush func(PushEvent), connect func(context.Context) (*ConnectResult, error)) error {
+// readPushes handles the pushes of one stream: each one for the
+// subscription's topic with its magic runs its session.
+func (d *Device) readPushes(ctx context.Context, stream *mockapns.Stream, sub subscription, onPush func(PushEvent)) error {
+	topic, magic := sub.topic, sub.magic
 	for {
 		p, err := stream.Next()
 		if err != nil {
-			if d.pushStreamDropped(stream) {
+			if d.pushStreamDropped(stream, sub.hold) {
 				return errResubscribe
 			}
 			return err
@@ -153,7 +243,7 @@ func (d *Device) readPushes(ctx context.Context, stream *mockapns.Stream, topic,
 		ex.Err = ev.Ignored
 		d.record(ex)
 		if ev.Ignored == "" {
-			ev.Connect, ev.Err = connect(ctx)
+			ev.Connect, ev.Err = sub.connect(ctx)
 			ev.Latency = time.Since(arrived)
 		}
 		if onPush != nil {
@@ -162,93 +252,51 @@ func (d *Device) readPushes(ctx context.Context, stream *mockapns.Stream, topic,
 	}
 }
 
-// holdPushStream makes s the device's stream if e is still its enrollment.
-func (d *Device) holdPushStream(s *mockapns.Stream, e *enrollment) bool {
+// pushHold is where a listener keeps its stream, so that what changes
+// the subscription can close it (dropped set) and the listener makes it again.
+type pushHold struct {
+	stream  *mockapns.Stream
+	dropped bool
+}
+
+// dropLocked closes the held stream; d.mu must be held.
+func (h *pushHold) dropLocked() {
+	if h.stream != nil {
+		h.dropped = true
+		_ = h.stream.Close()
+	}
+}
+
+// holdPushStream keeps s in sub's holder if sub is still the device's.
+func (d *Device) holdPushStream(s *mockapns.Stream, sub subscription) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.st.enrollment != e || d.beh.offline {
+	if !sub.current() {
 		return false
 	}
-	d.pushStream = s
-	d.pushDropped = false
+	sub.hold.stream, sub.hold.dropped = s, false
 	return true
 }
 
-func (d *Device) releasePushStream(s *mockapns.Stream) {
+func (d *Device) releasePushStream(s *mockapns.Stream, h *pushHold) {
 	d.mu.Lock()
-	if d.pushStream == s {
-		d.pushStream = nil
+	if h.stream == s {
+		h.stream = nil
 	}
 	d.mu.Unlock()
 }
 
-func (d *Device) pushStreamDropped(s *mockapns.Stream) bool {
+func (d *Device) pushStreamDropped(s *mockapns.Stream, h *pushHold) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return d.pushStream == s && d.pushDropped
+	return h.stream == s && h.dropped
 }
 
-// dropPushStreamLocked closes the APNs stream so the listener subscribes
-// again with what changed (token, topic, network). d.mu must be held.
+// dropPushStreamLocked closes the APNs streams so the listeners subscribe
+// again with what changed (token, enrollment, network): the user
+// channel's too, which rides on the device's enrollment and network.
+// d.mu must be held.
 func (d *Device) dropPushStreamLocked() {
-	if d.pushStream != nil {
-		d.pushDropped = true
-		_ = d.pushStream.Close()
-	}
-}
-
-// ListenForUserPushes is ListenForPushes for the channel of the user
-// logged in now (a Shared iPad's or a Mac's): it subscribes with that
-// user's push token and, for each push with the user's PushMagic, runs the
-// user's command session (ConnectUser) while the user stays logged in; a
-// push after the user logged out ends in ErrNoUserLoggedIn, as the user's
-// channel is gone. It returns ErrNoUserLoggedIn or ErrUserNotManaged at
-// once when no user has a channel, ctx's error when ctx is done, or the
-// stream's error (it does not subscribe again).
-func (d *Device) ListenForUserPushes(ctx context.Context, apnsURL string, o mockapns.DialOptions, opts ...ListenOption) error {
-	var cfg listenConfig
-	for _, opt := range opts {
-		opt(&cfg)
-	}
-	d.mu.RLock()
-	e, name := d.st.enrollment, d.st.currentUser
-	var token []byte
-	var magic string
-	unmanaged := false
-	if u := d.st.user(name); u != nil {
-		token, magic, unmanaged = u.Token, u.PushMagic, u.Unmanaged
-	}
-	d.mu.RUnlock()
-	switch {
-	case e == nil:
-		return ErrNotEnrolled
-	case name == "" || token == nil:
-		return ErrNoUserLoggedIn
-	case unmanaged:
-		return ErrUserNotManaged
-	}
-	stream, err := mockapns.Dial(ctx, apnsURL, token, e.mdm.Topic, o)
-	if err != nil {
-		d.record(Exchange{Time: d.now(), Step: "APNs subscribe (user " + name + ")", Method: http.MethodGet, URL: apnsURL, Err: err.Error()})
-		return err
-	}
-	defer stream.Close()
-	if cfg.onReady != nil {
-		cfg.onReady()
-	}
-	stop := context.AfterFunc(ctx, func() { _ = stream.Close() })
-	defer stop()
-	err = d.readPushes(ctx, stream, e.mdm.Topic, magic, cfg.onPush, func(ctx context.Context) (*ConnectResult, error) {
-		d.mu.RLock()
-		still := d.st.currentUser == name
-		d.mu.RUnlock()
-		if !still {
-			return &ConnectResult{}, ErrNoUserLoggedIn
-		}
-		return d.ConnectUser(ctx)
-	})
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
+	d.devicePush.dropLocked()
+	d.userPush.dropLocked()
 }

@@ -105,6 +105,9 @@ type User struct {
 	// the server knows the channel by (UDID:account on a Shared iPad,
 	// UDID:GUID on a Mac); empty for a user the server declined.
 	UserID, EnrollmentID string
+	// PushToken is the user channel's APNs token, what ListenForUserPushes
+	// subscribes with; nil for a user the server declined.
+	PushToken            []byte
 	LoggedIn, DataToSync bool
 	// Mobile is a Mac network or mobile-account user.
 	Mobile bool
@@ -138,6 +141,7 @@ func (d *Device) Users() []User {
 		v := User{ShortName: u.ShortName, FullName: u.LongName, UserID: u.UserID, LoggedIn: u.ShortName == d.st.currentUser, DataToSync: u.DataToSync, Mobile: u.Mobile}
 		if !u.Unmanaged {
 			v.EnrollmentID = d.hw.UDID + ":" + u.channelKey()
+			v.PushToken = slices.Clone(u.Token)
 		}
 		out = append(out, v)
 	}
@@ -328,10 +332,12 @@ func (d *Device) userAuthenticate(ctx context.Context, e *enrollment, ids mdm.En
 }
 
 // LogOut signs the current user out, as the user does from Control
-// Center; the user stays resident. The device tells the server nothing.
+// Center; the user stays resident. The device tells the server nothing,
+// and ListenForUserPushes drops the user's APNs stream.
 func (d *Device) LogOut() {
 	d.mu.Lock()
 	d.st.currentUser = ""
+	d.userPush.dropLocked()
 	d.mu.Unlock()
 }
 

@@ -305,3 +305,71 @@ func TestUserChannelPushes(t *testing.T) {
 		})
 	}
 }
+
+// TestUserPushListenerFollowsLogins: the user channel's listener subscribes
+// again after its stream fails; on a LogOut it drops the stream, and it
+// follows the next user to log in; a push APNs kept for a logged-out user
+// wakes that user's channel when the user logs in again.
+func TestUserPushListenerFollowsLogins(t *testing.T) {
+	srv := mdmtest.NewServer(t)
+	dev := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true), device.WithSharedIPad(true))
+	srv.Enroll(dev)
+	ctx := context.Background()
+	mock := srv.Server().MockAPNs()
+	user := func(name string) device.User {
+		t.Helper()
+		for _, u := range dev.Users() {
+			if u.ShortName == name {
+				return u
+			}
+		}
+		t.Fatalf("no user %s on the device", name)
+		return device.User{}
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	answered := func(uuid, id string) {
+		t.Helper()
+		st := srv.WaitResult(uuid, 10*time.Second)
+		if len(st.Results) != 1 || st.Results[0].Status != mdm.StatusAcknowledged || st.Results[0].EnrollmentID != id {
+			t.Fatalf("command %s for %s: %+v", uuid, id, st.Results)
+		}
+	}
+
+	if err := dev.LogIn(ctx, "ann@example.org", "Ann"); err != nil {
+		t.Fatal(err)
+	}
+	srv.ListenForUserPushes(dev)
+	ann := user("ann@example.org")
+
+	mock.Reset() // every stream fails
+	waitUntil("the user's channel to subscribe again", func() bool { return mock.Connected(ann.PushToken) })
+	answered(srv.Enqueue(&mdm.ProfileList{}, ann.EnrollmentID), ann.EnrollmentID)
+
+	dev.LogOut()
+	waitUntil("the logged-out user's stream to close", func() bool { return !mock.Connected(ann.PushToken) })
+	kept := srv.Enqueue(&mdm.ProfileList{}, ann.EnrollmentID)
+	waitUntil("APNs to keep the push for the logged-out user", func() bool { _, ok := mock.Pending(ann.PushToken); return ok })
+
+	if err := dev.LogIn(ctx, "bob@example.org", "Bob"); err != nil {
+		t.Fatal(err)
+	}
+	bob := user("bob@example.org")
+	waitUntil("the listener to follow Bob", func() bool { return mock.Connected(bob.PushToken) })
+	answered(srv.Enqueue(&mdm.ProfileList{}, bob.EnrollmentID), bob.EnrollmentID)
+	if st, err := srv.Client().GetCommand(ctx, kept, 0); err != nil || st.Done {
+		t.Fatalf("Ann's command while she was logged out: %+v, %v", st, err)
+	}
+
+	dev.LogOut()
+	if err := dev.LogIn(ctx, "ann@example.org", "Ann"); err != nil {
+		t.Fatal(err)
+	}
+	answered(kept, ann.EnrollmentID) // the kept push woke Ann's channel
+}

@@ -187,10 +187,12 @@ func (s *Server) ListenForPushes(dev *device.Device, opts ...device.ListenOption
 // ListenForUserPushes is ListenForPushes for the channel of the user
 // logged in on dev (a Shared iPad's or a Mac's): a command queued for that
 // user's enrollment wakes the device, which answers on the user's channel.
-// It returns once subscribed; the listener stops when the test ends.
+// The listener follows logins: after a LogOut it waits, and subscribes
+// with the next logged-in user's token. It returns once subscribed; the
+// listener stops when the test ends.
 func (s *Server) ListenForUserPushes(dev *device.Device, opts ...device.ListenOption) {
 	s.t.Helper()
-	s.listen(dev, " user channel", dev.ListenForUserPushes, opts)
+	s.listen(dev, " user channel", dev.ListenForUserPushes, append([]device.ListenOption{device.WithRetry(50 * time.Millisecond)}, opts...))
 }
 
 // listen runs one of the device's push listeners until the test ends and
