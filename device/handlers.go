@@ -212,7 +212,7 @@ func handleProfileList(_ context.Context, d *Device, cmd *Command) Response {
 			"PayloadVersion":           p.Version,
 			"PayloadRemovalDisallowed": p.RemovalDisallowed,
 			"HasRemovalPasscode":       false,
-			"IsEncrypted":              false,
+			"IsEncrypted":              p.Encrypted,
 			"IsManaged":                p.Managed,
 		}
 		putNonEmpty(item, "PayloadDisplayName", p.DisplayName)

@@ -36,6 +36,9 @@ type ProfileInfo struct {
 	// chains to the roots given by WithTrust.
 	Signed, Verified bool
 	Signer           *x509.Certificate
+	// Encrypted is set for a profile whose payloads came in
+	// EncryptedPayloadContent; Raw then holds them decrypted.
+	Encrypted bool
 	// Managed is set for a profile the MDM server installed (InstallProfile);
 	// only those can it remove.
 	Managed bool
@@ -47,7 +50,7 @@ type ProfileInfo struct {
 	User        string
 	Payloads    []PayloadInfo
 	InstalledAt time.Time
-	// Raw is the profile as installed.
+	// Raw is the profile as installed (decrypted, if it was encrypted).
 	Raw []byte
 }
 
@@ -153,10 +156,17 @@ func (d *Device) installFor(ctx context.Context, raw []byte, managed bool, user 
 	if err != nil {
 		return nil, &ProfileError{Reason: "it cannot be decoded", Err: err}
 	}
+	encrypted := p.IsEncrypted()
+	if encrypted {
+		if p, err = d.decrypt(p); err != nil {
+			return nil, err
+		}
+	}
 	plan, err := d.plan(p, managed, user)
 	if err != nil {
 		return nil, err
 	}
+	plan.info.Encrypted = encrypted
 	id := plan.info.Identifier
 	log := d.log.With("profile", id)
 
@@ -206,6 +216,47 @@ func (d *Device) installFor(ctx context.Context, raw []byte, managed bool, user 
 	return plan.result, nil
 }
 
+// decrypt opens a profile whose payloads are in EncryptedPayloadContent
+// with the identity it is encrypted to: the MDM identity, to which a
+// server encrypts the profiles it sends, or any other the device holds.
+// What it returns is the profile as the device installs it: the payloads
+// decrypted, with the signature of the profile that was sent.
+func (d *Device) decrypt(p *profiles.Parsed) (*profiles.Parsed, error) {
+	fail := func(reason string, err error) error {
+		return &ProfileError{Identifier: profiles.Payload(p.Top).Identifier(), Reason: reason, Err: err}
+	}
+	var ident *identity
+	d.mu.RLock()
+	for _, id := range d.st.identities {
+		if p.EncryptedTo(id.cert) {
+			ident = id
+			break
+		}
+	}
+	d.mu.RUnlock()
+	if ident == nil {
+		rs, err := p.Recipients()
+		if err != nil {
+			return nil, fail("its EncryptedPayloadContent cannot be read", err)
+		}
+		to := make([]string, len(rs))
+		for i, r := range rs {
+			to[i] = r.String()
+		}
+		return nil, fail(fmt.Sprintf("it is encrypted to %s, and the device holds no identity with that issuer and serial number", strings.Join(to, "; ")), nil)
+	}
+	plain, err := profiles.Decrypt(p.Raw, ident.cert, ident.key)
+	if err != nil {
+		return nil, fail("its EncryptedPayloadContent cannot be decrypted", err)
+	}
+	q, err := profiles.Parse(plain)
+	if err != nil {
+		return nil, fail("its decrypted payloads cannot be decoded", err)
+	}
+	q.Signed, q.Signer, q.Certificates = p.Signed, p.Signer, p.Certificates
+	return q, nil
+}
+
 // plan checks a parsed profile against the rules a device applies and the
 // device's state, and decides what installing it does.
 func (d *Device) plan(p *profiles.Parsed, managed bool, user string) (*installPlan, error) {
@@ -240,8 +291,8 @@ func (d *Device) plan(p *profiles.Parsed, managed bool, user string) (*installPl
 	if info.UUID == "" {
 		problems = append(problems, "top-level PayloadUUID is missing or not a string")
 	}
-	if top.Bool("IsEncrypted") || top["EncryptedPayloadContent"] != nil {
-		return nil, fail("encrypted profiles are not supported by the virtual device", nil)
+	if top.Bool("IsEncrypted") {
+		return nil, fail("IsEncrypted is true but the profile has no EncryptedPayloadContent", nil)
 	}
 	seen := map[string]bool{}
 	for i, pl := range p.Payloads {

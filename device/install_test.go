@@ -142,7 +142,7 @@ func TestHostileProfiles(t *testing.T) {
 		{"top-level array", topArray, 400, "dictionary"},
 		{"PayloadContent a string", contentString, 400, "PayloadContent"},
 		{"top-level PayloadType", topologyWrong, 400, "top-level PayloadType"},
-		{"encrypted", encrypted, 400, "encrypted"},
+		{"IsEncrypted with nothing encrypted", encrypted, 400, "no EncryptedPayloadContent"},
 		{"missing SCEP payload", noSCEP, 400, "IdentityCertificateUUID"},
 		{"PKCS#12 identity", pkcs12Identity, 400, "com.apple.security.pkcs12"},
 		{"two MDM payloads", twoMDM, 400, "2 MDM payloads"},

@@ -216,6 +216,28 @@ func (p *Parsed) encryptedContent() ([]byte, error) {
 	return env, nil
 }
 
+// EncryptedTo reports whether the profile's EncryptedPayloadContent names
+// cert (by issuer and serial number) as a recipient, so a device can pick
+// the identity that opens it from those it holds.
+func (p *Parsed) EncryptedTo(cert *x509.Certificate) bool {
+	env, err := p.encryptedContent()
+	if err != nil || cert == nil {
+		return false
+	}
+	ed, err := parseEnveloped(env)
+	return err == nil && ed.encryptedTo(cert)
+}
+
+func (ed *envelopedData) encryptedTo(cert *x509.Certificate) bool {
+	for _, ri := range ed.RecipientInfos {
+		if bytes.Equal(ri.IssuerAndSerialNumber.Issuer.FullBytes, cert.RawIssuer) && ri.IssuerAndSerialNumber.Serial != nil &&
+			ri.IssuerAndSerialNumber.Serial.Cmp(cert.SerialNumber) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // parseEnveloped checks env is DER CMS EnvelopedData and decodes its
 // recipients, guarding the third-party decoder as Parse does.
 func parseEnveloped(env []byte) (*envelopedData, error) {
@@ -268,15 +290,8 @@ func Decrypt(profile []byte, cert *x509.Certificate, key crypto.PrivateKey) (out
 	if err != nil {
 		return nil, err
 	}
-	mine := false
-	var to []string
-	for _, ri := range ed.RecipientInfos {
-		if bytes.Equal(ri.IssuerAndSerialNumber.Issuer.FullBytes, cert.RawIssuer) && ri.IssuerAndSerialNumber.Serial != nil &&
-			ri.IssuerAndSerialNumber.Serial.Cmp(cert.SerialNumber) == 0 {
-			mine = true
-		}
-	}
-	if !mine {
+	if !ed.encryptedTo(cert) {
+		var to []string
 		rs, _ := p.Recipients()
 		for _, r := range rs {
 			to = append(to, r.String())

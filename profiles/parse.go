@@ -171,7 +171,9 @@ func decodeProfile(content []byte, where string) (top map[string]any, payloads [
 	}
 	pc, present := top["PayloadContent"]
 	if !present {
-		if b, _ := top["IsEncrypted"].(bool); b {
+		// Encrypted: the payloads are in EncryptedPayloadContent. Apple's
+		// schema pairs it with IsEncrypted; either one marks it.
+		if b, _ := top["IsEncrypted"].(bool); b || top["EncryptedPayloadContent"] != nil {
 			return top, nil, nil
 		}
 		return nil, nil, badRequest("%s has no PayloadContent: a configuration profile lists its payloads in a PayloadContent array", where)
