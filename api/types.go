@@ -136,6 +136,12 @@ type EnqueueRequest struct {
 	// (default true); false only queues it, for a test that wakes the
 	// device itself.
 	Push *bool `json:"push,omitempty"`
+	// EncryptProfile encrypts an InstallProfile's Payload (an unsigned
+	// profile) to the identity certificate the target enrollment
+	// authenticated with: its payloads go in EncryptedPayloadContent, as
+	// Apple's profile format allows. Each device has its own identity, so
+	// it takes exactly one enrollment.
+	EncryptProfile bool `json:"encrypt_profile,omitempty"`
 }
 
 // EnqueueResponse is the answer to POST /v1/commands.

@@ -1,8 +1,12 @@
 package device_test
 
 import (
+	"bytes"
+	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +16,7 @@ import (
 
 	"github.com/micromdm/plist"
 
+	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/device"
 	"github.com/mockmdm/mockmdm/mdm"
@@ -112,13 +117,8 @@ func TestEncryptedProfiles(t *testing.T) {
 		return nil
 	}
 
-	// Another CA's certificates: a profile signer, and an identity the
-	// device does not hold.
+	// Another CA's certificate: an identity the device does not hold.
 	otherCA, err := certs.NewCA("Another Device CA", 2048, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, signerKey, err := otherCA.IssueSigner("Profile Signer", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,11 +142,7 @@ func TestEncryptedProfiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			signed, err := profiles.Sign(enc, signer, signerKey)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return signed
+			return signedBy(t, enc)
 		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -224,4 +220,115 @@ func TestEncryptedProfiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServerEncryptsProfile: POST /v1/commands with "encrypt_profile"
+// sends the InstallProfile with its payloads encrypted to the identity the
+// device authenticated with; the device decrypts and installs it. The
+// request is refused, saying why, for more than one target, another
+// command, a signed or broken profile, and an enrollment whose identity
+// certificate is not on record.
+func TestServerEncryptsProfile(t *testing.T) {
+	srv := mdmtest.NewServer(t)
+	dev := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true))
+	id := srv.Enroll(dev)
+	other := srv.NewDevice()
+	otherID := srv.Enroll(other)
+	ctx := context.Background()
+	plain := restrictionsProfile(t, "com.example.server-encrypted", map[string]any{"allowCamera": false})
+	noPush := false
+	enqueue := func(ids []string, command string) (*api.EnqueueResponse, error) {
+		return srv.Client().Enqueue(ctx, api.EnqueueRequest{EnrollmentIDs: ids, Command: json.RawMessage(command), Push: &noPush, EncryptProfile: true})
+	}
+	installCommand := func(profile []byte) string {
+		b, err := json.Marshal(map[string]any{"RequestType": "InstallProfile", "Payload": profile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+
+	resp, err := enqueue([]string{id}, installCommand(plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := srv.WaitResult(resp.CommandUUID, 10*time.Second); st.Results[0].Status != mdm.StatusAcknowledged {
+		t.Fatalf("the encrypted InstallProfile: %+v", st.Results[0])
+	}
+	// What went over the wire is encrypted to the device's identity.
+	var sent []byte
+	for _, ex := range dev.Transcript() {
+		if bytes.Contains(ex.Response, []byte("InstallProfile")) {
+			sent = ex.Response
+		}
+	}
+	var c struct{ Command struct{ Payload []byte } }
+	if err := plist.Unmarshal(sent, &c); err != nil {
+		t.Fatalf("the command the device received: %v", err)
+	}
+	p, err := profiles.Parse(c.Command.Payload)
+	if err != nil || !p.IsEncrypted() || len(p.Payloads) != 0 || !p.EncryptedTo(dev.Identities()[0]) {
+		t.Fatalf("the Payload sent is not encrypted to the device's identity: %v, %v", p, err)
+	}
+	var installed *device.ProfileInfo
+	for _, pi := range dev.InstalledProfiles() {
+		if pi.Identifier == "com.example.server-encrypted" {
+			installed = &pi
+		}
+	}
+	if installed == nil || !installed.Encrypted || len(installed.Payloads) != 1 {
+		t.Fatalf("the device's record of the profile: %+v", installed)
+	}
+
+	signed := signedBy(t, plain)
+	forgotten := srv.NewDevice()
+	forgottenID := srv.Enroll(forgotten)
+	if err := srv.Server().Store().DeleteDocument(ctx, "identity-certificate", forgottenID); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		ids     []string
+		command string
+		status  int
+		want    string
+	}{
+		{"two enrollments", []string{id, otherID}, installCommand(plain), 400, "exactly one enrollment, not 2"},
+		{"not InstallProfile", []string{id}, `{"RequestType":"ProfileList"}`, 400, "is for InstallProfile; this command is ProfileList"},
+		{"a signed profile", []string{id}, installCommand(signed), 400, "encrypt the unsigned profile, then sign the result"},
+		{"not a profile", []string{id}, installCommand([]byte("hello")), 400, "the Payload cannot be encrypted"},
+		{"no identity certificate on record", []string{forgottenID}, installCommand(plain), 409, "no identity certificate on record"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := enqueue(tc.ids, tc.command)
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Status != tc.status || !strings.Contains(ae.Message, tc.want) {
+				t.Fatalf("want %d saying %q, got %v", tc.status, tc.want, err)
+			}
+			if q, err := srv.Client().Queue(ctx, tc.ids[0]); err != nil || len(q.Items) != 0 {
+				t.Fatalf("something was queued: %+v, %v", q, err)
+			}
+		})
+	}
+}
+
+// signedBy signs profile with a signer of a CA of its own.
+func signedBy(t *testing.T, profile []byte) []byte {
+	t.Helper()
+	ca, err := certs.NewCA("Signer CA", 2048, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, k, err := ca.IssueSigner("Profile Signer", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := profiles.Sign(profile, c, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -11,11 +11,19 @@ import (
 )
 
 // admitter lets the enrollment programs decide each enrollment's
-// Management at Authenticate (checkin.Admitter over enroll.Service).
-type admitter struct{ programs *enroll.Service }
+// Management at Authenticate (checkin.Admitter over enroll.Service), and
+// keeps the identity certificate the device authenticated with, which
+// encrypt_profile encrypts to.
+type admitter struct {
+	programs   *enroll.Service
+	identities identityArchive
+}
 
 func (a admitter) Admit(ctx context.Context, r *checkin.Request, e *store.Enrollment) error {
-	return a.programs.Admit(ctx, r.Query, e)
+	if err := a.programs.Admit(ctx, r.Query, e); err != nil {
+		return err
+	}
+	return a.identities.keep(ctx, e.ID, r.Cert)
 }
 
 // Programs is the enrollment programs' service (directory, enrollment type

@@ -184,7 +184,7 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 	s.push.observe = s.metrics.ObservePush
 	hub := checkin.NewResultHub()
 	s.ddm = ddm.New(st, ddm.WithLogger(s.log), ddm.WithClock(s.now))
-	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now), checkin.WithAdmitter(admitter{s.programs}),
+	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now), checkin.WithAdmitter(admitter{s.programs, identityArchive{st}}),
 		checkin.WithUserAuthenticate(s.userAuth), checkin.WithResultHub(hub),
 		checkin.WithOnPushChange(s.onPushChange), checkin.WithDeclarative(s.ddm), checkin.WithTokenIssuer(tokenIssuer{s}))
 	s.verifier = certs.NewVerifier([]*x509.Certificate{pki.CA.Cert})
@@ -209,6 +209,7 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 		handlers.WithPush(s.push, s.push, s.push),
 		handlers.WithProfileTrust(profileTrust(pki.CA.Cert)),
 		handlers.WithOptions(s.appsOptions()...), // apps and retire (apps.go)
+		handlers.WithIdentityCertificates(identityArchive{st}),
 		handlers.WithInfoFunc(s.info))
 	// The dashboard queues through the API's Enqueue, so a button does
 	// what POST /v1/commands does (checks, durable queue, push).

@@ -67,6 +67,8 @@ type API struct {
 	retireProfileID func(e *store.Enrollment) string
 	docs            store.Documents
 	apps            AppsService
+	// identities are the certificates encrypt_profile encrypts to (encrypt.go).
+	identities IdentityCertificates
 }
 
 // Option configures an API.

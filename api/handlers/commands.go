@@ -67,6 +67,13 @@ func (a *API) Enqueue(ctx context.Context, req *api.EnqueueRequest) (*api.Enqueu
 	if err := a.checkPolicy(ctx, cmd, ids); err != nil {
 		return nil, err
 	}
+	// Linted as given, before encrypt_profile hides the payloads.
+	lint := lintInstallProfile(cmd)
+	if req.EncryptProfile {
+		if err := a.encryptInstallProfile(ctx, cmd, ids); err != nil {
+			return nil, err
+		}
+	}
 	if items, err := a.store.CommandItems(ctx, cmd.CommandUUID); err == nil && len(items) > 0 {
 		return nil, httperr.New(http.StatusConflict, "a command with UUID %q already exists; choose another command_uuid or leave it out and the server makes one", cmd.CommandUUID)
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -86,7 +93,6 @@ func (a *API) Enqueue(ctx context.Context, req *api.EnqueueRequest) (*api.Enqueu
 	if a.onEnqueue != nil {
 		a.onEnqueue(ctx, rec, ids)
 	}
-	lint := lintInstallProfile(cmd)
 	pushed := a.pushAfterEnqueue(ctx, req, ids)
 	return &api.EnqueueResponse{
 		CommandUUID:   rec.UUID,
