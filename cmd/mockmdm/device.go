@@ -213,9 +213,9 @@ func deviceCmd(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintln(stdout)
 	case "profiles":
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "IDENTIFIER\tNAME\tPAYLOADS\tMANAGED\tVERIFIED")
+		fmt.Fprintln(tw, "IDENTIFIER\tNAME\tPAYLOADS\tMANAGED\tVERIFIED\tENCRYPTED")
 		for _, p := range d.InstalledProfiles() {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%v\n", p.Identifier, p.DisplayName, len(p.Payloads), p.Managed, p.Verified)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%v\t%v\n", p.Identifier, p.DisplayName, len(p.Payloads), p.Managed, p.Verified, p.Encrypted)
 		}
 		return tw.Flush()
 	case "transcript":
