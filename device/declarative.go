@@ -107,7 +107,7 @@ func (d *Device) Declarations(user string) (list []DeclarationStatus, syncs int,
 	if st == nil {
 		return nil, 0, ""
 	}
-	statuses := evaluate(st.Declarations)
+	statuses := evaluate(st.Declarations, d.predicateStatus(d.userEnrolled()))
 	for _, h := range st.Declarations {
 		s := statuses[h.Identifier]
 		list = append(list, DeclarationStatus{Kind: h.Kind, Type: h.Type, Identifier: h.Identifier, ServerToken: h.ServerToken, Active: s.active, Valid: s.valid, Reason: s.reason})
@@ -242,15 +242,20 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 	return nil
 }
 
-// declStatus is what the device reports about one declaration.
+// declStatus is what the device reports about one declaration: code is
+// the reason's code from Apple's declarationbase schema (Error.InvalidPayload
+// when empty and there is a reason), details its details.
 type declStatus struct {
-	active        bool
-	valid, reason string
+	active              bool
+	valid, reason, code string
+	details             map[string]any
 }
 
 // evaluate decides each declaration's valid and active (see the package
-// comment above).
-func evaluate(ds []*heldDeclaration) map[string]declStatus {
+// comment above); status is the device's status items by key path, which
+// an activation's Predicate reads (predicate.go) with the management
+// properties ds sets.
+func evaluate(ds []*heldDeclaration, status map[string]any) map[string]declStatus {
 	out := map[string]declStatus{}
 	byID := map[string]*heldDeclaration{}
 	for _, h := range ds {
@@ -271,6 +276,14 @@ func evaluate(ds []*heldDeclaration) map[string]declStatus {
 		}
 		out[h.Identifier] = st
 	}
+	// Predicates read the status items and the properties the valid
+	// com.apple.management.properties declarations set.
+	env := &predicateEnv{status: status, properties: map[string]any{}}
+	for _, h := range ds {
+		if h.Type == "com.apple.management.properties" && out[h.Identifier].valid == "valid" {
+			flattenStatus("", h.Payload, env.properties)
+		}
+	}
 	configActive := map[string]bool{}
 	for _, h := range ds {
 		if h.Kind != "activation" || out[h.Identifier].valid != "valid" {
@@ -278,9 +291,33 @@ func evaluate(ds []*heldDeclaration) map[string]declStatus {
 		}
 		confs, _ := stringList(h.Payload["StandardConfigurations"])
 		ok := true
+		var missing []any
 		for _, c := range confs {
 			if cd := byID[c]; cd == nil || cd.Kind != "configuration" || out[c].valid != "valid" {
 				ok = false
+				if cd == nil {
+					missing = append(missing, c)
+				}
+			}
+		}
+		about := map[string]any{"Identifier": h.Identifier, "ServerToken": h.ServerToken}
+		if len(missing) > 0 {
+			st := out[h.Identifier]
+			st.code, st.reason = "Error.MissingConfigurations", fmt.Sprintf("the activation lists configurations the device does not hold: %v", missing)
+			st.details = map[string]any{"Identifier": h.Identifier, "ServerToken": h.ServerToken, "ConfigurationIdentifiers": missing}
+			out[h.Identifier] = st
+		}
+		if src, _ := h.Payload["Predicate"].(string); ok && strings.TrimSpace(src) != "" {
+			about["Predicate"] = src
+			pred, err := parsePredicate(src)
+			switch {
+			case err != nil:
+				ok = false
+				out[h.Identifier] = declStatus{valid: "invalid", code: "Error.UnableToParsePredicate",
+					reason: "the Predicate does not parse: " + err.Error(), details: about}
+			case !pred.eval(env):
+				ok = false
+				out[h.Identifier] = declStatus{valid: "valid", code: "Info.Predicate", reason: "the Predicate is false on this device", details: about}
 			}
 		}
 		if ok {
@@ -381,7 +418,7 @@ func (d *Device) clientCapabilities() map[string]any {
 // Under User Enrollment the device's identifiers stay out of it, as they do
 // everywhere else.
 func (d *Device) statusReport(ds []*heldDeclaration, userEnrollment bool) ([]byte, error) {
-	statuses := evaluate(ds)
+	statuses := evaluate(ds, d.predicateStatus(userEnrollment))
 	lists := map[string][]map[string]any{}
 	for _, k := range declarationKinds {
 		lists[k.status] = []map[string]any{}
@@ -390,7 +427,15 @@ func (d *Device) statusReport(ds []*heldDeclaration, userEnrollment bool) ([]byt
 		s := statuses[h.Identifier]
 		item := map[string]any{"identifier": h.Identifier, "server-token": h.ServerToken, "active": s.active, "valid": s.valid}
 		if s.reason != "" {
-			item["reasons"] = []map[string]any{{"code": "Error.InvalidPayload", "description": s.reason}}
+			code := s.code
+			if code == "" {
+				code = "Error.InvalidPayload"
+			}
+			reason := map[string]any{"code": code, "description": s.reason}
+			if s.details != nil {
+				reason["details"] = s.details
+			}
+			item["reasons"] = []map[string]any{reason}
 		}
 		for _, k := range declarationKinds {
 			if k.kind == h.Kind {
@@ -398,23 +443,13 @@ func (d *Device) statusReport(ds []*heldDeclaration, userEnrollment bool) ([]byt
 			}
 		}
 	}
-	version, build := d.OS()
 	report := map[string]any{
 		"StatusItems": map[string]any{
 			"management": map[string]any{"declarations": lists, "client-capabilities": d.clientCapabilities()},
-			"device": map[string]any{
-				"identifier": map[string]any{"udid": d.hw.UDID, "serial-number": d.hw.SerialNumber},
-				"model":      map[string]any{"family": d.model.Family, "identifier": d.model.ProductName, "marketing-name": d.model.Description},
-				"operating-system": map[string]any{
-					"family": d.model.OSName, "version": version, "build-version": build,
-				},
-			},
+			"device":     d.deviceStatusItems(userEnrollment),
 		},
 		"Errors":     []any{},
 		"FullReport": true,
-	}
-	if userEnrollment {
-		delete(report["StatusItems"].(map[string]any)["device"].(map[string]any), "identifier")
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -423,4 +458,34 @@ func (d *Device) statusReport(ds []*heldDeclaration, userEnrollment bool) ([]byt
 		return nil, err
 	}
 	return bytes.TrimSpace(buf.Bytes()), nil
+}
+
+// deviceStatusItems are the device.* status items: model and OS, and its
+// identifiers except under User Enrollment, which keeps them out as it
+// does everywhere else.
+func (d *Device) deviceStatusItems(userEnrollment bool) map[string]any {
+	version, build := d.OS()
+	items := map[string]any{
+		"model":            map[string]any{"family": d.model.Family, "identifier": d.model.ProductName, "marketing-name": d.model.Description},
+		"operating-system": map[string]any{"family": d.model.OSName, "version": version, "build-version": build},
+	}
+	if !userEnrollment {
+		items["identifier"] = map[string]any{"udid": d.hw.UDID, "serial-number": d.hw.SerialNumber}
+	}
+	return items
+}
+
+// predicateStatus is what @status(...) reads in a Predicate: the device.*
+// status items by key path.
+func (d *Device) predicateStatus(userEnrollment bool) map[string]any {
+	out := map[string]any{}
+	flattenStatus("device", d.deviceStatusItems(userEnrollment), out)
+	return out
+}
+
+// userEnrolled reports whether the device's enrollment is a User Enrollment.
+func (d *Device) userEnrolled() bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.st.enrollment != nil && d.st.enrollment.userEnrollment
 }

@@ -9,7 +9,8 @@ import (
 // accepts the payload; an activation is active only when every
 // configuration it lists is held and valid; a configuration only through
 // an active activation; an asset only when an active configuration names
-// it; a management declaration when valid.
+// it; a management declaration when valid. An activation's Predicate, over
+// the device's status items, must be true too.
 func TestEvaluateDeclarations(t *testing.T) {
 	ds := []*heldDeclaration{
 		{Kind: "activation", Type: "com.apple.activation.simple", Identifier: "act.ok", Payload: map[string]any{"StandardConfigurations": []any{"conf.ok"}}},
@@ -20,22 +21,39 @@ func TestEvaluateDeclarations(t *testing.T) {
 		{Kind: "configuration", Type: "com.apple.configuration.management.test", Identifier: "conf.idle", Payload: map[string]any{"Echo": "x"}},
 		{Kind: "configuration", Type: "com.apple.configuration.unheard-of", Identifier: "conf.unknown", Payload: map[string]any{}},
 		{Kind: "management", Type: "com.apple.management.organization-info", Identifier: "mgmt", Payload: map[string]any{"Name": "Example Org"}},
+		{Kind: "activation", Type: "com.apple.activation.simple", Identifier: "act.ipad", Payload: map[string]any{"StandardConfigurations": []any{"conf.ipad"}, "Predicate": `@status(device.model.family) == "iPad"`}},
+		{Kind: "configuration", Type: "com.apple.configuration.management.test", Identifier: "conf.ipad", Payload: map[string]any{"Echo": "iPad"}},
+		{Kind: "activation", Type: "com.apple.activation.simple", Identifier: "act.mac", Payload: map[string]any{"StandardConfigurations": []any{"conf.mac"}, "Predicate": `@status(device.model.family) == "Mac"`}},
+		{Kind: "configuration", Type: "com.apple.configuration.management.test", Identifier: "conf.mac", Payload: map[string]any{"Echo": "Mac"}},
+		{Kind: "activation", Type: "com.apple.activation.simple", Identifier: "act.unparsable", Payload: map[string]any{"StandardConfigurations": []any{"conf.mac"}, "Predicate": `model.family == "Mac"`}},
 	}
-	got := evaluate(ds)
+	got := evaluate(ds, map[string]any{"device.model.family": "iPad"})
 	want := map[string]declStatus{
 		"act.ok":       {active: true, valid: "valid"},
-		"act.missing":  {active: false, valid: "valid"},
 		"act.bad":      {active: false, valid: "valid"},
 		"conf.ok":      {active: true, valid: "valid"},
 		"conf.bad":     {active: false, valid: "invalid"},
 		"conf.idle":    {active: false, valid: "valid"},
 		"conf.unknown": {active: false, valid: "invalid"},
 		"mgmt":         {active: true, valid: "valid"},
+		// The Predicate decides: true on this iPad, false, and one the
+		// device cannot parse (Apple's reason codes).
+		"act.ipad":       {active: true, valid: "valid"},
+		"conf.ipad":      {active: true, valid: "valid"},
+		"act.mac":        {active: false, valid: "valid", code: "Info.Predicate"},
+		"conf.mac":       {active: false, valid: "valid"},
+		"act.unparsable": {active: false, valid: "invalid", code: "Error.UnableToParsePredicate"},
+		"act.missing":    {active: false, valid: "valid", code: "Error.MissingConfigurations"},
 	}
 	for id, w := range want {
 		g := got[id]
-		if g.active != w.active || g.valid != w.valid {
-			t.Errorf("%s: active %v valid %s (%s), want active %v valid %s", id, g.active, g.valid, g.reason, w.active, w.valid)
+		if g.active != w.active || g.valid != w.valid || w.code != "" && g.code != w.code {
+			t.Errorf("%s: active %v valid %s %s (%s), want active %v valid %s %s", id, g.active, g.valid, g.code, g.reason, w.active, w.valid, w.code)
+		}
+		if w.code == "Info.Predicate" || w.code == "Error.UnableToParsePredicate" {
+			if g.details["Predicate"] == nil || g.details["Identifier"] != id {
+				t.Errorf("%s: the reason's details %v do not name the activation and its predicate", id, g.details)
+			}
 		}
 		if g.valid == "invalid" && g.reason == "" {
 			t.Errorf("%s: invalid without a reason", id)

@@ -60,17 +60,7 @@ func TestDeclarativeManagementEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status == nil {
-		t.Fatal("no status report reached the server")
-	}
-	var report map[string]any
-	if err := json.Unmarshal(got.Status.Report, &report); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := schema.Lookup(schema.KindDDMProtocol, "StatusReport")
-	if probs := schema.ValidateDict(s.PayloadKeys, report, ""); len(probs) > 0 {
-		t.Errorf("the device's status report breaks Apple's schema: %v", probs)
-	}
+	checkStatusReport(t, got)
 	decls := got.Status.StatusItems["management"].(map[string]any)["declarations"].(map[string]any)
 	confs := decls["configurations"].([]any)
 	if len(confs) != 1 || confs[0].(map[string]any)["identifier"] != "com.example.test" || confs[0].(map[string]any)["active"] != true {
@@ -215,5 +205,100 @@ func TestDeclarationAssignments(t *testing.T) {
 	}
 	if got, _ := c.EnrollmentDeclarations(ctx, ids[0]); len(got.Identifiers) != 1 {
 		t.Errorf("a refused call changed an assignment: %+v", got)
+	}
+}
+
+// TestDeclarativePredicates: an activation's Predicate over the device's
+// status items and the management properties decides, on a virtual device, whether its configurations
+// apply. The status report the server keeps says so with Apple's reason
+// codes (Info.Predicate for a false one, Error.UnableToParsePredicate for
+// one that does not parse) and still passes Apple's StatusReport schema.
+func TestDeclarativePredicates(t *testing.T) {
+	ctx := context.Background()
+	srv := mdmtest.NewServer(t)
+	c := srv.Client()
+	dev := srv.NewDevice(device.WithModel(device.IPad))
+	srv.Enroll(dev)
+	for _, d := range []api.Declaration{
+		{Type: "com.apple.configuration.management.test", Identifier: "conf.ipad", Payload: map[string]any{"Echo": "iPad"}},
+		{Type: "com.apple.configuration.management.test", Identifier: "conf.mac", Payload: map[string]any{"Echo": "Mac"}},
+		{Type: "com.apple.activation.simple", Identifier: "act.ipad", Payload: map[string]any{"StandardConfigurations": []any{"conf.ipad"},
+			"Predicate": `@status(device.model.family) == "iPad" AND @status(device.operating-system.family) IN {"iOS", "iPadOS"}`}},
+		{Type: "com.apple.activation.simple", Identifier: "act.mac", Payload: map[string]any{"StandardConfigurations": []any{"conf.mac"},
+			"Predicate": `@status(device.model.family) == "Mac"`}},
+		{Type: "com.apple.activation.simple", Identifier: "act.broken", Payload: map[string]any{"StandardConfigurations": []any{"conf.mac"},
+			"Predicate": `@status(device.model.family == "Mac"`}},
+		{Type: "com.apple.management.properties", Identifier: "props", Payload: map[string]any{"site": "Berlin", "groups": []any{"staff", "ipads"}}},
+		{Type: "com.apple.configuration.management.test", Identifier: "conf.berlin", Payload: map[string]any{"Echo": "Berlin"}},
+		{Type: "com.apple.activation.simple", Identifier: "act.berlin", Payload: map[string]any{"StandardConfigurations": []any{"conf.berlin"},
+			"Predicate": `@property(site) ==[c] "berlin" AND ANY @property(groups) IN {"ipads"}`}},
+	} {
+		if _, err := c.PutDeclaration(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), "conf.ipad", "conf.mac", "act.ipad", "act.mac", "act.broken", "props", "conf.berlin", "act.berlin"); err != nil {
+		t.Fatal(err)
+	}
+	if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement: %+v", r)
+	}
+	got, err := c.EnrollmentDeclarations(ctx, dev.UDID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStatusReport(t, got)
+	decls := got.Status.StatusItems["management"].(map[string]any)["declarations"].(map[string]any)
+	si, _ := schema.StatusItem("management.declarations")
+	if probs := schema.ValidateDict(si.PayloadKeys, map[string]any{"management.declarations": decls}, ""); len(probs) > 0 {
+		t.Errorf("management.declarations breaks Apple's schema: %v", probs)
+	}
+	byID := map[string]map[string]any{}
+	for _, list := range decls {
+		for _, item := range list.([]any) {
+			m := item.(map[string]any)
+			byID[m["identifier"].(string)] = m
+		}
+	}
+	code := func(id string) string {
+		reasons, _ := byID[id]["reasons"].([]any)
+		if len(reasons) == 0 {
+			return ""
+		}
+		return reasons[0].(map[string]any)["code"].(string)
+	}
+	for id, want := range map[string]struct {
+		active      bool
+		valid, code string
+	}{
+		"act.ipad":   {true, "valid", ""},
+		"conf.ipad":  {true, "valid", ""},
+		"act.mac":    {false, "valid", "Info.Predicate"},
+		"conf.mac":   {false, "valid", ""},
+		"act.broken": {false, "invalid", "Error.UnableToParsePredicate"},
+		// A predicate over the properties a management declaration set.
+		"act.berlin":  {true, "valid", ""},
+		"conf.berlin": {true, "valid", ""},
+	} {
+		if g := byID[id]; g == nil || g["active"] != want.active || g["valid"] != want.valid || code(id) != want.code {
+			t.Errorf("%s reported as %v; want active %v, valid %s, reason %q", id, g, want.active, want.valid, want.code)
+		}
+	}
+}
+
+// checkStatusReport fails the test unless a status report reached the
+// server and it passes Apple's StatusReport schema.
+func checkStatusReport(t *testing.T, got *api.EnrollmentDeclarations) {
+	t.Helper()
+	if got.Status == nil {
+		t.Fatal("no status report reached the server")
+	}
+	var report map[string]any
+	if err := json.Unmarshal(got.Status.Report, &report); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := schema.Lookup(schema.KindDDMProtocol, "StatusReport")
+	if probs := schema.ValidateDict(s.PayloadKeys, report, ""); len(probs) > 0 {
+		t.Errorf("the device's status report breaks Apple's schema: %v", probs)
 	}
 }
