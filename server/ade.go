@@ -26,7 +26,7 @@ func (s *Server) ABM() *ade.Service { return s.abm }
 // against the host of their base URL, dropping any path, so a DEP client
 // is pointed at this server's own URL.
 func (s *Server) adeRoutes() (apple, activation, admin []ade.Route) {
-	apple = s.abm.Routes()
+	apple = append(s.abm.Routes(), s.abm.EscrowKeyUnlockRoutes(s.pushCertClient)...)
 	for _, r := range s.abm.ActivationRoutes() {
 		r.Path = "/ade" + r.Path
 		activation = append(activation, r)
@@ -36,6 +36,23 @@ func (s *Server) adeRoutes() (apple, activation, admin []ade.Route) {
 		admin = append(admin, r)
 	}
 	return apple, activation, admin
+}
+
+// pushCertClient is how the mock of Apple's "escrow key unlock" knows the
+// MDM server: Apple authenticates that call by mutual TLS with the
+// server's APNs push certificate, so the TLS client certificate must be
+// the push certificate this server holds (uploaded, or its mock one). The
+// handshake has already checked the client holds its key.
+func (s *Server) pushCertClient(r *http.Request) error {
+	switch {
+	case r.TLS == nil:
+		return httperr.New(http.StatusForbidden, "escrow key unlock authenticates the MDM server by its APNs push certificate over mutual TLS; this request came over plain HTTP (use the HTTPS listener)")
+	case len(r.TLS.PeerCertificates) == 0:
+		return httperr.New(http.StatusForbidden, "no TLS client certificate: present the push certificate and its key, as for Apple (GET /v1/push/certificate shows which)")
+	case !s.push.isPushCert(r.TLS.PeerCertificates[0]):
+		return httperr.New(http.StatusForbidden, "the TLS client certificate %q is not this server's push certificate (GET /v1/push/certificate shows which)", r.TLS.PeerCertificates[0].Subject.String())
+	}
+	return nil
 }
 
 // abmDefiner defines the MDM side's ADE enrollment profiles in the

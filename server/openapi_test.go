@@ -70,7 +70,8 @@ func TestEveryEndpointAuthenticatedOrPublic(t *testing.T) {
 		// The simulated ABM's ADE API: OAuth 1.0a (/session), then its session header.
 		"GET /session": true, "GET /account": true, "POST /server/devices": true, "POST /devices/sync": true,
 		"POST /devices": true, "POST /devices/disown": true, "POST /device/activationlock": true,
-		"POST /account-driven-enrollment/profile": true, "GET /account-driven-enrollment/profile": true, "DELETE /account-driven-enrollment/profile": true,
+		"POST /deviceservicesworkers/escrowKeyUnlock": true, // Apple's escrow key unlock: guarded by mutual TLS with the push certificate
+		"POST /account-driven-enrollment/profile":     true, "GET /account-driven-enrollment/profile": true, "DELETE /account-driven-enrollment/profile": true,
 		"GET /os-beta-enrollment/tokens": true, "POST /profile": true, "GET /profile": true,
 		"PUT /profile/devices": true, "POST /profile/devices": true, "DELETE /profile/devices": true,
 		"POST /ade/activation": true, // mock Apple activation service: what Apple tells any device

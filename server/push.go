@@ -194,6 +194,13 @@ func (p *pushService) use(cert *x509.Certificate, key *rsa.PrivateKey, chain []*
 	return nil
 }
 
+// isPushCert reports whether c is the push certificate in use.
+func (p *pushService) isPushCert(c *x509.Certificate) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.cert != nil && p.cert.Equal(c)
+}
+
 // Topic is the current push topic: what enrollment profiles carry.
 func (p *pushService) Topic() string {
 	p.mu.RLock()
