@@ -302,10 +302,13 @@ type commandAction struct {
 	as      string
 	push    *bool
 	uuid    string
+	// encrypt asks the server to encrypt an InstallProfile's profile to
+	// the device's identity (POST /v1/commands "encrypt_profile").
+	encrypt bool
 }
 
 func (p *parser) commandStep(m map[string]kv, field string, index int) (action, error) {
-	if err := p.fieldsOf(m, field, "device", "devices", "user", "as", "push", "uuid"); err != nil {
+	if err := p.fieldsOf(m, field, "device", "devices", "user", "as", "push", "uuid", "encrypt_profile"); err != nil {
 		return nil, err
 	}
 	a := &commandAction{}
@@ -386,6 +389,17 @@ func (p *parser) commandStep(m map[string]kv, field string, index int) (action, 
 			return nil, err
 		}
 	}
+	if f, ok := m["encrypt_profile"]; ok {
+		if a.encrypt, err = p.boolean(f.value, sibling(field, "encrypt_profile")); err != nil {
+			return nil, err
+		}
+		switch {
+		case a.encrypt && a.rt != "InstallProfile":
+			return nil, p.errf(f.value, sibling(field, "encrypt_profile"), "is for InstallProfile; this command is %s", a.rt)
+		case a.encrypt && len(a.devices) != 1:
+			return nil, p.errf(f.value, sibling(field, "encrypt_profile"), "needs one device, not %d: each device's profile is encrypted to its own identity, so give one command step per device", len(a.devices))
+		}
+	}
 	return a, nil
 }
 
@@ -394,6 +408,9 @@ func (a *commandAction) summary() string {
 	if a.user != "" {
 		s += " (user " + a.user + ")"
 	}
+	if a.encrypt {
+		s += ", encrypted to its identity"
+	}
 	if a.as != "" {
 		s += " as " + a.as
 	}
@@ -401,7 +418,7 @@ func (a *commandAction) summary() string {
 }
 
 func (a *commandAction) run(ctx context.Context, r *run) error {
-	req := api.EnqueueRequest{Command: a.command, RawPlist: a.raw, CommandUUID: a.uuid, Push: a.push}
+	req := api.EnqueueRequest{Command: a.command, RawPlist: a.raw, CommandUUID: a.uuid, Push: a.push, EncryptProfile: a.encrypt}
 	for _, name := range a.devices {
 		id, err := r.enrollmentID(name)
 		if err != nil {
