@@ -296,27 +296,50 @@ func (c *Client) EnrollmentDeclarations(ctx context.Context, enrollmentID string
 	return &out, nil
 }
 
+// HostProfile hosts a profile under name (PUT /v1/hosted-profiles/{name}),
+// for a declarative legacy configuration's ProfileURL.
+func (c *Client) HostProfile(ctx context.Context, name string, profile []byte) (*HostedProfile, error) {
+	var out HostedProfile
+	if err := c.send(ctx, http.MethodPut, "/v1/hosted-profiles/"+url.PathEscape(name), nil, "application/x-apple-aspen-config", profile, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteHostedProfile stops hosting a profile.
+func (c *Client) DeleteHostedProfile(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/hosted-profiles/"+url.PathEscape(name), nil, nil, nil)
+}
+
 // do sends one request and decodes a 2xx JSON answer into out, or turns
 // any other answer into an *Error.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	if in == nil {
+		return c.send(ctx, method, path, q, "", nil, out)
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("mockmdm API: encoding request: %w", err)
+	}
+	return c.send(ctx, method, path, q, "application/json", b, out)
+}
+
+// send is do with a body already encoded as contentType ("" and nil: none).
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, contentType string, in []byte, out any) error {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
 	var body io.Reader
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("mockmdm API: encoding request: %w", err)
-		}
-		body = bytes.NewReader(b)
+		body = bytes.NewReader(in)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return fmt.Errorf("mockmdm API: %w", err)
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.key != "" {

@@ -475,3 +475,15 @@ type DeclarationAssignment struct {
 	Assigned          int    `json:"assigned"`
 	DeclarationsToken string `json:"declarations_token"`
 }
+
+// HostedProfile answers PUT /v1/hosted-profiles/{name}: a profile the
+// server hosts for devices to download.
+type HostedProfile struct {
+	Name string `json:"name"`
+	// URL is where devices download it: what a declarative legacy
+	// configuration's ProfileURL gives.
+	URL               string `json:"url"`
+	PayloadIdentifier string `json:"payload_identifier"`
+	Signed            bool   `json:"signed"`
+	Size              int    `json:"size"`
+}

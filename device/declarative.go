@@ -62,6 +62,9 @@ type declarativeState struct {
 	// Syncs counts completed syncs; LastError is the last sync's failure.
 	Syncs     int    `json:"syncs"`
 	LastError string `json:"last_error,omitempty"`
+	// ApplyErrors says, by identifier, why a configuration the device
+	// applies (legacy.go) could not be applied at the last sync.
+	ApplyErrors map[string]string `json:"apply_errors,omitempty"`
 }
 
 // maxDeclarations bounds what one sync fetches, so a server listing
@@ -107,7 +110,7 @@ func (d *Device) Declarations(user string) (list []DeclarationStatus, syncs int,
 	if st == nil {
 		return nil, 0, ""
 	}
-	statuses := evaluate(st.Declarations, d.predicateStatus(d.userEnrolled()))
+	statuses := evaluate(st.Declarations, d.predicateStatus(d.userEnrolled()), st.ApplyErrors)
 	for _, h := range st.Declarations {
 		s := statuses[h.Identifier]
 		list = append(list, DeclarationStatus{Kind: h.Kind, Type: h.Type, Identifier: h.Identifier, ServerToken: h.ServerToken, Active: s.active, Valid: s.valid, Reason: s.reason})
@@ -134,7 +137,7 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 	}
 	held := &declarativeState{}
 	if prev != nil {
-		held.Token, held.Syncs = prev.Token, prev.Syncs
+		held.Token, held.Syncs, held.ApplyErrors = prev.Token, prev.Syncs, prev.ApplyErrors
 		held.Declarations = slices.Clone(prev.Declarations)
 	}
 	defer func() {
@@ -231,7 +234,8 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 	}
 	sort.SliceStable(next, func(i, j int) bool { return next[i].Identifier < next[j].Identifier })
 	held.Declarations = next // applied, whether or not the report gets through
-	report, err := d.statusReport(next, e.userEnrollment)
+	held.ApplyErrors = d.applyLegacyProfiles(ctx, user, next, d.predicateStatus(e.userEnrollment))
+	report, err := d.statusReport(next, e.userEnrollment, held.ApplyErrors)
 	if err != nil {
 		return err
 	}
@@ -255,7 +259,7 @@ type declStatus struct {
 // comment above); status is the device's status items by key path, which
 // an activation's Predicate reads (predicate.go) with the management
 // properties ds sets.
-func evaluate(ds []*heldDeclaration, status map[string]any) map[string]declStatus {
+func evaluate(ds []*heldDeclaration, status map[string]any, applyErrors map[string]string) map[string]declStatus {
 	out := map[string]declStatus{}
 	byID := map[string]*heldDeclaration{}
 	for _, h := range ds {
@@ -335,6 +339,10 @@ func evaluate(ds []*heldDeclaration, status map[string]any) map[string]declStatu
 		case "configuration":
 			st := out[h.Identifier]
 			st.active = configActive[h.Identifier]
+			if msg := applyErrors[h.Identifier]; st.active && msg != "" {
+				st.active = false
+				st.code, st.reason, st.details = "Error.ConfigurationCannotBeApplied", "the configuration could not be applied: "+msg, map[string]any{"Error": msg}
+			}
 			out[h.Identifier] = st
 			if st.active {
 				for _, s := range stringsIn(h.Payload) {
@@ -417,8 +425,8 @@ func (d *Device) clientCapabilities() map[string]any {
 // statusReport is the full status report of what the device holds.
 // Under User Enrollment the device's identifiers stay out of it, as they do
 // everywhere else.
-func (d *Device) statusReport(ds []*heldDeclaration, userEnrollment bool) ([]byte, error) {
-	statuses := evaluate(ds, d.predicateStatus(userEnrollment))
+func (d *Device) statusReport(ds []*heldDeclaration, userEnrollment bool, applyErrors map[string]string) ([]byte, error) {
+	statuses := evaluate(ds, d.predicateStatus(userEnrollment), applyErrors)
 	lists := map[string][]map[string]any{}
 	for _, k := range declarationKinds {
 		lists[k.status] = []map[string]any{}

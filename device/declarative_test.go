@@ -27,7 +27,7 @@ func TestEvaluateDeclarations(t *testing.T) {
 		{Kind: "configuration", Type: "com.apple.configuration.management.test", Identifier: "conf.mac", Payload: map[string]any{"Echo": "Mac"}},
 		{Kind: "activation", Type: "com.apple.activation.simple", Identifier: "act.unparsable", Payload: map[string]any{"StandardConfigurations": []any{"conf.mac"}, "Predicate": `model.family == "Mac"`}},
 	}
-	got := evaluate(ds, map[string]any{"device.model.family": "iPad"})
+	got := evaluate(ds, map[string]any{"device.model.family": "iPad"}, nil)
 	want := map[string]declStatus{
 		"act.ok":       {active: true, valid: "valid"},
 		"act.bad":      {active: false, valid: "valid"},

@@ -39,6 +39,9 @@ type ProfileInfo struct {
 	// Encrypted is set for a profile whose payloads came in
 	// EncryptedPayloadContent; Raw then holds them decrypted.
 	Encrypted bool
+	// Declaration is the legacy configuration that installed the profile
+	// (legacy.go), at ServerToken DeclarationToken; empty otherwise.
+	Declaration, DeclarationToken string
 	// Managed is set for a profile the MDM server installed (InstallProfile);
 	// only those can it remove.
 	Managed bool

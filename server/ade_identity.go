@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/internal/httperr"
 )
 
@@ -51,13 +50,7 @@ type DeviceIdentity struct {
 // mock CA's key. Real Apple never offers this: a real device gets its
 // identity at activation. The route is behind the API key.
 func (s *Server) serveDeviceIdentity(w http.ResponseWriter, r *http.Request) {
-	fail := func(err error) {
-		status := httperr.StatusOf(err)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		b, _ := json.Marshal(api.ErrorBody{Error: httperr.ReasonOf(err), Status: status})
-		_, _ = w.Write(b)
-	}
+	fail := func(err error) { writeAPIError(w, err) }
 	if s.pki.AppleDeviceCA == nil {
 		fail(httperr.New(http.StatusConflict, "this server has no mock Apple device CA to issue identities from"))
 		return

@@ -7,10 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/micromdm/plist"
+
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/device"
 	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/mdm/schema"
+	"github.com/mockmdm/mockmdm/server"
 	"github.com/mockmdm/mockmdm/server/mdmtest"
 )
 
@@ -300,5 +303,116 @@ func checkStatusReport(t *testing.T, got *api.EnrollmentDeclarations) {
 	s, _ := schema.Lookup(schema.KindDDMProtocol, "StatusReport")
 	if probs := schema.ValidateDict(s.PayloadKeys, report, ""); len(probs) > 0 {
 		t.Errorf("the device's status report breaks Apple's schema: %v", probs)
+	}
+}
+
+// TestDeclarativeLegacyProfile: a com.apple.configuration.legacy
+// configuration names a profile the server hosts; a virtual device that
+// syncs it while an activation makes it active downloads and installs the
+// profile (managed, marked as the configuration's), removes it when the
+// configuration is no longer active, and reports one it cannot download
+// with Apple's Error.ConfigurationCannotBeApplied, in a report that passes
+// Apple's schema.
+func TestDeclarativeLegacyProfile(t *testing.T) {
+	ctx := context.Background()
+	srv := mdmtest.NewServer(t)
+	c := srv.Client()
+	dev := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true))
+	srv.Enroll(dev)
+	profile, err := plist.MarshalIndent(map[string]any{
+		"PayloadType": "Configuration", "PayloadVersion": 1, "PayloadIdentifier": "com.example.camera",
+		"PayloadUUID": "6E1C2B7A-3D4F-4A5B-9C8D-1E2F3A4B5C6D",
+		"PayloadContent": []any{map[string]any{
+			"PayloadType": "com.apple.applicationaccess", "PayloadVersion": 1,
+			"PayloadIdentifier": "com.example.camera.restrictions", "PayloadUUID": "0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D",
+			"allowCamera": false,
+		}},
+	}, "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosted, err := c.HostProfile(ctx, "camera", profile)
+	if err != nil || hosted.PayloadIdentifier != "com.example.camera" || hosted.URL != srv.URL()+server.PathHostedProfiles+"/camera" {
+		t.Fatalf("hosting the profile: %+v %v", hosted, err)
+	}
+	put := func(d api.Declaration) {
+		t.Helper()
+		if _, err := c.PutDeclaration(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync := func() {
+		t.Helper()
+		if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+			t.Fatalf("DeclarativeManagement: %+v", r)
+		}
+	}
+	legacyProfile := func() *device.ProfileInfo {
+		for _, p := range dev.InstalledProfiles() {
+			if p.Identifier == "com.example.camera" {
+				return &p
+			}
+		}
+		return nil
+	}
+	put(api.Declaration{Type: "com.apple.configuration.legacy", Identifier: "conf.camera", Payload: map[string]any{"ProfileURL": hosted.URL}})
+	put(api.Declaration{Type: "com.apple.activation.simple", Identifier: "act.camera", Payload: map[string]any{"StandardConfigurations": []any{"conf.camera"}}})
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), "conf.camera", "act.camera"); err != nil {
+		t.Fatal(err)
+	}
+	sync()
+	p := legacyProfile()
+	if p == nil || !p.Managed || p.Declaration != "conf.camera" {
+		t.Fatalf("after the sync the device holds %+v, want the hosted profile installed for conf.camera", p)
+	}
+	if r := srv.Run(dev, map[string]any{"RequestType": "Restrictions"}); !strings.Contains(r.ResultPlist, "allowCamera") {
+		t.Errorf("the legacy profile's restriction is not in force: %s", r.ResultPlist)
+	}
+
+	// No longer active: the profile goes.
+	put(api.Declaration{Type: "com.apple.activation.simple", Identifier: "act.camera", Payload: map[string]any{"StandardConfigurations": []any{"conf.camera"}, "Predicate": `@status(device.model.family) == "Mac"`}})
+	sync()
+	if p := legacyProfile(); p != nil {
+		t.Fatalf("the configuration is inactive, yet the device holds %+v", p)
+	}
+
+	// A ProfileURL the server does not host: reported, not installed.
+	put(api.Declaration{Type: "com.apple.activation.simple", Identifier: "act.camera", Payload: map[string]any{"StandardConfigurations": []any{"conf.missing"}}})
+	put(api.Declaration{Type: "com.apple.configuration.legacy", Identifier: "conf.missing", Payload: map[string]any{"ProfileURL": srv.URL() + server.PathHostedProfiles + "/missing"}})
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), "conf.missing", "act.camera"); err != nil {
+		t.Fatal(err)
+	}
+	sync()
+	got, err := c.EnrollmentDeclarations(ctx, dev.UDID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStatusReport(t, got)
+	confs := got.Status.StatusItems["management"].(map[string]any)["declarations"].(map[string]any)["configurations"].([]any)
+	var missing map[string]any
+	for _, item := range confs {
+		if m := item.(map[string]any); m["identifier"] == "conf.missing" {
+			missing = m
+		}
+	}
+	reasons, _ := missing["reasons"].([]any)
+	if missing == nil || missing["active"] != false || len(reasons) != 1 || reasons[0].(map[string]any)["code"] != "Error.ConfigurationCannotBeApplied" ||
+		!strings.Contains(reasons[0].(map[string]any)["description"].(string), "404") {
+		t.Fatalf("the undownloadable configuration is reported as %v", missing)
+	}
+
+	// Hosting: refusals and removal.
+	var ae *api.Error
+	if _, err := c.HostProfile(ctx, "bad", []byte("not a profile")); !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Message, "not a profile a device can install") {
+		t.Errorf("hosting garbage: %v", err)
+	}
+	if _, err := c.HostProfile(ctx, "../etc", profile); !errors.As(err, &ae) || ae.Status != 400 && ae.Status != 404 {
+		t.Errorf("hosting under a path-like name: %v", err)
+	}
+	if err := c.DeleteHostedProfile(ctx, "camera"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteHostedProfile(ctx, "camera"); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Errorf("deleting it twice: %v", err)
 	}
 }
