@@ -7,7 +7,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/micromdm/nanodep/albc"
@@ -170,10 +169,23 @@ func (s *Service) handleEscrowKeyUnlock(w http.ResponseWriter, r *http.Request, 
 		rec.WriteHeader(http.StatusOK)
 		note = "unlocked " + req.Serial
 	}
-	// The bypass code unlocks the device: the transcript keeps the rest,
-	// whether the body parsed or not.
-	s.record(r.Context(), "ade", "escrow-key-unlock", r, escrowKeyRE.ReplaceAll(body, []byte("${1}(redacted)")), rec, note)
+	s.record(r.Context(), "ade", "escrow-key-unlock", r, redactedForm(body), rec, note)
 }
 
-// escrowKeyRE finds escrowKey values in a form body, however encoded.
-var escrowKeyRE = regexp.MustCompile(`(?i)((?:^|&)escrow(?:%4b|K)ey=)[^&]*`)
+// redactedForm is a form body as the transcript keeps it: the bypass code
+// unlocks the device, so escrowKey is replaced, however the client encoded
+// its name; a body that does not parse as a form is not kept at all, as it
+// might hold the code in a form this cannot find.
+func redactedForm(body []byte) []byte {
+	if len(body) == 0 {
+		return nil
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return []byte("(the body is not kept: it does not parse as a form)")
+	}
+	if form.Has("escrowKey") {
+		form["escrowKey"] = []string{"(redacted)"}
+	}
+	return []byte(form.Encode())
+}

@@ -28,21 +28,23 @@ import (
 // (the tokens, declaration-items and status report shapes) and
 // declarative/status/management.declarations.yaml and device.*.yaml (the
 // status items). A declaration is valid when Apple's schema knows its type
-// and its payload passes that schema. An activation is active when it is
-// valid and every configuration it lists is held and valid; its Predicate
-// is not evaluated (taken as true), which is mockmdm's simplification. A
+// and its payload passes that schema (an activation's Predicate must also
+// parse). An activation is active when it is valid, every configuration
+// it lists is held and valid, and its Predicate is true (predicate.go). A
 // configuration is active when an active activation lists it, an asset
 // when an active configuration's payload names it, a management
-// declaration when valid. What a declaration configures is not applied:
-// a virtual device holds and reports declarations, it does not enforce
-// them.
+// declaration when valid. Of what declarations configure, the device
+// applies legacy profiles (legacy.go); it holds and reports the rest
+// without enforcing them.
 
 // DeclarationStatus is one declaration a virtual device holds and what it
 // reported about it.
 type DeclarationStatus struct {
 	Kind, Type, Identifier, ServerToken string
 	Active                              bool
-	// Valid is "valid" or "invalid"; Reason says why it is invalid.
+	// Valid is "valid" or "invalid"; Reason says why it is invalid, or why
+	// a valid one is not active (a false predicate, a missing configuration,
+	// a configuration that could not be applied).
 	Valid, Reason string
 }
 
@@ -311,7 +313,10 @@ func evaluate(ds []*heldDeclaration, status map[string]any, applyErrors map[stri
 			st.details = map[string]any{"Identifier": h.Identifier, "ServerToken": h.ServerToken, "ConfigurationIdentifiers": missing}
 			out[h.Identifier] = st
 		}
-		if src, _ := h.Payload["Predicate"].(string); ok && strings.TrimSpace(src) != "" {
+		// A predicate that does not parse makes the activation invalid
+		// whatever else it lists; one that parses is evaluated only when
+		// the activation could apply.
+		if src, _ := h.Payload["Predicate"].(string); strings.TrimSpace(src) != "" {
 			about["Predicate"] = src
 			pred, err := parsePredicate(src)
 			switch {
@@ -319,7 +324,7 @@ func evaluate(ds []*heldDeclaration, status map[string]any, applyErrors map[stri
 				ok = false
 				out[h.Identifier] = declStatus{valid: "invalid", code: "Error.UnableToParsePredicate",
 					reason: "the Predicate does not parse: " + err.Error(), details: about}
-			case !pred.eval(env):
+			case ok && !pred.eval(env):
 				ok = false
 				out[h.Identifier] = declStatus{valid: "valid", code: "Info.Predicate", reason: "the Predicate is false on this device", details: about}
 			}

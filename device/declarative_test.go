@@ -26,6 +26,7 @@ func TestEvaluateDeclarations(t *testing.T) {
 		{Kind: "activation", Type: "com.apple.activation.simple", Identifier: "act.mac", Payload: map[string]any{"StandardConfigurations": []any{"conf.mac"}, "Predicate": `@status(device.model.family) == "Mac"`}},
 		{Kind: "configuration", Type: "com.apple.configuration.management.test", Identifier: "conf.mac", Payload: map[string]any{"Echo": "Mac"}},
 		{Kind: "activation", Type: "com.apple.activation.simple", Identifier: "act.unparsable", Payload: map[string]any{"StandardConfigurations": []any{"conf.mac"}, "Predicate": `model.family == "Mac"`}},
+		{Kind: "activation", Type: "com.apple.activation.simple", Identifier: "act.unparsable.missing", Payload: map[string]any{"StandardConfigurations": []any{"conf.nowhere"}, "Predicate": `((`}},
 	}
 	got := evaluate(ds, map[string]any{"device.model.family": "iPad"}, nil)
 	want := map[string]declStatus{
@@ -43,7 +44,9 @@ func TestEvaluateDeclarations(t *testing.T) {
 		"act.mac":        {active: false, valid: "valid", code: "Info.Predicate"},
 		"conf.mac":       {active: false, valid: "valid"},
 		"act.unparsable": {active: false, valid: "invalid", code: "Error.UnableToParsePredicate"},
-		"act.missing":    {active: false, valid: "valid", code: "Error.MissingConfigurations"},
+		// Invalid for its predicate, whatever it lists.
+		"act.unparsable.missing": {active: false, valid: "invalid", code: "Error.UnableToParsePredicate"},
+		"act.missing":            {active: false, valid: "valid", code: "Error.MissingConfigurations"},
 	}
 	for id, w := range want {
 		g := got[id]

@@ -27,11 +27,15 @@ import (
 //   - AND/&&, OR/||, NOT/!, parentheses, TRUEPREDICATE, FALSEPREDICATE;
 //   - quoted strings, numbers, TRUE/YES, FALSE/NO, NULL/NIL, {lists}.
 //
-// Strings compare as strings, numbers as numbers (a string and a number
-// compare as strings), as NSPredicate does; a status item or property the
-// device does not have is null, which equals only null. Anything else (a
-// bare key path, @key, SUBQUERY, other functions) is a parse error, which
-// the device reports as Apple's Error.UnableToParsePredicate.
+// Two strings compare as strings and two numbers as numbers. A string and
+// a number compare by their text ("1" == 1 is true), and a Boolean equals
+// only a Boolean: that is mockmdm's rule for mixed types, which
+// NSPredicate may not share. A status item or property the device does not
+// have is null, which equals only null; ANY over it is false, ALL and
+// NONE true, as over an empty list (a single value counts as a list of
+// one). Anything else (a bare key path, @key, SUBQUERY, other functions)
+// is a parse error, which the device reports as Apple's
+// Error.UnableToParsePredicate.
 
 // predicateEnv is what a predicate reads: the status items and the
 // management properties, each by dotted key path.
@@ -307,7 +311,13 @@ func (p *predParser) next() {
 		p.tok = token{kind: tokBad, text: "an unterminated string", at: start}
 	case c >= '0' && c <= '9' || (c == '-' || c == '.') && p.pos+1 < len(p.src) && p.src[p.pos+1] >= '0' && p.src[p.pos+1] <= '9':
 		p.pos++
-		for p.pos < len(p.src) && strings.IndexByte("0123456789.eE", p.src[p.pos]) >= 0 {
+		for p.pos < len(p.src) {
+			ch := p.src[p.pos]
+			// A sign belongs to the number only right after its exponent's e.
+			sign := (ch == '-' || ch == '+') && (p.src[p.pos-1] == 'e' || p.src[p.pos-1] == 'E')
+			if strings.IndexByte("0123456789.eE", ch) < 0 && !sign {
+				break
+			}
 			p.pos++
 		}
 		p.tok = token{kind: tokNumber, text: p.src[start:p.pos], at: start}
@@ -472,12 +482,16 @@ func (p *predParser) comparison() (predicate, error) {
 		if op == "LIKE" {
 			expr = likeToRegexp(pattern)
 		}
-		if c.ci {
-			expr = "(?i)" + expr
-		}
-		if c.likeRegexp, err = regexp.Compile("^(?:" + expr + ")$"); err != nil {
+		// Compiled alone first, so that a pattern cannot close the group
+		// that anchors it to the whole string ("a)|(?:b").
+		if _, err := regexp.Compile(expr); err != nil {
 			return nil, p.errorf("the %s pattern %q does not compile: %v", op, pattern, err)
 		}
+		flags := "(?s)"
+		if c.ci {
+			flags = "(?si)"
+		}
+		c.likeRegexp = regexp.MustCompile(flags + "^(?:" + expr + ")$")
 	}
 	return c, nil
 }

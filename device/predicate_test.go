@@ -84,6 +84,10 @@ func TestPredicates(t *testing.T) {
 		{`ANY @status(device.model.family) == "iPad"`, true},
 		{`ANY @property(no-such) == "x"`, false},
 		{`ALL @property(no-such) == "x"`, true},
+		{`@status(test.number) > 1e-5 AND @status(test.number) < 7.5E+1`, true},
+		{`@status(device.model.identifier) LIKE "iPad*"`, true},
+		{`@property(site) MATCHES "Ber.*"`, true},
+		{`"1" == 1 AND NOT TRUE == 1`, true},
 	} {
 		p, err := parsePredicate(tc.src)
 		if err != nil {
@@ -118,6 +122,7 @@ func TestPredicateParseErrors(t *testing.T) {
 		{`@status(device.model.family) ==[x] "iPad"`, "modifiers c, d or cd"},
 		{`@status(device.model.family) LIKE @status(device.model.family)`, "LIKE needs a quoted pattern"},
 		{`@status(device.model.family) MATCHES "("`, "does not compile"},
+		{`@status(device.model.family) MATCHES "a)|(?:b"`, "does not compile"},
 		{`@status(device.model.family) IN {"a", @status(x)}`, "holds literals, not @status"},
 		{`@status(device.model.family) IN {"a" "b"}`, `expected "," or "}"`},
 		{`@status(device.model.family) IN {{"a"}}`, "cannot hold another list"},

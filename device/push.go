@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -65,14 +66,16 @@ func WithRetry(d time.Duration) ListenOption {
 // goroutine it runs in.
 func (d *Device) ListenForPushes(ctx context.Context, apnsURL string, o mockapns.DialOptions, opts ...ListenOption) error {
 	return d.listen(ctx, apnsURL, o, opts, func() (subscription, bool) {
-		e := d.st.enrollment
+		e, token := d.st.enrollment, d.hw.PushToken
 		if e == nil || d.beh.offline {
 			return subscription{}, false
 		}
 		return subscription{
-			token: d.hw.PushToken, topic: e.mdm.Topic, magic: d.hw.PushMagic,
-			hold:    &d.devicePush,
-			current: func() bool { return d.st.enrollment == e && !d.beh.offline },
+			token: token, topic: e.mdm.Topic, magic: d.hw.PushMagic,
+			hold: &d.devicePush,
+			current: func() bool {
+				return d.st.enrollment == e && !d.beh.offline && bytes.Equal(d.hw.PushToken, token)
+			},
 			connect: d.Connect,
 		}, true
 	})

@@ -271,7 +271,9 @@ func (d *Device) logIn(ctx context.Context, name, fullName string, mobile bool) 
 		defer d.mu.Unlock()
 		u.Unmanaged = unmanaged
 		if old := d.st.user(name); old != nil {
-			old.LongName, old.Unmanaged = fullName, unmanaged
+			// A user made without a channel (AccountConfiguration's) gets
+			// the channel's token and magic now.
+			old.LongName, old.Unmanaged, old.Token, old.PushMagic = fullName, unmanaged, u.Token, u.PushMagic
 		} else {
 			d.st.users = append(d.st.users, u)
 		}

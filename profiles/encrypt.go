@@ -99,6 +99,9 @@ func Encrypt(profile []byte, recipient *x509.Certificate) ([]byte, error) {
 	if _, enc := p.Top["EncryptedPayloadContent"]; enc {
 		return nil, badRequest("the profile is already encrypted")
 	}
+	if b, _ := p.Top["IsEncrypted"].(bool); b {
+		return nil, badRequest("the profile says IsEncrypted but has no EncryptedPayloadContent: give the unencrypted profile")
+	}
 	items := make([]any, len(p.Payloads))
 	for i, pl := range p.Payloads {
 		items[i] = map[string]any(pl)

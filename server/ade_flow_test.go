@@ -310,6 +310,11 @@ func TestADEMacAccountConfiguration(t *testing.T) {
 	if err := mac.LogIn(ctx, "ann", "Ann Example"); err != nil {
 		t.Fatalf("the primary account logs in: %v", err)
 	}
+	// The account existed before its channel: logging in gives it the
+	// channel's push token, which ListenForUserPushes subscribes with.
+	if u := mac.Users()[1]; len(u.PushToken) == 0 || !u.LoggedIn {
+		t.Errorf("the primary account after its login: %+v", u)
+	}
 	if rec := env.api(t, http.MethodGet, "/v1/enrollments/"+mac.Users()[1].EnrollmentID, nil); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"user_long_name":"Ann Example"`) {
 		t.Errorf("ann's channel: %d %s", rec.Code, rec.Body)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/mockmdm/mockmdm/checkin"
 	"github.com/mockmdm/mockmdm/enroll"
@@ -17,13 +18,19 @@ import (
 type admitter struct {
 	programs   *enroll.Service
 	identities identityArchive
+	log        *slog.Logger
 }
 
 func (a admitter) Admit(ctx context.Context, r *checkin.Request, e *store.Enrollment) error {
 	if err := a.programs.Admit(ctx, r.Query, e); err != nil {
 		return err
 	}
-	return a.identities.keep(ctx, e.ID, r.Cert)
+	// The copy only serves encrypt_profile, which says so (409) when it is
+	// missing: failing to keep it must not fail the enrollment.
+	if err := a.identities.keep(ctx, e.ID, r.Cert); err != nil {
+		a.log.WarnContext(ctx, "the identity certificate was not kept; encrypt_profile will not reach this enrollment", "enrollment_id", e.ID, "err", err)
+	}
+	return nil
 }
 
 // Programs is the enrollment programs' service (directory, enrollment type

@@ -135,6 +135,7 @@ func TestEscrowKeyUnlock(t *testing.T) {
 		{"a serial the organisation does not own", with(func(r *request) { r.query = "serial=NOSUCH01&productType=iPad13,18" }), 404, "does not own"},
 		{"a device with no lock", with(func(r *request) { r.query = "serial=FREE0001&productType=iPad13,18" }), 400, "NOT_LOCKED"},
 		{"a lock made without an escrow key", with(func(r *request) { r.query = "serial=NOKEY001&productType=iPad13,18" }), 400, "NO_ESCROW_KEY"},
+		{"escrowKey's name percent-encoded", with(func(r *request) { r.form = "orgName=o&guid=g&%65scrowK%65y=" + url.QueryEscape(otherCode) }), 400, "ESCROW_KEY_MISMATCH"},
 		{"a body over the limit", with(func(r *request) { r.form = form("orgName", strings.Repeat("o", 11<<20)) }), 413, "larger than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,12 +163,13 @@ func TestEscrowKeyUnlock(t *testing.T) {
 	for _, e := range tr {
 		if e.MessageType == "escrow-key-unlock" {
 			last = e.RequestPlist
-			if strings.Contains(e.RequestPlist, url.QueryEscape(code)) || strings.Contains(e.RequestPlist, code) {
+			if strings.Contains(e.RequestPlist, url.QueryEscape(code)) || strings.Contains(e.RequestPlist, code) ||
+				strings.Contains(e.RequestPlist, url.QueryEscape(otherCode)) || strings.Contains(e.RequestPlist, otherCode) {
 				t.Errorf("the transcript keeps the bypass code: %q", e.RequestPlist)
 			}
 		}
 	}
-	if !strings.Contains(last, "orgName=Example+School") || !strings.Contains(last, "escrowKey=(redacted)") {
+	if !strings.Contains(last, "orgName=Example+School") || !strings.Contains(last, "escrowKey=%28redacted%29") {
 		t.Errorf("the transcript's record of the unlock: %q", last)
 	}
 	// Once unlocked, the same call finds nothing to turn off.

@@ -184,7 +184,7 @@ func New(st store.Store, pki *PKI, publicURL string, opts ...Option) (*Server, e
 	s.push.observe = s.metrics.ObservePush
 	hub := checkin.NewResultHub()
 	s.ddm = ddm.New(st, ddm.WithLogger(s.log), ddm.WithClock(s.now))
-	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now), checkin.WithAdmitter(admitter{s.programs, identityArchive{st}}),
+	s.svc = checkin.New(st, checkin.WithLogger(s.log), checkin.WithClock(s.now), checkin.WithAdmitter(admitter{s.programs, identityArchive{st}, s.log}),
 		checkin.WithUserAuthenticate(s.userAuth), checkin.WithResultHub(hub),
 		checkin.WithOnPushChange(s.onPushChange), checkin.WithDeclarative(s.ddm), checkin.WithTokenIssuer(tokenIssuer{s}))
 	s.verifier = certs.NewVerifier([]*x509.Certificate{pki.CA.Cert})
