@@ -61,7 +61,17 @@ func (s *Service) handleAssignDiscovery(ctx context.Context, _ *http.Request, bo
 	if err != nil {
 		return nil, err
 	}
-	return noBody{}, s.updateState(ctx, func(st *serverState) error {
+	return noBody{}, s.RegisterDiscovery(ctx, u)
+}
+
+// RegisterDiscovery registers the organisation's service discovery URL, as
+// "Assign Account-Driven Enrollment Service Discovery" does; u must be an
+// absolute https URL.
+func (s *Service) RegisterDiscovery(ctx context.Context, u string) error {
+	if err := checkDiscoveryURL(u); err != nil {
+		return err
+	}
+	return s.updateState(ctx, func(st *serverState) error {
 		if st.Quirks.DiscoveryOrgNotSupported {
 			return orgNotSupported()
 		}
@@ -71,6 +81,12 @@ func (s *Service) handleAssignDiscovery(ctx context.Context, _ *http.Request, bo
 }
 
 func (s *Service) handleFetchDiscovery(ctx context.Context, _ *http.Request, _ []byte) (any, error) {
+	return s.RegisteredDiscovery(ctx)
+}
+
+// RegisteredDiscovery is the registered service discovery, or a 404
+// NOT_FOUND apiError when there is none.
+func (s *Service) RegisteredDiscovery(ctx context.Context) (*DiscoveryProfile, error) {
 	st, err := s.loadState(ctx)
 	if err != nil {
 		return nil, err
@@ -82,6 +98,36 @@ func (s *Service) handleFetchDiscovery(ctx context.Context, _ *http.Request, _ [
 		return nil, apiErr(http.StatusNotFound, "NOT_FOUND", "no service discovery URL is registered: POST /account-driven-enrollment/profile first")
 	}
 	return st.Discovery, nil
+}
+
+// handleDiscoveryLookup is the mock of Apple's side of Apple-hosted
+// service discovery (iOS 18.2 and later): a device whose user's domain
+// does not serve /.well-known/com.apple.remotemanagement asks Apple, which
+// answers with the discovery URL the organisation registered in Apple
+// Business Manager. Real devices ask through an Apple protocol that
+// mockmdm does not reproduce, as with activation; virtual devices ask
+// here: GET /ade/discovery?user-identifier=… answers
+// {"mdm_service_discovery_url": …} or a JSON 404. The simulated ABM is one
+// organisation, so it answers for any user identifier.
+func (s *Service) handleDiscoveryLookup(w http.ResponseWriter, r *http.Request) {
+	rec := &recorder{ResponseWriter: w}
+	var d *DiscoveryProfile
+	var err error
+	switch user := r.URL.Query().Get("user-identifier"); {
+	case strings.TrimSpace(user) == "":
+		err = apiErr(http.StatusBadRequest, "MALFORMED_REQUEST", "user-identifier (the Managed Apple Account the person typed) is missing")
+	case len(user) > 320:
+		err = apiErr(http.StatusBadRequest, "MALFORMED_REQUEST", "user-identifier is %d bytes; an account name is at most 320", len(user))
+	default:
+		d, err = s.RegisteredDiscovery(r.Context())
+	}
+	note := ""
+	if err != nil {
+		note = writeJSONErr(rec, err)
+	} else {
+		writeJSON(rec, http.StatusOK, map[string]string{"mdm_service_discovery_url": d.URL})
+	}
+	s.record(r.Context(), "ade-activation", "discovery", r, nil, rec, note)
 }
 
 func (s *Service) handleRemoveDiscovery(ctx context.Context, _ *http.Request, _ []byte) (any, error) {

@@ -338,12 +338,16 @@ func (s *Service) removeProfile(ctx context.Context, req serialsRequest) (map[st
 	return s.RemoveProfile(ctx, req.ProfileUUID, req.Devices)
 }
 
-// ActivationRoutes is the mock of Apple's activation service: POST
+// ActivationRoutes are the mocks of Apple services a device asks through
+// protocols mockmdm does not reproduce: activation, POST
 // {"serial_number": "…"} → the ADE profile assigned to that serial, or 404
-// with a JSON reason. Real devices learn their profile through an encrypted
+// with a JSON reason; and Apple-hosted service discovery (discovery.go). Real devices learn their profile through an encrypted
 // Apple protocol that mockmdm does not reproduce; virtual devices ask here.
 func (s *Service) ActivationRoutes() []Route {
-	return []Route{{"POST", "/activation", http.HandlerFunc(s.handleActivation)}}
+	return []Route{
+		{"POST", "/activation", http.HandlerFunc(s.handleActivation)},
+		{"GET", "/discovery", http.HandlerFunc(s.handleDiscoveryLookup)},
+	}
 }
 
 func (s *Service) handleActivation(w http.ResponseWriter, r *http.Request) {

@@ -366,9 +366,35 @@ func (d *Device) modelFamily() string {
 	return "iPhone"
 }
 
+// appleHostedDiscovery asks Apple (d.appleDiscovery) for the registered
+// service discovery URL and fetches the discovery document from it.
+func (d *Device) appleHostedDiscovery(ctx context.Context, b *browser, q url.Values) (*reply, error) {
+	const step = "Apple-hosted service discovery"
+	r, err := b.do(ctx, step, http.MethodGet, d.appleDiscovery+"?"+url.Values{"user-identifier": q["user-identifier"]}.Encode(), "", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if r.status != http.StatusOK {
+		return nil, refusal(step, r)
+	}
+	var found struct {
+		URL string `json:"mdm_service_discovery_url"`
+	}
+	if err := json.Unmarshal(r.body, &found); err != nil || !strings.HasPrefix(found.URL, "https://") {
+		return nil, &ExchangeError{Step: step, URL: d.appleDiscovery, Reason: "Apple's answer has no https mdm_service_discovery_url", Err: err}
+	}
+	sep := "?"
+	if strings.Contains(found.URL, "?") {
+		sep = "&"
+	}
+	return b.do(ctx, "account-driven discovery (Apple-hosted)", http.MethodGet, found.URL+sep+q.Encode(), "", nil, nil)
+}
+
 // AccountDrivenEnroll is account-driven User Enrollment (iOS 15+): the
 // person types userID (their Managed Apple ID) in Settings; the device
 // discovers the server at domainURL's /.well-known/com.apple.remotemanagement,
+// (or, when the domain serves none and WithAppleServiceDiscovery is set,
+// at the URL the organisation registered with Apple Business Manager),
 // POSTs its signed MachineInfo to the BaseURL, follows the 401's
 // WWW-Authenticate to the sign-in page, takes the access token from the
 // page's redirect, POSTs again with it and installs the profile.
@@ -380,6 +406,14 @@ func (d *Device) AccountDrivenEnroll(ctx context.Context, domainURL, userID stri
 	r, err := b.do(ctx, "account-driven discovery", http.MethodGet, strings.TrimRight(domainURL, "/")+wellKnownPath+"?"+q.Encode(), "", nil, nil)
 	if err != nil {
 		return nil, err
+	}
+	if r.status != http.StatusOK && d.appleDiscovery != "" {
+		// Apple-hosted discovery: the domain does not serve the document,
+		// so the device asks Apple for the URL the organisation registered
+		// and fetches the document there, with the same parameters.
+		if r, err = d.appleHostedDiscovery(ctx, b, q); err != nil {
+			return nil, err
+		}
 	}
 	if r.status != http.StatusOK {
 		return nil, refusal("account-driven discovery", r)

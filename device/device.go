@@ -64,6 +64,8 @@ type Device struct {
 	keySize         int
 	requestTimeout  time.Duration
 	allowHTTP       bool
+	// appleDiscovery is the mock Apple service-discovery lookup (byod.go).
+	appleDiscovery  string
 	transcriptLimit int
 	hw              Hardware
 	// genKey makes identity keys; tests swap in a pool of ready keys.
@@ -233,6 +235,15 @@ func WithRequestTimeout(t time.Duration) Option { return func(d *Device) { d.req
 // http://, as a plain-HTTP test harness serves. A real device refuses it,
 // so the default is false.
 func WithAllowHTTP(allow bool) Option { return func(d *Device) { d.allowHTTP = allow } }
+
+// WithAppleServiceDiscovery sets where the device asks Apple for an
+// organisation's registered service discovery URL when the user's domain
+// does not serve /.well-known/com.apple.remotemanagement (Apple-hosted
+// discovery, iOS 18.2 and later): a mockmdm server's /ade/discovery.
+// Without it, AccountDrivenEnroll stops at the failed well-known request.
+func WithAppleServiceDiscovery(url string) Option {
+	return func(d *Device) { d.appleDiscovery = url }
+}
 
 // WithTranscriptLimit sets how many exchanges Transcript keeps, oldest
 // dropped first (default 1000).

@@ -17,6 +17,11 @@ import (
 // asks, at activation, for the ADE profile assigned to its serial.
 const PathADEActivation = "/ade/activation"
 
+// PathADEDiscovery is the mock of Apple-hosted service discovery a virtual
+// device asks (device.WithAppleServiceDiscovery) when the user's domain
+// serves no discovery document.
+const PathADEDiscovery = "/ade/discovery"
+
 // ABM is the simulated Apple Business Manager (ADE API, server tokens,
 // devices the organisation owns).
 func (s *Server) ABM() *ade.Service { return s.abm }

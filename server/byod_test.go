@@ -326,6 +326,51 @@ func TestBYODAccountDriven(t *testing.T) {
 	}
 }
 
+// TestBYODAccountDrivenAppleHosted: when the user's domain does not serve
+// the discovery document, a device set up for Apple-hosted discovery asks
+// the mock Apple service for the URL the organisation registered in the
+// simulated ABM, fetches the document there and enrolls. Nothing
+// registered, the lookup answers 404 and the device stops there, saying
+// so; without the option the device stops at the domain's 404.
+func TestBYODAccountDrivenAppleHosted(t *testing.T) {
+	s := byodServer(t)
+	ctx := byodCtx(t)
+	creds := device.Credentials{UPN: "adde@contoso.com", Password: "Passw0rd!"}
+	domain := s.URL("/contoso-without-discovery")
+	lookup := device.WithAppleServiceDiscovery(s.URL(PathADEDiscovery))
+
+	var ee *device.EnrollError
+	if _, err := byodDevice(s, 410, lookup).AccountDrivenEnroll(ctx, domain, "adde@appleid.contoso.com", creds); !errors.As(err, &ee) ||
+		ee.Step != "Apple-hosted service discovery" || ee.StatusCode != 404 || !strings.Contains(ee.Message, "no service discovery URL is registered") {
+		t.Fatalf("nothing registered: %v", err)
+	}
+	if _, err := byodDevice(s, 411).AccountDrivenEnroll(ctx, domain, "adde@appleid.contoso.com", creds); !errors.As(err, &ee) || ee.Step != "account-driven discovery" || ee.StatusCode != 404 {
+		t.Fatalf("without Apple-hosted discovery: %v", err)
+	}
+
+	if err := s.ABM().RegisterDiscovery(ctx, s.URL(enroll.PathWellKnown)); err != nil {
+		t.Fatal(err)
+	}
+	dev := byodDevice(s, 412, lookup)
+	res, err := dev.AccountDrivenEnroll(ctx, domain, "adde@appleid.contoso.com", creds)
+	if err != nil || !res.UserEnrollment {
+		t.Fatalf("Apple-hosted discovery: %+v %v", res, err)
+	}
+	steps := map[string]int{}
+	for _, ex := range dev.Transcript() {
+		steps[ex.Step]++
+	}
+	if steps["account-driven discovery"] != 1 || steps["Apple-hosted service discovery"] != 1 || steps["account-driven discovery (Apple-hosted)"] != 1 {
+		t.Errorf("the discovery steps: %v", steps)
+	}
+	checkState(t, s, dev.EnrollmentID(), wantState{"UserEnrollmentDevice", "account-driven", "user-enrollment", "personal", "adde@contoso.com", "account-driven", "Account driven", false})
+
+	// The lookup refuses a request without the account.
+	if rec := do(t, s, "GET", PathADEDiscovery, "", nil); rec.Code != 400 || !strings.Contains(rec.Body.String(), "user-identifier") {
+		t.Errorf("a lookup without user-identifier: %d %s", rec.Code, rec.Body)
+	}
+}
+
 // validateDiscovery checks a discovery document against enroll.WellKnownKeys.
 func validateDiscovery(t *testing.T, body []byte) {
 	t.Helper()

@@ -151,6 +151,7 @@ func TestHostileInputsFullStack(t *testing.T) {
 		{name: "declaration assignment without enrollments", method: "POST", path: "/v1/declaration-assignments", key: key, body: []byte(`{"identifiers":[]}`), headers: JSONCT, status: 400, reason: "enrollment_ids"},
 		{name: "declaration assignment to an unknown enrollment", method: "POST", path: "/v1/declaration-assignments", key: key, body: []byte(`{"enrollment_ids":["ghost"],"identifiers":[]}`), headers: JSONCT, status: 404, reason: "ghost"},
 		{name: "declarations of an unknown enrollment", method: "PUT", path: "/v1/enrollments/ghost/declarations", key: key, body: []byte(`{"identifiers":[]}`), headers: JSONCT, status: 404, reason: "ghost"},
+		{name: "Apple-hosted discovery lookup without the account", method: "GET", path: "/ade/discovery?user-identifier=", status: 400, reason: "user-identifier"},
 		// Apple's escrow key unlock: mutual TLS with the push certificate, so
 		// nothing over plain HTTP (the reason is in X-Mockmdm-Reason).
 		{name: "escrow key unlock without TLS", method: "POST", path: "/deviceservicesworkers/escrowKeyUnlock?serial=X&productType=Y", body: []byte("orgName=o&guid=g&escrowKey=k"), headers: []string{"Content-Type", "application/x-www-form-urlencoded"}, status: 403, reason: "Forbidden"},

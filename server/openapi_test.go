@@ -76,6 +76,7 @@ func TestEveryEndpointAuthenticatedOrPublic(t *testing.T) {
 		"GET /os-beta-enrollment/tokens": true, "POST /profile": true, "GET /profile": true,
 		"PUT /profile/devices": true, "POST /profile/devices": true, "DELETE /profile/devices": true,
 		"POST /ade/activation": true, // mock Apple activation service: what Apple tells any device
+		"GET /ade/discovery":   true, // mock Apple-hosted service discovery: what Apple tells any device
 		// The ADE enrollment endpoints a DEP profile points at: guarded by the
 		// signed MachineInfo, and by the user's sign-in where the profile asks.
 		"POST /ade/enroll/{profile}": true, "GET /ade/web/{profile}": true, "POST /ade/web/{profile}": true,

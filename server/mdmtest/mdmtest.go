@@ -252,8 +252,11 @@ func (s *Server) Server() *server.Server { return s.srv }
 
 // NewDevice makes a virtual device wired to this server. Seeds are 1, 2, 3…
 // in order of creation unless an option sets one, so runs are repeatable.
+// It asks this server's mock of Apple-hosted service discovery when a
+// domain serves no discovery document.
 func (s *Server) NewDevice(opts ...device.Option) *device.Device {
-	base := []device.Option{device.WithSeed(s.seeds.Add(1)), device.WithTrust(s.trust)}
+	base := []device.Option{device.WithSeed(s.seeds.Add(1)), device.WithTrust(s.trust),
+		device.WithAppleServiceDiscovery(s.srv.URL(server.PathADEDiscovery))}
 	return device.New(s.doer, append(base, opts...)...)
 }
 
