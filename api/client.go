@@ -298,9 +298,19 @@ func (c *Client) EnrollmentDeclarations(ctx context.Context, enrollmentID string
 
 // HostProfile hosts a profile under name (PUT /v1/hosted-profiles/{name}),
 // for a declarative legacy configuration's ProfileURL.
-func (c *Client) HostProfile(ctx context.Context, name string, profile []byte) (*HostedProfile, error) {
-	var out HostedProfile
-	if err := c.send(ctx, http.MethodPut, "/v1/hosted-profiles/"+url.PathEscape(name), nil, "application/x-apple-aspen-config", profile, &out); err != nil {
+func (c *Client) HostProfile(ctx context.Context, name string, profile []byte) (*HostedFile, error) {
+	return c.host(ctx, "/v1/hosted-profiles/"+url.PathEscape(name), "application/x-apple-aspen-config", profile)
+}
+
+// HostData hosts asset data under name (PUT /v1/hosted-data/{name}), for
+// a declarative asset's Reference.DataURL; devices get contentType.
+func (c *Client) HostData(ctx context.Context, name, contentType string, data []byte) (*HostedFile, error) {
+	return c.host(ctx, "/v1/hosted-data/"+url.PathEscape(name), contentType, data)
+}
+
+func (c *Client) host(ctx context.Context, path, contentType string, data []byte) (*HostedFile, error) {
+	var out HostedFile
+	if err := c.send(ctx, http.MethodPut, path, nil, contentType, data, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -309,6 +319,11 @@ func (c *Client) HostProfile(ctx context.Context, name string, profile []byte) (
 // DeleteHostedProfile stops hosting a profile.
 func (c *Client) DeleteHostedProfile(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/hosted-profiles/"+url.PathEscape(name), nil, nil, nil)
+}
+
+// DeleteHostedData stops hosting asset data.
+func (c *Client) DeleteHostedData(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/hosted-data/"+url.PathEscape(name), nil, nil, nil)
 }
 
 // do sends one request and decodes a 2xx JSON answer into out, or turns

@@ -476,14 +476,20 @@ type DeclarationAssignment struct {
 	DeclarationsToken string `json:"declarations_token"`
 }
 
-// HostedProfile answers PUT /v1/hosted-profiles/{name}: a profile the
-// server hosts for devices to download.
-type HostedProfile struct {
+// HostedFile answers PUT /v1/hosted-profiles/{name} and
+// PUT /v1/hosted-data/{name}: a file the server hosts for devices to
+// download.
+type HostedFile struct {
 	Name string `json:"name"`
 	// URL is where devices download it: what a declarative legacy
-	// configuration's ProfileURL gives.
-	URL               string `json:"url"`
-	PayloadIdentifier string `json:"payload_identifier"`
-	Signed            bool   `json:"signed"`
-	Size              int    `json:"size"`
+	// configuration's ProfileURL, or an asset's Reference.DataURL, gives.
+	URL         string `json:"url"`
+	ContentType string `json:"content_type"`
+	Size        int    `json:"size"`
+	// SHA256 is the hex SHA-256 of the file: an asset's
+	// Reference.Hash-SHA-256.
+	SHA256 string `json:"sha256"`
+	// For a profile: its PayloadIdentifier and whether it is signed.
+	PayloadIdentifier string `json:"payload_identifier,omitempty"`
+	Signed            bool   `json:"signed,omitempty"`
 }

@@ -34,8 +34,8 @@ import (
 // configuration is active when an active activation lists it, an asset
 // when an active configuration's payload names it, a management
 // declaration when valid. Of what declarations configure, the device
-// applies legacy profiles (legacy.go); it holds and reports the rest
-// without enforcing them.
+// applies legacy profiles and fetches asset data (apply.go); it holds and
+// reports the rest without enforcing them.
 
 // DeclarationStatus is one declaration a virtual device holds and what it
 // reported about it.
@@ -64,9 +64,11 @@ type declarativeState struct {
 	// Syncs counts completed syncs; LastError is the last sync's failure.
 	Syncs     int    `json:"syncs"`
 	LastError string `json:"last_error,omitempty"`
-	// ApplyErrors says, by identifier, why a configuration the device
-	// applies (legacy.go) could not be applied at the last sync.
-	ApplyErrors map[string]string `json:"apply_errors,omitempty"`
+	// Failures says, by identifier, why a declaration the device acts on
+	// (apply.go: a legacy profile, an asset's data) failed at the last
+	// sync; Assets are the asset data it holds, by identifier.
+	Failures map[string]applyFailure `json:"failures,omitempty"`
+	Assets   map[string]heldAsset    `json:"assets,omitempty"`
 }
 
 // maxDeclarations bounds what one sync fetches, so a server listing
@@ -112,7 +114,7 @@ func (d *Device) Declarations(user string) (list []DeclarationStatus, syncs int,
 	if st == nil {
 		return nil, 0, ""
 	}
-	statuses := evaluate(st.Declarations, d.predicateStatus(d.userEnrolled()), st.ApplyErrors)
+	statuses := evaluate(st.Declarations, d.predicateStatus(d.userEnrolled()), st.Failures)
 	for _, h := range st.Declarations {
 		s := statuses[h.Identifier]
 		list = append(list, DeclarationStatus{Kind: h.Kind, Type: h.Type, Identifier: h.Identifier, ServerToken: h.ServerToken, Active: s.active, Valid: s.valid, Reason: s.reason})
@@ -139,7 +141,7 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 	}
 	held := &declarativeState{}
 	if prev != nil {
-		held.Token, held.Syncs, held.ApplyErrors = prev.Token, prev.Syncs, prev.ApplyErrors
+		held.Token, held.Syncs, held.Failures, held.Assets = prev.Token, prev.Syncs, prev.Failures, prev.Assets
 		held.Declarations = slices.Clone(prev.Declarations)
 	}
 	defer func() {
@@ -236,8 +238,8 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 	}
 	sort.SliceStable(next, func(i, j int) bool { return next[i].Identifier < next[j].Identifier })
 	held.Declarations = next // applied, whether or not the report gets through
-	held.ApplyErrors = d.applyLegacyProfiles(ctx, user, next, d.predicateStatus(e.userEnrollment))
-	report, err := d.statusReport(next, e.userEnrollment, held.ApplyErrors)
+	held.Failures, held.Assets = d.applyDeclarations(ctx, user, e, next, held.Assets)
+	report, err := d.statusReport(next, e.userEnrollment, held.Failures)
 	if err != nil {
 		return err
 	}
@@ -261,7 +263,7 @@ type declStatus struct {
 // comment above); status is the device's status items by key path, which
 // an activation's Predicate reads (predicate.go) with the management
 // properties ds sets.
-func evaluate(ds []*heldDeclaration, status map[string]any, applyErrors map[string]string) map[string]declStatus {
+func evaluate(ds []*heldDeclaration, status map[string]any, failures map[string]applyFailure) map[string]declStatus {
 	out := map[string]declStatus{}
 	byID := map[string]*heldDeclaration{}
 	for _, h := range ds {
@@ -344,9 +346,9 @@ func evaluate(ds []*heldDeclaration, status map[string]any, applyErrors map[stri
 		case "configuration":
 			st := out[h.Identifier]
 			st.active = configActive[h.Identifier]
-			if msg := applyErrors[h.Identifier]; st.active && msg != "" {
+			if f, failed := failures[h.Identifier]; st.active && failed {
 				st.active = false
-				st.code, st.reason, st.details = "Error.ConfigurationCannotBeApplied", "the configuration could not be applied: "+msg, map[string]any{"Error": msg}
+				st.code, st.reason, st.details = f.Code, "the configuration could not be applied: "+f.Error, map[string]any{"Error": f.Error}
 			}
 			out[h.Identifier] = st
 			if st.active {
@@ -364,6 +366,10 @@ func evaluate(ds []*heldDeclaration, status map[string]any, applyErrors map[stri
 		if h.Kind == "asset" {
 			st := out[h.Identifier]
 			st.active = st.valid == "valid" && assetActive[h.Identifier]
+			if f, failed := failures[h.Identifier]; st.active && failed {
+				st.active = false
+				st.code, st.reason, st.details = f.Code, "the asset's data could not be used: "+f.Error, map[string]any{"Error": f.Error}
+			}
 			out[h.Identifier] = st
 		}
 	}
@@ -430,8 +436,8 @@ func (d *Device) clientCapabilities() map[string]any {
 // statusReport is the full status report of what the device holds.
 // Under User Enrollment the device's identifiers stay out of it, as they do
 // everywhere else.
-func (d *Device) statusReport(ds []*heldDeclaration, userEnrollment bool, applyErrors map[string]string) ([]byte, error) {
-	statuses := evaluate(ds, d.predicateStatus(userEnrollment), applyErrors)
+func (d *Device) statusReport(ds []*heldDeclaration, userEnrollment bool, failures map[string]applyFailure) ([]byte, error) {
+	statuses := evaluate(ds, d.predicateStatus(userEnrollment), failures)
 	lists := map[string][]map[string]any{}
 	for _, k := range declarationKinds {
 		lists[k.status] = []map[string]any{}

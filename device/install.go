@@ -40,7 +40,7 @@ type ProfileInfo struct {
 	// EncryptedPayloadContent; Raw then holds them decrypted.
 	Encrypted bool
 	// Declaration is the legacy configuration that installed the profile
-	// (legacy.go), at ServerToken DeclarationToken; empty otherwise.
+	// (apply.go), at ServerToken DeclarationToken; empty otherwise.
 	Declaration, DeclarationToken string
 	// Managed is set for a profile the MDM server installed (InstallProfile);
 	// only those can it remove.

@@ -314,11 +314,7 @@ func checkStatusReport(t *testing.T, got *api.EnrollmentDeclarations) {
 // with Apple's Error.ConfigurationCannotBeApplied, in a report that passes
 // Apple's schema.
 func TestDeclarativeLegacyProfile(t *testing.T) {
-	ctx := context.Background()
-	srv := mdmtest.NewServer(t)
-	c := srv.Client()
-	dev := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true))
-	srv.Enroll(dev)
+	ctx, srv, c, dev := supervisedIPad(t)
 	profile, err := plist.MarshalIndent(map[string]any{
 		"PayloadType": "Configuration", "PayloadVersion": 1, "PayloadIdentifier": "com.example.camera",
 		"PayloadUUID": "6E1C2B7A-3D4F-4A5B-9C8D-1E2F3A4B5C6D",
@@ -415,4 +411,127 @@ func TestDeclarativeLegacyProfile(t *testing.T) {
 	if err := c.DeleteHostedProfile(ctx, "camera"); !errors.As(err, &ae) || ae.Status != 404 {
 		t.Errorf("deleting it twice: %v", err)
 	}
+}
+
+// TestDeclarativeAssets: an active asset's Reference.DataURL, hosted by
+// the server, is downloaded by a virtual device and checked against
+// Reference.Size and Hash-SHA-256; a wrong hash is Apple's
+// Error.AssetCannotBeVerified, an unreachable URL
+// Error.AssetCannotBeDownloaded; Authentication Type MDM is fetched with
+// the device's identity; data already held is not fetched again.
+func TestDeclarativeAssets(t *testing.T) {
+	ctx, srv, c, dev := supervisedIPad(t)
+	hosted, err := c.HostData(ctx, "note.txt", "text/plain", []byte("hello"))
+	if err != nil || hosted.Size != 5 || hosted.ContentType != "text/plain" || hosted.URL != srv.URL()+server.PathHostedData+"/note.txt" {
+		t.Fatalf("hosting the data: %+v %v", hosted, err)
+	}
+	asset := func(id string, ref map[string]any, auth string) api.Declaration {
+		p := map[string]any{"Reference": ref}
+		if auth != "" {
+			p["Authentication"] = map[string]any{"Type": auth}
+		}
+		return api.Declaration{Type: "com.apple.asset.data", Identifier: id, Payload: p}
+	}
+	ids := []string{"act"}
+	var confs []any
+	for _, d := range []api.Declaration{
+		asset("asset.good", map[string]any{"DataURL": hosted.URL, "ContentType": "text/plain", "Size": 5, "Hash-SHA-256": hosted.SHA256}, ""),
+		asset("asset.mdm", map[string]any{"DataURL": hosted.URL}, "MDM"),
+		asset("asset.badhash", map[string]any{"DataURL": hosted.URL, "Hash-SHA-256": strings.Repeat("0", 64)}, ""),
+		asset("asset.badsize", map[string]any{"DataURL": hosted.URL, "Size": 6}, ""),
+		asset("asset.missing", map[string]any{"DataURL": srv.URL() + server.PathHostedData + "/none"}, ""),
+	} {
+		if _, err := c.PutDeclaration(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		conf := "conf." + strings.TrimPrefix(d.Identifier, "asset.")
+		if _, err := c.PutDeclaration(ctx, api.Declaration{Type: "com.apple.configuration.management.test", Identifier: conf,
+			Payload: map[string]any{"Echo": conf, "EchoDataAssetReference": d.Identifier}}); err != nil {
+			t.Fatal(err)
+		}
+		ids, confs = append(ids, d.Identifier, conf), append(confs, conf)
+	}
+	if _, err := c.PutDeclaration(ctx, api.Declaration{Type: "com.apple.activation.simple", Identifier: "act", Payload: map[string]any{"StandardConfigurations": confs}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), ids...); err != nil {
+		t.Fatal(err)
+	}
+	fetches := func() int {
+		n := 0
+		for _, ex := range dev.Transcript() {
+			if ex.Step == "declarative asset data" {
+				n++
+			}
+		}
+		return n
+	}
+	if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement: %+v", r)
+	}
+	if n := fetches(); n != 5 {
+		t.Errorf("%d asset downloads, want 5", n)
+	}
+	// Exactly one of them, asset.mdm's, carried the device's identity.
+	signed := 0
+	for _, ex := range dev.Transcript() {
+		if ex.Step == "declarative asset data" && ex.RequestHeader.Get("Mdm-Signature") != "" {
+			signed++
+		}
+	}
+	if signed != 1 {
+		t.Errorf("%d asset downloads carried Mdm-Signature, want 1 (Authentication Type MDM)", signed)
+	}
+	got, err := c.EnrollmentDeclarations(ctx, dev.UDID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStatusReport(t, got)
+	byID := map[string]map[string]any{}
+	for _, item := range got.Status.StatusItems["management"].(map[string]any)["declarations"].(map[string]any)["assets"].([]any) {
+		m := item.(map[string]any)
+		byID[m["identifier"].(string)] = m
+	}
+	for id, want := range map[string]string{"asset.good": "", "asset.mdm": "", "asset.badhash": "Error.AssetCannotBeVerified",
+		"asset.badsize": "Error.AssetCannotBeVerified", "asset.missing": "Error.AssetCannotBeDownloaded"} {
+		m := byID[id]
+		reasons, _ := m["reasons"].([]any)
+		code := ""
+		if len(reasons) > 0 {
+			code = reasons[0].(map[string]any)["code"].(string)
+		}
+		if m == nil || m["active"] != (want == "") || code != want {
+			t.Errorf("%s reported as %v; want reason %q", id, m, want)
+		}
+	}
+
+	// A change elsewhere in the set: the data held is not fetched again,
+	// the failed ones are tried again.
+	if _, err := c.PutDeclaration(ctx, api.Declaration{Type: "com.apple.configuration.management.test", Identifier: "conf.extra", Payload: map[string]any{"Echo": "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), append(ids, "conf.extra")...); err != nil {
+		t.Fatal(err)
+	}
+	before := fetches()
+	if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement: %+v", r)
+	}
+	if n := fetches() - before; n != 3 {
+		t.Errorf("%d downloads at the second sync, want 3 (the failed ones again, not the two held)", n)
+	}
+
+	var ae *api.Error
+	if _, err := c.HostData(ctx, "x", "not a type", []byte("a")); !errors.As(err, &ae) || ae.Status != 400 {
+		t.Errorf("hosting with a broken Content-Type: %v", err)
+	}
+}
+
+// supervisedIPad is a server and a supervised iPad enrolled in it.
+func supervisedIPad(t *testing.T) (context.Context, *mdmtest.Server, *api.Client, *device.Device) {
+	t.Helper()
+	srv := mdmtest.NewServer(t)
+	dev := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true))
+	srv.Enroll(dev)
+	return context.Background(), srv, srv.Client(), dev
 }

@@ -68,6 +68,7 @@ func TestEveryEndpointAuthenticatedOrPublic(t *testing.T) {
 		"GET /.well-known/com.apple.remotemanagement": true, "POST /enroll/account-driven": true,
 		"GET /enroll/account-driven/signin": true, "POST /enroll/account-driven/signin": true,
 		"GET /profiles/{name}": true, // hosted profiles a legacy declaration names: test data, as /enroll's profile
+		"GET /data/{name}":     true, // hosted asset data a declaration names: the same
 		// The simulated ABM's ADE API: OAuth 1.0a (/session), then its session header.
 		"GET /session": true, "GET /account": true, "POST /server/devices": true, "POST /devices/sync": true,
 		"POST /devices": true, "POST /devices/disown": true, "POST /device/activationlock": true,

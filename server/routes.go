@@ -76,11 +76,14 @@ func (s *Server) routes() http.Handler {
 		{http.MethodGet, "/v1/commands/{uuid}", key(s.api.GetCommand())},
 		{http.MethodPost, "/v1/scep/challenges", key(s.api.MintChallenge())},
 		{http.MethodPost, "/v1/profiles/lint", key(s.api.LintProfile())},
-		// Profiles a declarative legacy configuration names by ProfileURL
-		// (hosted_profiles.go): put by the tester, downloaded by devices.
-		{http.MethodPut, "/v1/hosted-profiles/{name}", key(http.HandlerFunc(s.putHostedProfile))},
-		{http.MethodDelete, "/v1/hosted-profiles/{name}", key(http.HandlerFunc(s.deleteHostedProfile))},
-		{http.MethodGet, PathHostedProfiles + "/{name}", http.HandlerFunc(s.serveHostedProfile)},
+		// Files declarations name (hosted.go): a legacy configuration's
+		// ProfileURL, an asset's DataURL; put by the tester, downloaded by devices.
+		{http.MethodPut, "/v1/hosted-profiles/{name}", key(s.putHosted(hostedProfiles))},
+		{http.MethodDelete, "/v1/hosted-profiles/{name}", key(s.deleteHosted(hostedProfiles))},
+		{http.MethodGet, PathHostedProfiles + "/{name}", s.serveHosted(hostedProfiles)},
+		{http.MethodPut, "/v1/hosted-data/{name}", key(s.putHosted(hostedData))},
+		{http.MethodDelete, "/v1/hosted-data/{name}", key(s.deleteHosted(hostedData))},
+		{http.MethodGet, PathHostedData + "/{name}", s.serveHosted(hostedData)},
 		{http.MethodPost, "/v1/reset", key(s.resetThenDirectory(s.api.Reset()))}, // BYOD: re-applies -directory
 		{http.MethodPost, "/v1/push", key(s.api.Push())},
 		{http.MethodGet, "/v1/push/certificate", key(s.api.PushCertificate())},

@@ -1,0 +1,197 @@
+package device
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// What a virtual device does with the declarations it holds, beyond
+// reporting them, after each sync that changed the channel's set:
+//
+//   - A com.apple.configuration.legacy configuration ("Legacy Profile" in
+//     Apple's schema) names an MDMv1 profile by ProfileURL. While the
+//     configuration is active the device holds that profile, installed as a
+//     managed profile of the channel through the same checks as
+//     InstallProfile; it reinstalls it when the configuration's ServerToken
+//     changes and removes it when the configuration is no longer active. A
+//     failed download or install is Apple's
+//     Error.ConfigurationCannotBeApplied.
+//   - An active asset whose Reference names a DataURL is downloaded (with
+//     the device's identity when Authentication.Type is MDM) and checked
+//     against Reference.Size and Reference.Hash-SHA-256; a failed download
+//     is Error.AssetCannotBeDownloaded, a mismatch
+//     Error.AssetCannotBeVerified. An asset's data is fetched again when its
+//     ServerToken changes.
+//
+// A failure makes the declaration inactive, and is tried again at the next
+// sync that changes the set.
+
+const legacyConfigurationType = "com.apple.configuration.legacy"
+
+// applyFailure is why the device could not act on a declaration: Apple's
+// reason code, and the error as its details give it.
+type applyFailure struct {
+	Code  string `json:"code"`
+	Error string `json:"error"`
+}
+
+// heldAsset is asset data the device downloaded.
+type heldAsset struct {
+	ServerToken string `json:"server_token"`
+	SHA256      string `json:"sha256"`
+	Size        int    `json:"size"`
+}
+
+// maxAssetSize bounds what the device downloads for one asset.
+const maxAssetSize = 4 << 20
+
+// applyDeclarations acts on user's active declarations (see above) and
+// returns the failures and the asset data now held.
+func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollment, ds []*heldDeclaration, assets map[string]heldAsset) (map[string]applyFailure, map[string]heldAsset) {
+	statuses := evaluate(ds, d.predicateStatus(e.userEnrollment), nil)
+	failures := map[string]applyFailure{}
+	for id, msg := range d.applyLegacyProfiles(ctx, user, ds, statuses) {
+		failures[id] = applyFailure{Code: "Error.ConfigurationCannotBeApplied", Error: msg}
+	}
+	kept := map[string]heldAsset{}
+	for _, h := range ds {
+		if h.Kind != "asset" || !statuses[h.Identifier].active {
+			continue
+		}
+		if a, ok := assets[h.Identifier]; ok && a.ServerToken == h.ServerToken {
+			kept[h.Identifier] = a
+			continue
+		}
+		a, f := d.fetchAsset(ctx, e, h)
+		if f != nil {
+			failures[h.Identifier] = *f
+			continue
+		}
+		if a != nil {
+			kept[h.Identifier] = *a
+		}
+	}
+	return failures, kept
+}
+
+// fetchAsset downloads an asset's Reference.DataURL and checks it; an asset
+// with no DataURL has nothing to fetch (nil, nil).
+func (d *Device) fetchAsset(ctx context.Context, e *enrollment, h *heldDeclaration) (*heldAsset, *applyFailure) {
+	ref, _ := h.Payload["Reference"].(map[string]any)
+	url, _ := ref["DataURL"].(string)
+	if url == "" {
+		return nil, nil
+	}
+	fail := func(code, format string, args ...any) (*heldAsset, *applyFailure) {
+		return nil, &applyFailure{Code: code, Error: fmt.Sprintf(format, args...)}
+	}
+	if !strings.HasPrefix(url, "https://") && !(d.allowHTTP && strings.HasPrefix(url, "http://")) {
+		return fail("Error.AssetCannotBeDownloaded", "DataURL %q does not start with https:// (Apple's schema requires it)", clipURL(url))
+	}
+	var signer *identity
+	if auth, _ := h.Payload["Authentication"].(map[string]any); auth["Type"] == "MDM" {
+		signer = e.identity
+	}
+	const step = "declarative asset data"
+	r, err := d.send(ctx, step, http.MethodGet, url, "", nil, signer)
+	switch {
+	case err != nil:
+		return fail("Error.AssetCannotBeDownloaded", "%v", err)
+	case r.status != http.StatusOK:
+		return fail("Error.AssetCannotBeDownloaded", "GET %s answered %d", clipURL(url), r.status)
+	case len(r.body) > maxAssetSize:
+		return fail("Error.AssetCannotBeDownloaded", "the data is over %d bytes, more than a virtual device takes", maxAssetSize)
+	}
+	sum := sha256.Sum256(r.body)
+	got := hex.EncodeToString(sum[:])
+	if size, ok := ref["Size"].(float64); ok && size > 0 && int(size) != len(r.body) {
+		return fail("Error.AssetCannotBeVerified", "the data is %d bytes; Reference.Size says %d", len(r.body), int(size))
+	}
+	// Apple: when Size is 0, clients ignore the hash.
+	if want, _ := ref["Hash-SHA-256"].(string); want != "" && ref["Size"] != 0.0 && !strings.EqualFold(want, got) {
+		return fail("Error.AssetCannotBeVerified", "the data's SHA-256 is %s; Reference.Hash-SHA-256 says %s", got, clipURL(want))
+	}
+	return &heldAsset{ServerToken: h.ServerToken, SHA256: got, Size: len(r.body)}, nil
+}
+
+// applyLegacyProfiles makes user's channel hold the profiles of its active
+// legacy configurations, and returns why each one that could not be
+// applied failed, by declaration identifier.
+func (d *Device) applyLegacyProfiles(ctx context.Context, user string, ds []*heldDeclaration, statuses map[string]declStatus) map[string]string {
+	want := map[string]*heldDeclaration{}
+	for _, h := range ds {
+		if h.Type == legacyConfigurationType && statuses[h.Identifier].active {
+			want[h.Identifier] = h
+		}
+	}
+	installed := map[string]bool{}
+	d.mu.Lock()
+	for _, p := range slices.Clone(d.st.profiles) {
+		if p.Declaration == "" || p.User != user {
+			continue
+		}
+		if h := want[p.Declaration]; h == nil || h.ServerToken != p.DeclarationToken {
+			d.st.removeProfile(p)
+			d.log.Info("legacy profile removed", "profile", p.Identifier, "declaration", p.Declaration)
+			continue
+		}
+		installed[p.Declaration] = true
+	}
+	d.mu.Unlock()
+	ids := make([]string, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	failures := map[string]string{}
+	for _, id := range ids {
+		if installed[id] {
+			continue
+		}
+		if err := d.installLegacyProfile(ctx, user, want[id]); err != nil {
+			failures[id] = err.Error()
+			d.log.Warn("legacy profile not applied", "declaration", id, "err", err)
+		}
+	}
+	return failures
+}
+
+// installLegacyProfile downloads and installs the profile one legacy
+// configuration names, and marks it as that configuration's.
+func (d *Device) installLegacyProfile(ctx context.Context, user string, h *heldDeclaration) error {
+	url, _ := h.Payload["ProfileURL"].(string)
+	if !strings.HasPrefix(url, "https://") && !(d.allowHTTP && strings.HasPrefix(url, "http://")) {
+		return fmt.Errorf("ProfileURL %q does not start with https:// (Apple's schema requires it)", clipURL(url))
+	}
+	const step = "declarative legacy profile"
+	r, err := d.send(ctx, step, http.MethodGet, url, "", nil, nil)
+	if err != nil {
+		return err
+	}
+	if r.status != http.StatusOK {
+		return serverError(step, http.MethodGet, url, r, "the profile download failed")
+	}
+	res, err := d.installFor(ctx, r.body, true, user)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p := d.st.findProfile(res.Profile.Identifier, user); p != nil {
+		p.Declaration, p.DeclarationToken = h.Identifier, h.ServerToken
+	}
+	return nil
+}
+
+func clipURL(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
+}
