@@ -151,6 +151,8 @@ func TestHostileInputsFullStack(t *testing.T) {
 		{name: "declaration assignment without enrollments", method: "POST", path: "/v1/declaration-assignments", key: key, body: []byte(`{"identifiers":[]}`), headers: JSONCT, status: 400, reason: "enrollment_ids"},
 		{name: "declaration assignment to an unknown enrollment", method: "POST", path: "/v1/declaration-assignments", key: key, body: []byte(`{"enrollment_ids":["ghost"],"identifiers":[]}`), headers: JSONCT, status: 404, reason: "ghost"},
 		{name: "declarations of an unknown enrollment", method: "PUT", path: "/v1/enrollments/ghost/declarations", key: key, body: []byte(`{"identifiers":[]}`), headers: JSONCT, status: 404, reason: "ghost"},
+		{name: "hosted data that does not exist", method: "GET", path: "/data/nope.txt", status: 404, reason: "nope.txt"},
+		{name: "hosted profile under a name with a space", method: "GET", path: "/profiles/a%20b", status: 400, reason: "name"},
 		{name: "Apple-hosted discovery lookup without the account", method: "GET", path: "/ade/discovery?user-identifier=", status: 400, reason: "user-identifier"},
 		// Apple's escrow key unlock: mutual TLS with the push certificate, so
 		// nothing over plain HTTP (the reason is in X-Mockmdm-Reason).
