@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/mockmdm/mockmdm/profiles"
 )
 
 // What a virtual device does with the declarations it holds, beyond
@@ -176,6 +178,21 @@ func (d *Device) installLegacyProfile(ctx context.Context, user string, h *heldD
 	}
 	if r.status != http.StatusOK {
 		return serverError(step, http.MethodGet, url, r, "the profile download failed")
+	}
+	// A legacy configuration does not take over a profile the server
+	// installed with InstallProfile, or another configuration's.
+	if p, err := profiles.Parse(r.body); err == nil {
+		id := profiles.Payload(p.Top).Identifier()
+		d.mu.RLock()
+		held := d.st.findProfile(id, user)
+		d.mu.RUnlock()
+		switch {
+		case held == nil:
+		case held.Declaration == "":
+			return fmt.Errorf("the profile %s is already installed, not by a legacy configuration (InstallProfile, or the user); a legacy configuration does not replace it", id)
+		case held.Declaration != h.Identifier:
+			return fmt.Errorf("the profile %s is already installed by the legacy configuration %s", id, held.Declaration)
+		}
 	}
 	res, err := d.installFor(ctx, r.body, true, user)
 	if err != nil {

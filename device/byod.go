@@ -370,7 +370,7 @@ func (d *Device) modelFamily() string {
 // service discovery URL and fetches the discovery document from it.
 func (d *Device) appleHostedDiscovery(ctx context.Context, b *browser, q url.Values) (*reply, error) {
 	const step = "Apple-hosted service discovery"
-	r, err := b.do(ctx, step, http.MethodGet, d.appleDiscovery+"?"+url.Values{"user-identifier": q["user-identifier"]}.Encode(), "", nil, nil)
+	r, err := b.do(ctx, step, http.MethodGet, withQuery(d.appleDiscovery, url.Values{"user-identifier": q["user-identifier"]}), "", nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -383,11 +383,15 @@ func (d *Device) appleHostedDiscovery(ctx context.Context, b *browser, q url.Val
 	if err := json.Unmarshal(r.body, &found); err != nil || !strings.HasPrefix(found.URL, "https://") {
 		return nil, &ExchangeError{Step: step, URL: d.appleDiscovery, Reason: "Apple's answer has no https mdm_service_discovery_url", Err: err}
 	}
-	sep := "?"
-	if strings.Contains(found.URL, "?") {
-		sep = "&"
+	return b.do(ctx, "account-driven discovery (Apple-hosted)", http.MethodGet, withQuery(found.URL, q), "", nil, nil)
+}
+
+// withQuery adds q to u, after any query u has.
+func withQuery(u string, q url.Values) string {
+	if strings.Contains(u, "?") {
+		return u + "&" + q.Encode()
 	}
-	return b.do(ctx, "account-driven discovery (Apple-hosted)", http.MethodGet, found.URL+sep+q.Encode(), "", nil, nil)
+	return u + "?" + q.Encode()
 }
 
 // AccountDrivenEnroll is account-driven User Enrollment (iOS 15+): the
@@ -404,16 +408,16 @@ func (d *Device) AccountDrivenEnroll(ctx context.Context, domainURL, userID stri
 	b := d.browser()
 	q := url.Values{"user-identifier": {userID}, "model-family": {d.modelFamily()}}
 	r, err := b.do(ctx, "account-driven discovery", http.MethodGet, strings.TrimRight(domainURL, "/")+wellKnownPath+"?"+q.Encode(), "", nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	if r.status != http.StatusOK && d.appleDiscovery != "" {
+	if (err != nil || r.status != http.StatusOK) && d.appleDiscovery != "" {
 		// Apple-hosted discovery: the domain does not serve the document,
 		// so the device asks Apple for the URL the organisation registered
 		// and fetches the document there, with the same parameters.
 		if r, err = d.appleHostedDiscovery(ctx, b, q); err != nil {
 			return nil, err
 		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	if r.status != http.StatusOK {
 		return nil, refusal("account-driven discovery", r)

@@ -574,6 +574,8 @@ func (st *state) dropEnrollment() {
 	}
 	st.enrollment = nil
 	st.account = nil
+	// The declarations came with the enrollment: a new one syncs afresh.
+	st.declarative = nil
 }
 
 // findProfile returns the profile with identifier that user's channel

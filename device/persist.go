@@ -24,6 +24,17 @@ const savedVersion = 1
 // maxSavedSize bounds a saved device file Load reads.
 const maxSavedSize = 64 << 20
 
+// maxSavedBody is how much of each transcript body a saved file keeps.
+const maxSavedBody = 64 << 10
+
+// clipBody is b cut to maxSavedBody bytes, marked as cut.
+func clipBody(b []byte) []byte {
+	if len(b) <= maxSavedBody {
+		return b
+	}
+	return append(b[:maxSavedBody:maxSavedBody], fmt.Sprintf("… (%d bytes in all; the saved file keeps the first %d)", len(b), maxSavedBody)...)
+}
+
 // saved is a device as Save writes it: what it is (seed, model, OS,
 // hardware) and what it has (keychain, profiles, enrollment, apps).
 // Behaviours are the test's, not the device's, and are not saved.
@@ -199,6 +210,13 @@ func (d *Device) Save(path string) error {
 	}
 	s.Transcript = append([]Exchange(nil), d.transcript...)
 	d.mu.RUnlock()
+	// Bodies are kept whole in memory (up to 4 MiB each); a saved file
+	// keeps the first maxSavedBody bytes of each, so that a device that
+	// downloaded a few large files still saves to a file Load reads.
+	for i := range s.Transcript {
+		s.Transcript[i].Request = clipBody(s.Transcript[i].Request)
+		s.Transcript[i].Response = clipBody(s.Transcript[i].Response)
+	}
 
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {

@@ -1,9 +1,13 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -397,6 +401,55 @@ func TestDeclarativeLegacyProfile(t *testing.T) {
 		t.Fatalf("the undownloadable configuration is reported as %v", missing)
 	}
 
+	// A legacy configuration does not take over a profile that InstallProfile
+	// put there, nor another configuration's; each such one is reported.
+	if r := srv.Run(dev, &mdm.InstallProfile{Payload: profile}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("InstallProfile: %+v", r)
+	}
+	put(api.Declaration{Type: "com.apple.configuration.legacy", Identifier: "conf.camera", Payload: map[string]any{"ProfileURL": hosted.URL}})
+	put(api.Declaration{Type: "com.apple.activation.simple", Identifier: "act.camera", Payload: map[string]any{"StandardConfigurations": []any{"conf.camera"}}})
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), "conf.camera", "act.camera"); err != nil {
+		t.Fatal(err)
+	}
+	sync()
+	if p := legacyProfile(); p == nil || p.Declaration != "" {
+		t.Fatalf("the InstallProfile profile was taken over: %+v", p)
+	}
+	if reason := configurationReason(t, c, dev.UDID(), "conf.camera"); !strings.Contains(reason, "not by a legacy configuration") {
+		t.Errorf("conf.camera over an InstallProfile profile: %q", reason)
+	}
+	if r := srv.Run(dev, &mdm.RemoveProfile{Identifier: "com.example.camera"}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("RemoveProfile: %+v", r)
+	}
+	put(api.Declaration{Type: "com.apple.configuration.legacy", Identifier: "conf.camera2", Payload: map[string]any{"ProfileURL": hosted.URL}})
+	put(api.Declaration{Type: "com.apple.activation.simple", Identifier: "act.camera", Payload: map[string]any{"StandardConfigurations": []any{"conf.camera", "conf.camera2"}}})
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), "conf.camera", "conf.camera2", "act.camera"); err != nil {
+		t.Fatal(err)
+	}
+	sync()
+	if p := legacyProfile(); p == nil || p.Declaration != "conf.camera" {
+		t.Fatalf("two configurations naming one profile: %+v", p)
+	}
+	if reason := configurationReason(t, c, dev.UDID(), "conf.camera2"); !strings.Contains(reason, "already installed by the legacy configuration conf.camera") {
+		t.Errorf("the second configuration: %q", reason)
+	}
+
+	// Unenrolled and enrolled again, the device syncs afresh and installs
+	// the profile again (the declarations went with the enrollment).
+	dev.UnenrollSilently()
+	if held, _, _ := dev.Declarations(""); len(held) != 0 {
+		t.Errorf("an unenrolled device still holds %d declarations", len(held))
+	}
+	srv.Enroll(dev)
+	put(api.Declaration{Type: "com.apple.activation.simple", Identifier: "act.camera", Payload: map[string]any{"StandardConfigurations": []any{"conf.camera"}}})
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), "conf.camera", "act.camera"); err != nil {
+		t.Fatal(err)
+	}
+	sync()
+	if p := legacyProfile(); p == nil || p.Declaration != "conf.camera" {
+		t.Fatalf("after enrolling again: %+v", p)
+	}
+
 	// Hosting: refusals and removal.
 	var ae *api.Error
 	if _, err := c.HostProfile(ctx, "bad", []byte("not a profile")); !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Message, "not a profile a device can install") {
@@ -525,6 +578,16 @@ func TestDeclarativeAssets(t *testing.T) {
 	if _, err := c.HostData(ctx, "x", "not a type", []byte("a")); !errors.As(err, &ae) || ae.Status != 400 {
 		t.Errorf("hosting with a broken Content-Type: %v", err)
 	}
+	// Downloads share the dashboard's origin, so they never run there.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, hosted.URL, nil)
+	resp, err := srv.Doer().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "text/plain" || resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Content-Security-Policy") != "sandbox" {
+		t.Errorf("the download's headers: %v", resp.Header)
+	}
 }
 
 // supervisedIPad is a server and a supervised iPad enrolled in it.
@@ -534,4 +597,71 @@ func supervisedIPad(t *testing.T) (context.Context, *mdmtest.Server, *api.Client
 	dev := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true))
 	srv.Enroll(dev)
 	return context.Background(), srv, srv.Client(), dev
+}
+
+// configurationReason is the description of the first reason the device
+// reported for a configuration ("" when none).
+func configurationReason(t *testing.T, c *api.Client, id, identifier string) string {
+	t.Helper()
+	got, err := c.EnrollmentDeclarations(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStatusReport(t, got)
+	for _, item := range got.Status.StatusItems["management"].(map[string]any)["declarations"].(map[string]any)["configurations"].([]any) {
+		m := item.(map[string]any)
+		if m["identifier"] != identifier {
+			continue
+		}
+		if reasons, _ := m["reasons"].([]any); len(reasons) > 0 {
+			d, _ := reasons[0].(map[string]any)["description"].(string)
+			return d
+		}
+	}
+	return ""
+}
+
+// TestSavedDeviceClipsLargeBodies: a device that downloaded large data
+// saves a file that keeps the first part of each transcript body, marked,
+// so the file stays small enough for Load.
+func TestSavedDeviceClipsLargeBodies(t *testing.T) {
+	ctx, srv, c, dev := supervisedIPad(t)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	hosted, err := c.HostData(ctx, "big.bin", "", big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []api.Declaration{
+		{Type: "com.apple.asset.data", Identifier: "asset.big", Payload: map[string]any{"Reference": map[string]any{"DataURL": hosted.URL, "Hash-SHA-256": hosted.SHA256}}},
+		{Type: "com.apple.configuration.management.test", Identifier: "conf.big", Payload: map[string]any{"Echo": "x", "EchoDataAssetReference": "asset.big"}},
+		{Type: "com.apple.activation.simple", Identifier: "act.big", Payload: map[string]any{"StandardConfigurations": []any{"conf.big"}}},
+	} {
+		if _, err := c.PutDeclaration(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), "asset.big", "conf.big", "act.big"); err != nil {
+		t.Fatal(err)
+	}
+	if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement: %+v", r)
+	}
+	path := filepath.Join(t.TempDir(), "device.json")
+	if err := dev.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() > 1<<20 {
+		t.Fatalf("the saved file: %v, %v bytes (the 1 MiB download was kept whole?)", err, fi.Size())
+	}
+	back, err := device.Load(path, srv.Doer(), device.WithTrust(srv.Trust()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clipped := false
+	for _, ex := range back.Transcript() {
+		clipped = clipped || (ex.Step == "declarative asset data" && bytes.HasPrefix(ex.Response, big[:1024]) && bytes.Contains(ex.Response, []byte("(1048576 bytes in all")))
+	}
+	if !clipped {
+		t.Error("the loaded transcript does not keep the clipped, marked download")
+	}
 }

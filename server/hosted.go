@@ -167,6 +167,9 @@ func (s *Server) serveHosted(k hostedKind) http.HandlerFunc {
 		}
 		w.Header().Set("Content-Type", f.ContentType)
 		w.Header().Set("Cache-Control", "no-store")
+		// Hosted files share the dashboard's origin: never run them there.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy", "sandbox")
 		_, _ = w.Write(f.Data)
 	}
 }
