@@ -9,8 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	"github.com/mockmdm/mockmdm/profiles"
 )
 
 // What a virtual device does with the declarations it holds, beyond
@@ -49,9 +47,6 @@ type heldAsset struct {
 	SHA256      string `json:"sha256"`
 	Size        int    `json:"size"`
 }
-
-// maxAssetSize bounds what the device downloads for one asset.
-const maxAssetSize = 4 << 20
 
 // applyDeclarations acts on user's active declarations (see above) and
 // returns the failures and the asset data now held.
@@ -107,8 +102,6 @@ func (d *Device) fetchAsset(ctx context.Context, e *enrollment, h *heldDeclarati
 		return fail("Error.AssetCannotBeDownloaded", "%v", err)
 	case r.status != http.StatusOK:
 		return fail("Error.AssetCannotBeDownloaded", "GET %s answered %d", clipURL(url), r.status)
-	case len(r.body) > maxAssetSize:
-		return fail("Error.AssetCannotBeDownloaded", "the data is over %d bytes, more than a virtual device takes", maxAssetSize)
 	}
 	sum := sha256.Sum256(r.body)
 	got := hex.EncodeToString(sum[:])
@@ -179,31 +172,8 @@ func (d *Device) installLegacyProfile(ctx context.Context, user string, h *heldD
 	if r.status != http.StatusOK {
 		return serverError(step, http.MethodGet, url, r, "the profile download failed")
 	}
-	// A legacy configuration does not take over a profile the server
-	// installed with InstallProfile, or another configuration's.
-	if p, err := profiles.Parse(r.body); err == nil {
-		id := profiles.Payload(p.Top).Identifier()
-		d.mu.RLock()
-		held := d.st.findProfile(id, user)
-		d.mu.RUnlock()
-		switch {
-		case held == nil:
-		case held.Declaration == "":
-			return fmt.Errorf("the profile %s is already installed, not by a legacy configuration (InstallProfile, or the user); a legacy configuration does not replace it", id)
-		case held.Declaration != h.Identifier:
-			return fmt.Errorf("the profile %s is already installed by the legacy configuration %s", id, held.Declaration)
-		}
-	}
-	res, err := d.installFor(ctx, r.body, true, user)
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if p := d.st.findProfile(res.Profile.Identifier, user); p != nil {
-		p.Declaration, p.DeclarationToken = h.Identifier, h.ServerToken
-	}
-	return nil
+	_, err = d.installFor(ctx, r.body, true, user, h)
+	return err
 }
 
 func clipURL(s string) string {

@@ -253,7 +253,7 @@ func handleInstallProfile(ctx context.Context, d *Device, cmd *Command) Response
 	if !ok || len(payload) == 0 {
 		return formatError("Payload must be <data> holding the profile")
 	}
-	_, err := d.installFor(ctx, payload, true, cmd.User)
+	_, err := d.installFor(ctx, payload, true, cmd.User, nil)
 	if err == nil {
 		return Acknowledged(nil)
 	}

@@ -149,12 +149,13 @@ type installPlan struct {
 // install is Install without the operation lock; InstallProfile uses it
 // with managed set.
 func (d *Device) install(ctx context.Context, raw []byte, managed bool) (*InstallResult, error) {
-	return d.installFor(ctx, raw, managed, "")
+	return d.installFor(ctx, raw, managed, "", nil)
 }
 
 // installFor is install on the channel of user (a Shared iPad user; "" is
-// the device channel).
-func (d *Device) installFor(ctx context.Context, raw []byte, managed bool, user string) (*InstallResult, error) {
+// the device channel); from is the legacy configuration installing it
+// (apply.go), nil for InstallProfile and the user.
+func (d *Device) installFor(ctx context.Context, raw []byte, managed bool, user string, from *heldDeclaration) (*InstallResult, error) {
 	p, err := profiles.Parse(raw)
 	if err != nil {
 		return nil, &ProfileError{Reason: "it cannot be decoded", Err: err}
@@ -165,7 +166,7 @@ func (d *Device) installFor(ctx context.Context, raw []byte, managed bool, user 
 			return nil, err
 		}
 	}
-	plan, err := d.plan(p, managed, user)
+	plan, err := d.plan(p, managed, user, from)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +263,7 @@ func (d *Device) decrypt(p *profiles.Parsed) (*profiles.Parsed, error) {
 
 // plan checks a parsed profile against the rules a device applies and the
 // device's state, and decides what installing it does.
-func (d *Device) plan(p *profiles.Parsed, managed bool, user string) (*installPlan, error) {
+func (d *Device) plan(p *profiles.Parsed, managed bool, user string, from *heldDeclaration) (*installPlan, error) {
 	top := profiles.Payload(p.Top)
 	info := &ProfileInfo{
 		Identifier:        top.Identifier(),
@@ -276,6 +277,9 @@ func (d *Device) plan(p *profiles.Parsed, managed bool, user string) (*installPl
 		Managed:           managed,
 		User:              user,
 		Raw:               p.Raw,
+	}
+	if from != nil {
+		info.Declaration, info.DeclarationToken = from.Identifier, from.ServerToken
 	}
 	if v, ok := top.Int("PayloadVersion"); ok {
 		info.Version = int(v)
@@ -425,6 +429,12 @@ func (d *Device) plan(p *profiles.Parsed, managed bool, user string) (*installPl
 			return nil, fail("it would replace the installed enrollment profile with the same PayloadIdentifier; Unenroll first", ErrAlreadyEnrolled)
 		case old.Managed != managed:
 			return nil, fail("a profile with the same PayloadIdentifier was installed by "+installer(old.Managed)+" and cannot be replaced by "+installer(managed), nil)
+		// A legacy configuration does not take over a profile that
+		// InstallProfile, the user or another configuration installed.
+		case from != nil && old.Declaration == "":
+			return nil, fail(fmt.Sprintf("the profile %s is already installed, not by a legacy configuration (InstallProfile, or the user); a legacy configuration does not replace it", old.Identifier), nil)
+		case from != nil && old.Declaration != from.Identifier:
+			return nil, fail(fmt.Sprintf("the profile %s is already installed by the legacy configuration %s", old.Identifier, old.Declaration), nil)
 		}
 		plan.replace = old
 		res.Replaced = true

@@ -59,16 +59,9 @@ var hostedName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 func (k hostedKind) name(r *http.Request) (string, error) {
 	name := r.PathValue("name")
 	if !hostedName.MatchString(name) {
-		return "", httperr.New(http.StatusBadRequest, "%s name %q: use 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit", k.what, clipName(name))
+		return "", httperr.New(http.StatusBadRequest, "%s name %q: use 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit", k.what, clipText(name, 64))
 	}
 	return name, nil
-}
-
-func clipName(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }
 
 // putHosted serves PUT /v1/hosted-profiles/{name} (the body a profile,
@@ -105,7 +98,7 @@ func (s *Server) putHosted(k hostedKind) http.HandlerFunc {
 			out.PayloadIdentifier, out.Signed = profiles.Payload(p.Top).Identifier(), p.Signed
 		} else if ct := r.Header.Get("Content-Type"); ct != "" {
 			if _, _, err := mime.ParseMediaType(ct); err != nil {
-				writeAPIError(w, httperr.New(http.StatusBadRequest, "Content-Type %q is not a media type; devices get it as sent", clipName(ct)))
+				writeAPIError(w, httperr.New(http.StatusBadRequest, "Content-Type %q is not a media type; devices get it as sent", clipText(ct, 64)))
 				return
 			}
 			f.ContentType = ct
