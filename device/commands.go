@@ -16,29 +16,62 @@ import (
 // Error domains and codes of the ErrorChain items the device sends.
 //
 // Apple says domain and code are for diagnostics only; a server should
-// judge a result by its Status. 12021 "Unknown command" (MCMDMErrorDomain)
-// and 1000 "not properly formatted" (MCProfileErrorDomain) are codes Apple
-// devices are known to send; the other codes are mockmdm's own choices,
-// kept in Apple's domains and number ranges, since no public source lists
-// what a device sends in those cases. The second item of a chain, in
-// DomainDevice, says in words what the virtual device found.
+// judge a result by its Status. Servers branch on them all the same — a
+// production MDM server takes a RemoveProfile answered "not found" as the
+// profile gone — so where a device's own answer is on public record, the
+// virtual device sends it:
+//
+//   - 12021 "Unknown command" (MCMDMErrorDomain) and 1000 "not properly
+//     formatted" (MCProfileErrorDomain);
+//   - RemoveProfile of a profile that is not installed: MDMClientError 89
+//     "Profile with identifier '…' not found." and MDMErrorDomain 12075
+//     "The profile '…' is not installed.";
+//   - InstallProfile over a profile the user installed: MDMClientError 96
+//     "Cannot replace profile '…' because it was not installed by the MDM
+//     server.";
+//   - SetRecoveryLock without the current password: MDMClientError 70
+//     "Existing recovery lock password not provided", and with a wrong one
+//     ROSLockoutServiceDaemonErrorDomain 8 "The provided recovery password
+//     failed to validate.".
+//
+// These are the signatures Fleet, an open-source MDM server, recognises in
+// device answers (its IsProfileNotFoundError and
+// IsRecoveryLockPasswordMismatchError list them as known; 96 is in its
+// profile-status tests).
+// MDMClientError is the domain of macOS's mdmclient, so a virtual Mac
+// sends 89 and 96 and an iPhone or iPad sends 12075 and, for 96's case,
+// the generic installation failure — which platform sends 12075 is not on
+// record, and that split is mockmdm's reading. The other codes are
+// mockmdm's own choices, kept in Apple's domains and number ranges, since
+// no public source lists what a device sends in those cases. The second
+// item of a chain, in DomainDevice, says in words what the virtual device
+// found.
 const (
 	DomainMDM          = "MCMDMErrorDomain"
 	DomainProfile      = "MCProfileErrorDomain"
 	DomainInstallation = "MCInstallationErrorDomain"
+	// DomainMDMClient is macOS mdmclient's domain; DomainMDMErrors the
+	// one of the "not installed" answer to RemoveProfile.
+	DomainMDMClient = "MDMClientError"
+	DomainMDMErrors = "MDMErrorDomain"
+	// DomainRecoveryLockout is the Recovery Lock service's domain.
+	DomainRecoveryLockout = "ROSLockoutServiceDaemonErrorDomain"
 	// DomainDevice carries the virtual device's detailed reason.
 	DomainDevice = "mockmdm.DeviceErrorDomain"
 
-	ErrCodeUnknownCommand      = 12021 // the device does not know the RequestType (or not on its OS)
-	ErrCodeInsufficientRights  = 12000 // the profile's AccessRights do not cover the command
-	ErrCodeMalformedCommand    = 12001 // a request key is missing or of the wrong type
-	ErrCodeNotSupervised       = 12070 // a supervised-only command on an unsupervised device
-	ErrCodeUserEnrollment      = 12071 // a command User Enrollment forbids
-	ErrCodeRequiresADE         = 12074 // an ADE-only command on a device that did not enroll through ADE (mockmdm's own)
-	ErrCodeProfileMalformed    = 1000  // InstallProfile: the profile does not decode
-	ErrCodeProfileNotFound     = 1011  // RemoveProfile: no profile with that identifier
-	ErrCodeProfileNotRemovable = 1012  // RemoveProfile: the enrollment profile, or one the user installed
-	ErrCodeInstallFailed       = 4001  // InstallProfile: a payload failed to install
+	ErrCodeUnknownCommand       = 12021 // the device does not know the RequestType (or not on its OS)
+	ErrCodeInsufficientRights   = 12000 // the profile's AccessRights do not cover the command
+	ErrCodeMalformedCommand     = 12001 // a request key is missing or of the wrong type
+	ErrCodeNotSupervised        = 12070 // a supervised-only command on an unsupervised device
+	ErrCodeUserEnrollment       = 12071 // a command User Enrollment forbids
+	ErrCodeRequiresADE          = 12074 // an ADE-only command on a device that did not enroll through ADE (mockmdm's own)
+	ErrCodeProfileMalformed     = 1000  // InstallProfile: the profile does not decode
+	ErrCodeMacProfileNotFound   = 89    // RemoveProfile on a Mac: no profile with that identifier (DomainMDMClient)
+	ErrCodeProfileNotInstalled  = 12075 // RemoveProfile on an iPhone or iPad: no profile with that identifier (DomainMDMErrors)
+	ErrCodeNotInstalledByMDM    = 96    // InstallProfile on a Mac over a profile the user installed (DomainMDMClient)
+	ErrCodeProfileNotRemovable  = 1012  // RemoveProfile: a profile the user installed
+	ErrCodeProfileOfDeclaration = 1013  // RemoveProfile, InstallProfile: a profile a legacy configuration installed (mockmdm's)
+	ErrCodeInstallFailed        = 4001  // InstallProfile: a payload failed to install
 )
 
 // maxCommandsPerSession stops a connect session with a server that never

@@ -155,10 +155,12 @@ func TestConnectAnswersCommands(t *testing.T) {
 		t.Errorf("ManagedOnly ProfileList after InstallProfile: %v", managed)
 	}
 	status(ids[5], mdm.StatusAcknowledged)
-	if c := status(ids[6], mdm.StatusError); c.ErrorChain[0].ErrorCode != ErrCodeProfileNotFound || c.ErrorChain[0].ErrorDomain != DomainProfile {
-		t.Errorf("RemoveProfile of an unknown profile: %+v", c.ErrorChain)
+	// An iPhone's "not installed" signature (commands.go).
+	if c := status(ids[6], mdm.StatusError).ErrorChain[0]; c.ErrorCode != 12075 || c.ErrorDomain != "MDMErrorDomain" ||
+		c.USEnglishDescription != "The profile 'com.example.nothing' is not installed." {
+		t.Errorf("RemoveProfile of an unknown profile: %+v", c)
 	}
-	if c := status(ids[7], mdm.StatusError); c.ErrorChain[0].ErrorCode != ErrCodeProfileNotFound {
+	if c := status(ids[7], mdm.StatusError); c.ErrorChain[0].ErrorCode != ErrCodeProfileNotInstalled {
 		t.Errorf("RemoveProfile of a payload identifier: %+v", c.ErrorChain)
 	}
 

@@ -142,6 +142,9 @@ type state struct {
 type trustedRoot struct {
 	cert      *x509.Certificate
 	profileID string
+	// user is the channel of the profile that installed it ("" the
+	// device's): one identifier may be installed on several channels.
+	user string
 }
 
 // identity is a certificate and key in the keychain, installed by a SCEP
@@ -149,6 +152,7 @@ type trustedRoot struct {
 type identity struct {
 	payloadUUID string
 	profileID   string
+	user        string // the installing profile's channel, as trustedRoot's
 	cert        *x509.Certificate
 	key         *rsa.PrivateKey
 }

@@ -50,7 +50,18 @@ type ProfileError struct {
 	Reason string
 	// Err is the cause (a profiles decoder error, ErrUntrustedProfile, …).
 	Err error
+	// owner, when set, is who installed the profile this one would have
+	// replaced; InstallProfile's error code follows it.
+	owner profileOwner
 }
+
+// profileOwner is who installed a profile a replacement was refused for.
+type profileOwner int
+
+const (
+	ownerUser        profileOwner = iota + 1 // the user (Install)
+	ownerDeclaration                         // a legacy configuration
+)
 
 func (e *ProfileError) Error() string {
 	msg := "device: profile"

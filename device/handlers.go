@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -258,8 +259,14 @@ func handleInstallProfile(ctx context.Context, d *Device, cmd *Command) Response
 		return Acknowledged(nil)
 	}
 	var pe *ProfileError
-	if errors.As(err, &pe) && pe.Reason == "it cannot be decoded" {
+	switch {
+	case errors.As(err, &pe) && pe.Reason == "it cannot be decoded":
 		return Failed(ChainItem(DomainProfile, ErrCodeProfileMalformed, "The profile is not properly formatted."), detail("%v", err))
+	case pe != nil && pe.owner == ownerUser && d.model.IsMac():
+		return Failed(ChainItem(DomainMDMClient, ErrCodeNotInstalledByMDM,
+			fmt.Sprintf("Cannot replace profile '%s' because it was not installed by the MDM server.", pe.Identifier)), detail("%v", err))
+	case pe != nil && pe.owner == ownerDeclaration:
+		return Failed(ChainItem(DomainProfile, ErrCodeProfileOfDeclaration, "The profile is managed by a declaration."), detail("%v", err))
 	}
 	return Failed(ChainItem(DomainInstallation, ErrCodeInstallFailed, "The profile could not be installed."), detail("%v", err))
 }
@@ -279,8 +286,11 @@ func handleRemoveProfile(ctx context.Context, d *Device, cmd *Command) Response 
 	defer d.mu.Unlock()
 	p := d.st.findProfile(id, cmd.User)
 	switch {
+	case p == nil && d.model.IsMac():
+		return Failed(ChainItem(DomainMDMClient, ErrCodeMacProfileNotFound, fmt.Sprintf("Profile with identifier '%s' not found.", id)),
+			detail("no installed profile has PayloadIdentifier %q", id))
 	case p == nil:
-		return Failed(ChainItem(DomainProfile, ErrCodeProfileNotFound, "The profile is not installed."),
+		return Failed(ChainItem(DomainMDMErrors, ErrCodeProfileNotInstalled, fmt.Sprintf("The profile '%s' is not installed.", id)),
 			detail("no installed profile has PayloadIdentifier %q", id))
 	case p.Enrollment:
 		r := Acknowledged(nil)
@@ -292,6 +302,11 @@ func handleRemoveProfile(ctx context.Context, d *Device, cmd *Command) Response 
 	case !p.Managed:
 		return Failed(ChainItem(DomainProfile, ErrCodeProfileNotRemovable, "The profile cannot be removed by the MDM server."),
 			detail("%q was installed by the user, not by this MDM server", id))
+	case p.Declaration != "":
+		// The configuration owns it: removing it here would leave the
+		// configuration reported active with its profile gone.
+		return Failed(ChainItem(DomainProfile, ErrCodeProfileOfDeclaration, "The profile is managed by a declaration."),
+			detail("%q was installed by the legacy configuration %q; it is removed when that configuration is removed or no longer active", id, p.Declaration))
 	}
 	d.st.removeProfile(p)
 	d.log.Info("profile removed by the server", "profile", id)

@@ -207,7 +207,10 @@ func (d *Device) installFor(ctx context.Context, raw []byte, managed bool, user 
 		d.st.removeProfile(plan.replace)
 	}
 	for _, c := range plan.roots {
-		d.st.roots = append(d.st.roots, trustedRoot{cert: c, profileID: id})
+		d.st.roots = append(d.st.roots, trustedRoot{cert: c, profileID: id, user: user})
+	}
+	for _, ident := range idents {
+		ident.user = user
 	}
 	d.st.identities = append(d.st.identities, idents...)
 	plan.info.InstalledAt = d.now()
@@ -428,7 +431,16 @@ func (d *Device) plan(p *profiles.Parsed, managed bool, user string, from *heldD
 		case old.Enrollment:
 			return nil, fail("it would replace the installed enrollment profile with the same PayloadIdentifier; Unenroll first", ErrAlreadyEnrolled)
 		case old.Managed != managed:
-			return nil, fail("a profile with the same PayloadIdentifier was installed by "+installer(old.Managed)+" and cannot be replaced by "+installer(managed), nil)
+			err := fail("a profile with the same PayloadIdentifier was installed by "+installer(old.Managed)+" and cannot be replaced by "+installer(managed), nil)
+			if managed {
+				err.(*ProfileError).owner = ownerUser
+			}
+			return nil, err
+		// Nor does InstallProfile take over a configuration's profile.
+		case from == nil && old.Declaration != "":
+			err := fail(fmt.Sprintf("the profile %s was installed by the legacy configuration %s, which owns it; InstallProfile does not replace it", old.Identifier, old.Declaration), nil)
+			err.(*ProfileError).owner = ownerDeclaration
+			return nil, err
 		// A legacy configuration does not take over a profile that
 		// InstallProfile, the user or another configuration installed.
 		case from != nil && old.Declaration == "":
@@ -564,11 +576,13 @@ func parseOID(s string) (asn1.ObjectIdentifier, error) {
 }
 
 // removeProfile removes p and what it installed: its roots, its identities
-// and, for the enrollment profile, the enrollment itself.
+// (those of its identifier on its channel — the same identifier may be
+// installed on another) and, for the enrollment profile, the enrollment
+// itself.
 func (st *state) removeProfile(p *ProfileInfo) {
 	st.profiles = slices.DeleteFunc(st.profiles, func(q *ProfileInfo) bool { return q == p })
-	st.roots = slices.DeleteFunc(st.roots, func(r trustedRoot) bool { return r.profileID == p.Identifier })
-	st.identities = slices.DeleteFunc(st.identities, func(id *identity) bool { return id.profileID == p.Identifier })
+	st.roots = slices.DeleteFunc(st.roots, func(r trustedRoot) bool { return r.profileID == p.Identifier && r.user == p.User })
+	st.identities = slices.DeleteFunc(st.identities, func(id *identity) bool { return id.profileID == p.Identifier && id.user == p.User })
 	if p.Enrollment && st.enrollment != nil && st.enrollment.profileID == p.Identifier {
 		st.enrollment = nil
 	}

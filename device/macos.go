@@ -22,14 +22,16 @@ import (
 // remotedesktop.enable.yaml and .disable.yaml, passcode.firmware.set.yaml
 // and .verify.yaml ("not available on Apple silicon"), and
 // information.security.yaml (IsRecoveryLockEnabled, RemoteDesktopEnabled).
-// The error codes a Mac sends for a wrong current password or a firmware
-// command on Apple silicon are not published; the codes below are
-// mockmdm's own in Apple's domain.
-
-// Error codes of the Mac security commands (mockmdm's own).
+// Error codes of the Mac security commands.
 const (
-	ErrCodeWrongPassword     = 12078 // SetRecoveryLock: CurrentPassword is not the Recovery Lock password
-	ErrCodeNotOnAppleSilicon = 12079 // SetFirmwarePassword, VerifyFirmwarePassword on an Apple silicon Mac
+	// SetRecoveryLock while a password is set: CurrentPassword missing
+	// (DomainMDMClient) or not that password (DomainRecoveryLockout) —
+	// what macOS answers with, on public record (commands.go).
+	ErrCodeRecoveryLockNoCurrent = 70
+	ErrCodeRecoveryLockMismatch  = 8
+	// SetFirmwarePassword, VerifyFirmwarePassword on an Apple silicon Mac:
+	// what a Mac sends is not published, so this code is mockmdm's own.
+	ErrCodeNotOnAppleSilicon = 12079
 )
 
 func init() {
@@ -73,8 +75,13 @@ func handleSetRecoveryLock(_ context.Context, d *Device, cmd *Command) Response 
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if set := d.st.recoveryLock; set != "" && subtle.ConstantTimeCompare([]byte(set), []byte(passwordHash(d.hw.UDID, current))) != 1 {
-		return Failed(ChainItem(DomainMDM, ErrCodeWrongPassword, "The current password is incorrect."),
+	switch set := d.st.recoveryLock; {
+	case set == "":
+	case current == "":
+		return Failed(ChainItem(DomainMDMClient, ErrCodeRecoveryLockNoCurrent, "Existing recovery lock password not provided"),
+			detail("a Recovery Lock password is set, so SetRecoveryLock needs it as CurrentPassword"))
+	case subtle.ConstantTimeCompare([]byte(set), []byte(passwordHash(d.hw.UDID, current))) != 1:
+		return Failed(ChainItem(DomainRecoveryLockout, ErrCodeRecoveryLockMismatch, "The provided recovery password failed to validate."),
 			detail("a Recovery Lock password is set and CurrentPassword does not match it"))
 	}
 	d.st.recoveryLock = ""

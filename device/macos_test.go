@@ -50,9 +50,33 @@ func TestMacSecurityCommands(t *testing.T) {
 	if !verify(mac, "first") || verify(mac, "wrong") || security(mac)["IsRecoveryLockEnabled"] != true || !mac.RecoveryLock() {
 		t.Error("after SetRecoveryLock")
 	}
-	r := srv.Run(mac, map[string]any{"RequestType": "SetRecoveryLock", "CurrentPassword": "wrong", "NewPassword": "second"})
-	if r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeWrongPassword {
-		t.Errorf("a wrong CurrentPassword: %+v", r)
+	// The signatures macOS answers with (device/commands.go): a server
+	// that tells a missing password from a wrong one branches on these.
+	for _, c := range []struct {
+		name   string
+		cmd    map[string]any
+		domain string
+		code   int64
+		desc   string
+	}{
+		{"a wrong CurrentPassword", map[string]any{"RequestType": "SetRecoveryLock", "CurrentPassword": "wrong", "NewPassword": "second"},
+			"ROSLockoutServiceDaemonErrorDomain", 8, "The provided recovery password failed to validate."},
+		{"no CurrentPassword", map[string]any{"RequestType": "SetRecoveryLock", "NewPassword": "second"},
+			"MDMClientError", 70, "Existing recovery lock password not provided"},
+		{"an empty CurrentPassword clearing it", map[string]any{"RequestType": "SetRecoveryLock", "CurrentPassword": "", "NewPassword": ""},
+			"MDMClientError", 70, "Existing recovery lock password not provided"},
+	} {
+		r := srv.Run(mac, c.cmd)
+		if r.Status != mdm.StatusError || len(r.ErrorChain) == 0 {
+			t.Errorf("%s: %+v", c.name, r)
+			continue
+		}
+		if e := r.ErrorChain[0]; e.ErrorDomain != c.domain || e.ErrorCode != c.code || e.USEnglishDescription != c.desc {
+			t.Errorf("%s: %+v", c.name, e)
+		}
+	}
+	if !verify(mac, "first") {
+		t.Error("a refused SetRecoveryLock changed the password")
 	}
 	if r := srv.Run(mac, map[string]any{"RequestType": "SetRecoveryLock", "NewPassword": 7}); r.Status != mdm.StatusCommandFormatError {
 		t.Errorf("NewPassword not a string: %+v", r)

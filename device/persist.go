@@ -90,11 +90,13 @@ type savedAccount struct {
 type savedRoot struct {
 	CertPEM   string `json:"cert_pem"`
 	ProfileID string `json:"profile_id"`
+	User      string `json:"user,omitempty"`
 }
 
 type savedIdentity struct {
 	PayloadUUID string `json:"payload_uuid"`
 	ProfileID   string `json:"profile_id"`
+	User        string `json:"user,omitempty"`
 	CertPEM     string `json:"cert_pem"`
 	KeyPEM      string `json:"key_pem"`
 }
@@ -165,7 +167,7 @@ func (d *Device) Save(path string) error {
 		s.Books = append(s.Books, *b)
 	}
 	for _, r := range d.st.roots {
-		s.Roots = append(s.Roots, savedRoot{CertPEM: certPEM(r.cert), ProfileID: r.profileID})
+		s.Roots = append(s.Roots, savedRoot{CertPEM: certPEM(r.cert), ProfileID: r.profileID, User: r.user})
 	}
 	for _, id := range d.st.identities {
 		der, err := x509.MarshalPKCS8PrivateKey(id.key)
@@ -174,7 +176,7 @@ func (d *Device) Save(path string) error {
 			return fmt.Errorf("device: saving identity key: %w", err)
 		}
 		s.Identities = append(s.Identities, savedIdentity{
-			PayloadUUID: id.payloadUUID, ProfileID: id.profileID, CertPEM: certPEM(id.cert),
+			PayloadUUID: id.payloadUUID, ProfileID: id.profileID, User: id.user, CertPEM: certPEM(id.cert),
 			KeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
 		})
 	}
@@ -324,7 +326,7 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 		if err != nil {
 			return nil, &LoadError{Path: path, Reason: fmt.Sprintf("roots[%d]", i), Err: err}
 		}
-		st.roots = append(st.roots, trustedRoot{cert: c, profileID: r.ProfileID})
+		st.roots = append(st.roots, trustedRoot{cert: c, profileID: r.ProfileID, user: r.User})
 	}
 	for i, id := range s.Identities {
 		c, err := parseCertPEM(id.CertPEM)
@@ -338,7 +340,7 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 		if !key.PublicKey.Equal(c.PublicKey) {
 			return nil, &LoadError{Path: path, Reason: fmt.Sprintf("identities[%d]: the key does not belong to the certificate", i)}
 		}
-		st.identities = append(st.identities, &identity{payloadUUID: id.PayloadUUID, profileID: id.ProfileID, cert: c, key: key})
+		st.identities = append(st.identities, &identity{payloadUUID: id.PayloadUUID, profileID: id.ProfileID, user: id.User, cert: c, key: key})
 	}
 	for i, p := range s.Profiles {
 		info := p.Info

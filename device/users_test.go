@@ -206,12 +206,7 @@ func profileIDs(t *testing.T, result string) []string {
 // open.
 func TestMacUserChannel(t *testing.T) {
 	ctx := context.Background()
-	srv := mdmtest.NewServer(t)
-	mac := srv.NewDevice(device.WithModel(device.Mac), device.WithSupervised(true))
-	srv.Enroll(mac)
-	if err := mac.LogIn(ctx, "ann", "Ann Example"); err != nil {
-		t.Fatal(err)
-	}
+	srv, mac := macWithAnn(t)
 	users := mac.Users()
 	if len(users) != 1 || users[0].UserID == mdm.SharedIPadUserID || len(users[0].UserID) != 36 || users[0].EnrollmentID != mac.UDID()+":"+users[0].UserID {
 		t.Fatalf("users: %+v", users)
@@ -372,4 +367,17 @@ func TestUserPushListenerFollowsLogins(t *testing.T) {
 		t.Fatal(err)
 	}
 	answered(kept, ann.EnrollmentID) // the kept push woke Ann's channel
+}
+
+// macWithAnn is a supervised Mac enrolled in a new server, its local user
+// ann logged in (and given a user channel).
+func macWithAnn(t *testing.T) (*mdmtest.Server, *device.Device) {
+	t.Helper()
+	srv := mdmtest.NewServer(t)
+	mac := srv.NewDevice(device.WithModel(device.Mac), device.WithSupervised(true))
+	srv.Enroll(mac)
+	if err := mac.LogIn(context.Background(), "ann", "Ann Example"); err != nil {
+		t.Fatal(err)
+	}
+	return srv, mac
 }

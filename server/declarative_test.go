@@ -450,6 +450,19 @@ func TestDeclarativeLegacyProfile(t *testing.T) {
 		t.Fatalf("after enrolling again: %+v", p)
 	}
 
+	// The configuration owns its profile: RemoveProfile and InstallProfile
+	// are refused, and the profile stays the configuration's.
+	for _, cmd := range []any{&mdm.RemoveProfile{Identifier: "com.example.camera"}, &mdm.InstallProfile{Payload: profile}} {
+		r := srv.Run(dev, cmd)
+		if r.Status != mdm.StatusError || len(r.ErrorChain) < 2 || r.ErrorChain[0].ErrorCode != device.ErrCodeProfileOfDeclaration ||
+			!strings.Contains(r.ErrorChain[1].USEnglishDescription, "conf.camera") {
+			t.Errorf("%T of the configuration's profile: %+v", cmd, r)
+		}
+		if p := legacyProfile(); p == nil || p.Declaration != "conf.camera" {
+			t.Fatalf("after %T: %+v", cmd, p)
+		}
+	}
+
 	// Hosting: refusals and removal.
 	var ae *api.Error
 	if _, err := c.HostProfile(ctx, "bad", []byte("not a profile")); !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Message, "not a profile a device can install") {
