@@ -24,8 +24,9 @@ import (
 //   - 12021 "Unknown command" (MCMDMErrorDomain) and 1000 "not properly
 //     formatted" (MCProfileErrorDomain);
 //   - RemoveProfile of a profile that is not installed: MDMClientError 89
-//     "Profile with identifier '…' not found." and MDMErrorDomain 12075
-//     "The profile '…' is not installed.";
+//     "Profile with identifier '…' not found." from a Mac and
+//     MDMErrorDomain 12075 "The profile “…” is not installed." from an
+//     iPhone;
 //   - InstallProfile over a profile the user installed: MDMClientError 96
 //     "Cannot replace profile '…' because it was not installed by the MDM
 //     server.";
@@ -37,15 +38,17 @@ import (
 // These are the signatures Fleet, an open-source MDM server, recognises in
 // device answers (its IsProfileNotFoundError and
 // IsRecoveryLockPasswordMismatchError list them as known; 96 is in its
-// profile-status tests).
-// MDMClientError is the domain of macOS's mdmclient, so a virtual Mac
-// sends 89 and 96 and an iPhone or iPad sends 12075 and, for 96's case,
-// the generic installation failure — which platform sends 12075 is not on
-// record, and that split is mockmdm's reading. The other codes are
-// mockmdm's own choices, kept in Apple's domains and number ranges, since
-// no public source lists what a device sends in those cases. The second
-// item of a chain, in DomainDevice, says in words what the virtual device
-// found.
+// profile-status tests). Fleet's change that added 12075 (pull request
+// 43872) quotes an iPhone's answer; its quote marks arrived garbled, and
+// “ ” is mockmdm's reading of them. MDMClientError is the domain of
+// macOS's mdmclient, so a virtual Mac sends 89 and 96; an iPhone or iPad
+// sends 12075 and, for 96's case, the generic installation failure
+// (mockmdm's, as nothing is on record).
+//
+// The other codes are mockmdm's own choices, kept in Apple's domains and
+// number ranges, since no public source lists what a device sends in those
+// cases. The second item of a chain, in DomainDevice, says in words what
+// the virtual device found.
 const (
 	DomainMDM          = "MCMDMErrorDomain"
 	DomainProfile      = "MCProfileErrorDomain"

@@ -157,7 +157,7 @@ func TestConnectAnswersCommands(t *testing.T) {
 	status(ids[5], mdm.StatusAcknowledged)
 	// An iPhone's "not installed" signature (commands.go).
 	if c := status(ids[6], mdm.StatusError).ErrorChain[0]; c.ErrorCode != 12075 || c.ErrorDomain != "MDMErrorDomain" ||
-		c.USEnglishDescription != "The profile 'com.example.nothing' is not installed." {
+		c.USEnglishDescription != "The profile \u201ccom.example.nothing\u201d is not installed." {
 		t.Errorf("RemoveProfile of an unknown profile: %+v", c)
 	}
 	if c := status(ids[7], mdm.StatusError); c.ErrorChain[0].ErrorCode != ErrCodeProfileNotInstalled {

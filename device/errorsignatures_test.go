@@ -49,7 +49,7 @@ func TestKnownErrorSignatures(t *testing.T) {
 		{"RemoveProfile of a missing profile on a Mac", mac, &mdm.RemoveProfile{Identifier: "com.example.nothing"},
 			"MDMClientError", 89, "Profile with identifier 'com.example.nothing' not found."},
 		{"RemoveProfile of a missing profile on an iPhone", iphone, &mdm.RemoveProfile{Identifier: "com.example.nothing"},
-			"MDMErrorDomain", 12075, "The profile 'com.example.nothing' is not installed."},
+			"MDMErrorDomain", 12075, "The profile \u201ccom.example.nothing\u201d is not installed."},
 		{"InstallProfile over the user's profile on a Mac", mac, &mdm.InstallProfile{Payload: users},
 			"MDMClientError", 96, "Cannot replace profile 'com.example.users' because it was not installed by the MDM server."},
 		// No public record for an iPhone: the generic installation failure.

@@ -290,7 +290,7 @@ func handleRemoveProfile(ctx context.Context, d *Device, cmd *Command) Response 
 		return Failed(ChainItem(DomainMDMClient, ErrCodeMacProfileNotFound, fmt.Sprintf("Profile with identifier '%s' not found.", id)),
 			detail("no installed profile has PayloadIdentifier %q", id))
 	case p == nil:
-		return Failed(ChainItem(DomainMDMErrors, ErrCodeProfileNotInstalled, fmt.Sprintf("The profile '%s' is not installed.", id)),
+		return Failed(ChainItem(DomainMDMErrors, ErrCodeProfileNotInstalled, fmt.Sprintf("The profile \u201c%s\u201d is not installed.", id)),
 			detail("no installed profile has PayloadIdentifier %q", id))
 	case p.Enrollment:
 		r := Acknowledged(nil)
