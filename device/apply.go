@@ -30,7 +30,7 @@ import (
 //     ServerToken changes.
 //
 // A failure makes the declaration inactive, and is tried again at the next
-// sync that changes the set.
+// sync, whether or not the set changed.
 
 const legacyConfigurationType = "com.apple.configuration.legacy"
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -20,8 +21,10 @@ import (
 // changed) for the declaration items, fetches each declaration whose
 // ServerToken it does not hold, drops the ones no longer listed, and sends
 // a status report of what it holds: each declaration's identifier,
-// server-token, active and valid, and its device status items. Each
-// channel (the device's, a logged-in user's) syncs its own declarations.
+// server-token, active and valid, and its device status items. When the
+// token did not change but something failed to apply at the last sync, it
+// tries that again and reports a changed outcome. Each channel (the
+// device's, a logged-in user's) syncs its own declarations.
 //
 // Sources: PROTOCOL.md §10; Apple's schemas mdm/checkin/
 // declarativemanagement.yaml (Endpoint, Data), declarative/protocol/*
@@ -31,9 +34,12 @@ import (
 // and its payload passes that schema (an activation's Predicate must also
 // parse). An activation is active when it is valid, every configuration
 // it lists is held and valid, and its Predicate is true (predicate.go). A
-// configuration is active when an active activation lists it, an asset
-// when an active configuration's payload names it, a management
-// declaration when valid. Of what declarations configure, the device
+// configuration is active when an active activation lists it and every
+// asset it references is held (else Error.MissingAssets), an asset when an
+// active configuration references it (else, when the configurations that
+// reference it failed, Error.ConfigurationFailed), a management
+// declaration when valid. A configuration references an asset by a key
+// Apple's schema marks with assettypes. Of what declarations configure, the device
 // applies legacy profiles and fetches asset data (apply.go); it holds and
 // reports the rest without enforcing them.
 
@@ -194,7 +200,24 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 		return fmt.Errorf("device: the tokens answer has no SyncTokens.DeclarationsToken")
 	}
 	if prev != nil && prev.Token == tokens.SyncTokens.DeclarationsToken {
-		return nil // nothing changed since the last sync
+		// Nothing changed since the last sync; what failed then is tried
+		// again (the server may have fixed a download since), and a
+		// changed outcome is reported.
+		if len(prev.Failures) == 0 {
+			return nil
+		}
+		held.Failures, held.Assets = d.applyDeclarations(ctx, user, e, held.Declarations, held.Assets)
+		if maps.Equal(held.Failures, prev.Failures) {
+			return nil
+		}
+		report, err := d.statusReport(held.Declarations, e.userEnrollment, held.Failures)
+		if err == nil {
+			err = ask("status", report, nil)
+		}
+		if err != nil {
+			held.Failures = prev.Failures // so the next sync reports the change
+		}
+		return err
 	}
 	var items struct {
 		Declarations      map[string][]struct{ Identifier, ServerToken string }
@@ -341,19 +364,39 @@ func evaluate(ds []*heldDeclaration, status map[string]any, failures map[string]
 		}
 	}
 	assetActive := map[string]bool{}
+	// failedBy names, per asset, a configuration that was activated but
+	// failed: Apple's Error.ConfigurationFailed for an asset left inactive.
+	failedBy := map[string]*heldDeclaration{}
 	for _, h := range ds {
 		switch h.Kind {
 		case "configuration":
 			st := out[h.Identifier]
 			st.active = configActive[h.Identifier]
-			if f, failed := failures[h.Identifier]; st.active && failed {
+			refs := assetReferences(h)
+			var missing []any
+			for _, ref := range refs {
+				if a := byID[ref]; a == nil || a.Kind != "asset" {
+					missing = append(missing, ref)
+				}
+			}
+			f, failed := failures[h.Identifier]
+			switch {
+			case !st.active:
+			case len(missing) > 0:
+				st.active = false
+				st.code, st.reason = "Error.MissingAssets", fmt.Sprintf("the configuration references assets the device does not hold: %v", missing)
+				st.details = map[string]any{"Identifier": h.Identifier, "ServerToken": h.ServerToken, "AssetIdentifiers": missing}
+			case failed:
 				st.active = false
 				st.code, st.reason, st.details = f.Code, "the configuration could not be applied: "+f.Error, map[string]any{"Error": f.Error}
 			}
 			out[h.Identifier] = st
-			if st.active {
-				for _, s := range stringsIn(h.Payload) {
-					assetActive[s] = true
+			for _, ref := range refs {
+				switch {
+				case st.active:
+					assetActive[ref] = true
+				case configActive[h.Identifier] && failedBy[ref] == nil:
+					failedBy[ref] = h
 				}
 			}
 		case "management":
@@ -366,9 +409,14 @@ func evaluate(ds []*heldDeclaration, status map[string]any, failures map[string]
 		if h.Kind == "asset" {
 			st := out[h.Identifier]
 			st.active = st.valid == "valid" && assetActive[h.Identifier]
-			if f, failed := failures[h.Identifier]; st.active && failed {
+			conf := failedBy[h.Identifier]
+			switch f, failed := failures[h.Identifier]; {
+			case st.active && failed:
 				st.active = false
 				st.code, st.reason, st.details = f.Code, "the asset's data could not be used: "+f.Error, map[string]any{"Error": f.Error}
+			case !st.active && st.valid == "valid" && conf != nil:
+				st.code, st.reason = "Error.ConfigurationFailed", fmt.Sprintf("the configuration %s that references it failed", conf.Identifier)
+				st.details = map[string]any{"Identifier": conf.Identifier, "ServerToken": conf.ServerToken}
 			}
 			out[h.Identifier] = st
 		}
@@ -376,25 +424,43 @@ func evaluate(ds []*heldDeclaration, status map[string]any, failures map[string]
 	return out
 }
 
-// stringsIn lists every string value in v, at any depth.
-func stringsIn(v any) []string {
+// assetReferences lists the asset identifiers a configuration's payload
+// names: the string values of the keys Apple's schema marks with
+// assettypes (AuthenticationCredentialsAssetReference and the like), at
+// any depth, in the schema's key order.
+func assetReferences(h *heldDeclaration) []string {
+	s, ok := schema.Declaration(h.Type)
+	if !ok {
+		return nil
+	}
+	var out []string
+	assetReferencesIn(s.PayloadKeys, h.Payload, &out)
+	return out
+}
+
+func assetReferencesIn(keys []schema.Key, dict map[string]any, out *[]string) {
+	for _, k := range keys {
+		if v, ok := dict[k.Name]; ok {
+			assetReferencesAt(k, v, out)
+		}
+	}
+}
+
+func assetReferencesAt(k schema.Key, v any, out *[]string) {
 	switch x := v.(type) {
 	case string:
-		return []string{x}
+		if len(k.AssetTypes) > 0 && x != "" && !slices.Contains(*out, x) {
+			*out = append(*out, x)
+		}
 	case map[string]any:
-		var out []string
-		for _, e := range x {
-			out = append(out, stringsIn(e)...)
-		}
-		return out
+		assetReferencesIn(k.Subkeys, x, out)
 	case []any:
-		var out []string
-		for _, e := range x {
-			out = append(out, stringsIn(e)...)
+		if len(k.Subkeys) == 1 {
+			for _, e := range x {
+				assetReferencesAt(k.Subkeys[0], e, out)
+			}
 		}
-		return out
 	}
-	return nil
 }
 
 // clientCapabilities is the management.client-capabilities status item:

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -319,18 +320,7 @@ func checkStatusReport(t *testing.T, got *api.EnrollmentDeclarations) {
 // Apple's schema.
 func TestDeclarativeLegacyProfile(t *testing.T) {
 	ctx, srv, c, dev := supervisedIPad(t)
-	profile, err := plist.MarshalIndent(map[string]any{
-		"PayloadType": "Configuration", "PayloadVersion": 1, "PayloadIdentifier": "com.example.camera",
-		"PayloadUUID": "6E1C2B7A-3D4F-4A5B-9C8D-1E2F3A4B5C6D",
-		"PayloadContent": []any{map[string]any{
-			"PayloadType": "com.apple.applicationaccess", "PayloadVersion": 1,
-			"PayloadIdentifier": "com.example.camera.restrictions", "PayloadUUID": "0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D",
-			"allowCamera": false,
-		}},
-	}, "\t")
-	if err != nil {
-		t.Fatal(err)
-	}
+	profile := noCameraProfile(t, "com.example.camera", "6E1C2B7A-3D4F-4A5B-9C8D-1E2F3A4B5C6D", "0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D")
 	hosted, err := c.HostProfile(ctx, "camera", profile)
 	if err != nil || hosted.PayloadIdentifier != "com.example.camera" || hosted.URL != srv.URL()+server.PathHostedProfiles+"/camera" {
 		t.Fatalf("hosting the profile: %+v %v", hosted, err)
@@ -399,6 +389,22 @@ func TestDeclarativeLegacyProfile(t *testing.T) {
 	if missing == nil || missing["active"] != false || len(reasons) != 1 || reasons[0].(map[string]any)["code"] != "Error.ConfigurationCannotBeApplied" ||
 		!strings.Contains(reasons[0].(map[string]any)["description"].(string), "404") {
 		t.Fatalf("the undownloadable configuration is reported as %v", missing)
+	}
+	// Hosted afterwards, it is installed at the next sync though the set
+	// did not change, and reported active.
+	late, err := c.HostProfile(ctx, "missing", noCameraProfile(t, "com.example.late", "7A1C2B7A-3D4F-4A5B-9C8D-1E2F3A4B5C6D", "7B1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sync()
+	if item := declarationItem(t, c, dev.UDID(), "configurations", "conf.missing"); item["active"] != true {
+		t.Errorf("conf.missing once %s is hosted: %v", late.URL, item)
+	}
+	if r := srv.Run(dev, &mdm.RemoveProfile{Identifier: "com.example.late"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeProfileOfDeclaration {
+		t.Errorf("the late profile is not installed as the configuration's: %+v", r)
+	}
+	if err := c.DeleteHostedProfile(ctx, "missing"); err != nil {
+		t.Fatal(err)
 	}
 
 	// A legacy configuration does not take over a profile that InstallProfile
@@ -587,6 +593,68 @@ func TestDeclarativeAssets(t *testing.T) {
 		t.Errorf("%d downloads at the second sync, want 3 (the failed ones again, not the two held)", n)
 	}
 
+	// Nothing changed in the set, but the missing data is hosted now: the
+	// next sync tries the failed downloads again and reports the asset
+	// active.
+	if _, err := c.HostData(ctx, "none", "text/plain", []byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	before = fetches()
+	if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement: %+v", r)
+	}
+	if n := fetches() - before; n != 3 {
+		t.Errorf("%d downloads at a sync that changed nothing, want 3 (the failed ones)", n)
+	}
+	if item := declarationItem(t, c, dev.UDID(), "assets", "asset.missing"); item["active"] != true {
+		t.Errorf("asset.missing once its data is hosted: %v", item)
+	}
+
+	// Assets a configuration references by the keys Apple's schema marks
+	// with assettypes, nested ones too: one the device does not hold makes
+	// the configuration inactive (Error.MissingAssets, naming them), and the
+	// asset it does hold inactive (Error.ConfigurationFailed).
+	for _, d := range []api.Declaration{
+		{Type: "com.apple.asset.useridentity", Identifier: "asset.user", Payload: map[string]any{"FullName": "Ann Example", "EmailAddress": "ann@example.com"}},
+		{Type: "com.apple.configuration.account.exchange", Identifier: "conf.exchange", Payload: map[string]any{
+			"EnabledProtocolTypes": []any{"EAS"}, "UserIdentityAssetReference": "asset.user",
+			"AuthenticationCredentialsAssetReference": "asset.absent",
+			"SMIME": map[string]any{"Signing": map[string]any{"Enabled": true, "IdentityAssetReference": "asset.nested"}},
+		}},
+		{Type: "com.apple.activation.simple", Identifier: "act.exchange", Payload: map[string]any{"StandardConfigurations": []any{"conf.exchange"}}},
+	} {
+		if _, err := c.PutDeclaration(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), append(ids, "conf.extra", "asset.user", "conf.exchange", "act.exchange")...); err != nil {
+		t.Fatal(err)
+	}
+	if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement: %+v", r)
+	}
+	got, err = c.EnrollmentDeclarations(ctx, dev.UDID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStatusReport(t, got)
+	conf := declarationItem(t, c, dev.UDID(), "configurations", "conf.exchange")
+	reasons, _ := conf["reasons"].([]any)
+	if conf["active"] != false || len(reasons) != 1 {
+		t.Fatalf("conf.exchange: %v", conf)
+	}
+	reason := reasons[0].(map[string]any)
+	details, _ := reason["details"].(map[string]any)
+	if reason["code"] != "Error.MissingAssets" || details["Identifier"] != "conf.exchange" ||
+		!reflect.DeepEqual(details["AssetIdentifiers"], []any{"asset.absent", "asset.nested"}) {
+		t.Errorf("conf.exchange's reason: %v", reason)
+	}
+	user := declarationItem(t, c, dev.UDID(), "assets", "asset.user")
+	if reasons, _ := user["reasons"].([]any); user["active"] != false || len(reasons) != 1 ||
+		reasons[0].(map[string]any)["code"] != "Error.ConfigurationFailed" {
+		t.Errorf("asset.user, referenced only by the failed conf.exchange: %v", user)
+	}
+
 	var ae *api.Error
 	if _, err := c.HostData(ctx, "x", "not a type", []byte("a")); !errors.As(err, &ae) || ae.Status != 400 {
 		t.Errorf("hosting with a broken Content-Type: %v", err)
@@ -601,6 +669,43 @@ func TestDeclarativeAssets(t *testing.T) {
 	if resp.Header.Get("Content-Type") != "text/plain" || resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Content-Security-Policy") != "sandbox" {
 		t.Errorf("the download's headers: %v", resp.Header)
 	}
+}
+
+// noCameraProfile is a small profile (a restriction on the camera) a test
+// hosts for a legacy configuration.
+func noCameraProfile(t *testing.T, identifier, uuid, payloadUUID string) []byte {
+	t.Helper()
+	b, err := plist.MarshalIndent(map[string]any{
+		"PayloadType": "Configuration", "PayloadVersion": 1, "PayloadIdentifier": identifier,
+		"PayloadUUID": uuid,
+		"PayloadContent": []any{map[string]any{
+			"PayloadType": "com.apple.applicationaccess", "PayloadVersion": 1,
+			"PayloadIdentifier": identifier + ".restrictions", "PayloadUUID": payloadUUID,
+			"allowCamera": false,
+		}},
+	}, "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// declarationItem is what the device last reported about one declaration
+// of kind ("configurations", "assets", …), as the server keeps it.
+func declarationItem(t *testing.T, c *api.Client, id, kind, identifier string) map[string]any {
+	t.Helper()
+	got, err := c.EnrollmentDeclarations(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, _ := got.Status.StatusItems["management"].(map[string]any)["declarations"].(map[string]any)[kind].([]any)
+	for _, item := range items {
+		if m := item.(map[string]any); m["identifier"] == identifier {
+			return m
+		}
+	}
+	t.Fatalf("the device reported no %s %s", kind, identifier)
+	return nil
 }
 
 // supervisedIPad is a server and a supervised iPad enrolled in it.
