@@ -316,6 +316,15 @@ func evaluate(ds []*heldDeclaration, status map[string]any, failures map[string]
 		}
 	}
 	configActive := map[string]bool{}
+	referenced := map[string]bool{} // by any activation held
+	for _, h := range ds {
+		if h.Kind == "activation" {
+			confs, _ := stringList(h.Payload["StandardConfigurations"])
+			for _, c := range confs {
+				referenced[c] = true
+			}
+		}
+	}
 	for _, h := range ds {
 		if h.Kind != "activation" || out[h.Identifier].valid != "valid" {
 			continue
@@ -381,6 +390,13 @@ func evaluate(ds []*heldDeclaration, status map[string]any, failures map[string]
 			}
 			f, failed := failures[h.Identifier]
 			switch {
+			case !referenced[h.Identifier] && st.valid == "valid":
+				// What a Mac reported for one (KMFDDM's getting-started
+				// guide records it): not looked at, so validity unknown.
+				// One the schema refuses stays invalid, with its reason.
+				st.valid, st.code = "unknown", "Info.NotReferencedByActivation"
+				st.reason = fmt.Sprintf("Configuration \u201c%s:%s\u201d is not referenced by an activation.", h.Identifier, h.ServerToken)
+				st.details = map[string]any{"Identifier": h.Identifier, "ServerToken": h.ServerToken}
 			case !st.active:
 			case len(missing) > 0:
 				st.active = false
@@ -389,6 +405,11 @@ func evaluate(ds []*heldDeclaration, status map[string]any, failures map[string]
 			case failed:
 				st.active = false
 				st.code, st.reason, st.details = f.Code, "the configuration could not be applied: "+f.Error, map[string]any{"Error": f.Error}
+			case h.Type == managementTestType && h.Payload["ReturnStatus"] == "Failed" && st.valid == "valid":
+				// Apple's test configuration failing on request, as a Mac
+				// reports it (the same guide): still active, but invalid.
+				st.valid, st.code, st.reason = "invalid", "Error.ConfigurationCannotBeApplied", "Configuration cannot be applied"
+				st.details = map[string]any{"Error": "An internal error has occurred."}
 			}
 			out[h.Identifier] = st
 			for _, ref := range refs {
@@ -423,6 +444,10 @@ func evaluate(ds []*heldDeclaration, status map[string]any, failures map[string]
 	}
 	return out
 }
+
+// managementTestType is Apple's configuration for testing declarative
+// management: ReturnStatus Failed makes the device report it failed.
+const managementTestType = "com.apple.configuration.management.test"
 
 // assetReferences lists the asset identifiers a configuration's payload
 // names: the string values of the keys Apple's schema marks with

@@ -18,7 +18,9 @@ func TestEvaluateDeclarations(t *testing.T) {
 		{Kind: "activation", Type: "com.apple.activation.simple", Identifier: "act.bad", Payload: map[string]any{"StandardConfigurations": []any{"conf.bad"}}},
 		{Kind: "configuration", Type: "com.apple.configuration.management.test", Identifier: "conf.ok", Payload: map[string]any{"Echo": "hi", "ReturnStatus": "Installed"}},
 		{Kind: "configuration", Type: "com.apple.configuration.management.test", Identifier: "conf.bad", Payload: map[string]any{"Echo": 3.0}},
-		{Kind: "configuration", Type: "com.apple.configuration.management.test", Identifier: "conf.idle", Payload: map[string]any{"Echo": "x"}},
+		{Kind: "configuration", Type: "com.apple.configuration.management.test", Identifier: "conf.idle", ServerToken: "t9", Payload: map[string]any{"Echo": "x"}},
+		{Kind: "activation", Type: "com.apple.activation.simple", Identifier: "act.fail", Payload: map[string]any{"StandardConfigurations": []any{"conf.fail"}}},
+		{Kind: "configuration", Type: "com.apple.configuration.management.test", Identifier: "conf.fail", Payload: map[string]any{"Echo": "x", "ReturnStatus": "Failed"}},
 		{Kind: "configuration", Type: "com.apple.configuration.unheard-of", Identifier: "conf.unknown", Payload: map[string]any{}},
 		{Kind: "management", Type: "com.apple.management.organization-info", Identifier: "mgmt", Payload: map[string]any{"Name": "Example Org"}},
 		{Kind: "activation", Type: "com.apple.activation.simple", Identifier: "act.ipad", Payload: map[string]any{"StandardConfigurations": []any{"conf.ipad"}, "Predicate": `@status(device.model.family) == "iPad"`}},
@@ -30,11 +32,15 @@ func TestEvaluateDeclarations(t *testing.T) {
 	}
 	got := evaluate(ds, map[string]any{"device.model.family": "iPad"}, nil)
 	want := map[string]declStatus{
-		"act.ok":       {active: true, valid: "valid"},
-		"act.bad":      {active: false, valid: "valid"},
-		"conf.ok":      {active: true, valid: "valid"},
-		"conf.bad":     {active: false, valid: "invalid"},
-		"conf.idle":    {active: false, valid: "valid"},
+		"act.ok":   {active: true, valid: "valid"},
+		"act.bad":  {active: false, valid: "valid"},
+		"conf.ok":  {active: true, valid: "valid"},
+		"conf.bad": {active: false, valid: "invalid"},
+		// What a Mac reports (KMFDDM's guide): unreferenced, validity
+		// unknown; Apple's test configuration failing on request, still
+		// active.
+		"conf.idle":    {active: false, valid: "unknown", code: "Info.NotReferencedByActivation"},
+		"conf.fail":    {active: true, valid: "invalid", code: "Error.ConfigurationCannotBeApplied"},
 		"conf.unknown": {active: false, valid: "invalid"},
 		"mgmt":         {active: true, valid: "valid"},
 		// The Predicate decides: true on this iPad, false, and one the
@@ -47,6 +53,13 @@ func TestEvaluateDeclarations(t *testing.T) {
 		// Invalid for its predicate, whatever it lists.
 		"act.unparsable.missing": {active: false, valid: "invalid", code: "Error.UnableToParsePredicate"},
 		"act.missing":            {active: false, valid: "valid", code: "Error.MissingConfigurations"},
+	}
+	if g := got["conf.idle"]; g.reason != "Configuration \u201cconf.idle:t9\u201d is not referenced by an activation." ||
+		g.details["Identifier"] != "conf.idle" || g.details["ServerToken"] != "t9" {
+		t.Errorf("conf.idle's reason: %q %v", g.reason, g.details)
+	}
+	if g := got["conf.fail"]; g.reason != "Configuration cannot be applied" || g.details["Error"] != "An internal error has occurred." {
+		t.Errorf("conf.fail's reason: %q %v", g.reason, g.details)
 	}
 	for id, w := range want {
 		g := got[id]
@@ -87,7 +100,7 @@ func TestSyncDeclarationsHostileServer(t *testing.T) {
 	if err := d.SyncDeclarations(ctx(t), ""); err != nil {
 		t.Fatalf("a good sync: %v", err)
 	}
-	if held, _, _ := d.Declarations(""); len(held) != 1 || held[0].Valid != "valid" {
+	if held, _, _ := d.Declarations(""); len(held) != 1 || held[0].Identifier != "c" || held[0].Valid != "unknown" {
 		t.Fatalf("held: %+v", held)
 	}
 	many := `{"Declarations":{"Activations":[],"Configurations":[` + strings.Repeat(`{"Identifier":"x","ServerToken":"1"},`, maxDeclarations) + `{"Identifier":"y","ServerToken":"1"}],"Assets":[],"Management":[]},"DeclarationsToken":"t2"}`

@@ -749,21 +749,11 @@ func TestSavedDeviceClipsLargeBodies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []api.Declaration{
-		{Type: "com.apple.asset.data", Identifier: "asset.big", Payload: map[string]any{"Reference": map[string]any{"DataURL": hosted.URL, "Hash-SHA-256": hosted.SHA256}}},
-		{Type: "com.apple.configuration.management.test", Identifier: "conf.big", Payload: map[string]any{"Echo": "x", "EchoDataAssetReference": "asset.big"}},
-		{Type: "com.apple.activation.simple", Identifier: "act.big", Payload: map[string]any{"StandardConfigurations": []any{"conf.big"}}},
-	} {
-		if _, err := c.PutDeclaration(ctx, d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := c.SetDeclarations(ctx, dev.UDID(), "asset.big", "conf.big", "act.big"); err != nil {
-		t.Fatal(err)
-	}
-	if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
-		t.Fatalf("DeclarativeManagement: %+v", r)
-	}
+	assignAndSync(t, srv, dev,
+		api.Declaration{Type: "com.apple.asset.data", Identifier: "asset.big", Payload: map[string]any{"Reference": map[string]any{"DataURL": hosted.URL, "Hash-SHA-256": hosted.SHA256}}},
+		api.Declaration{Type: "com.apple.configuration.management.test", Identifier: "conf.big", Payload: map[string]any{"Echo": "x", "EchoDataAssetReference": "asset.big"}},
+		api.Declaration{Type: "com.apple.activation.simple", Identifier: "act.big", Payload: map[string]any{"StandardConfigurations": []any{"conf.big"}}},
+	)
 	path := filepath.Join(t.TempDir(), "device.json")
 	if err := dev.Save(path); err != nil {
 		t.Fatal(err)
@@ -781,5 +771,65 @@ func TestSavedDeviceClipsLargeBodies(t *testing.T) {
 	}
 	if !clipped {
 		t.Error("the loaded transcript does not keep the clipped, marked download")
+	}
+}
+
+// TestDeclarativeAsDevicesReport: two answers a Mac is on record giving
+// (KMFDDM's getting-started guide), through the real server and checked
+// against Apple's StatusReport schema: a configuration no activation
+// references is reported with validity unknown and
+// Info.NotReferencedByActivation, and Apple's test configuration with
+// ReturnStatus Failed stays active, invalid, with
+// Error.ConfigurationCannotBeApplied.
+func TestDeclarativeAsDevicesReport(t *testing.T) {
+	ctx, srv, c, dev := supervisedIPad(t)
+	assignAndSync(t, srv, dev,
+		api.Declaration{Type: "com.apple.configuration.management.test", Identifier: "conf.alone", Payload: map[string]any{"Echo": "alone"}},
+		api.Declaration{Type: "com.apple.configuration.management.test", Identifier: "conf.fail", Payload: map[string]any{"Echo": "fail", "ReturnStatus": "Failed"}},
+		api.Declaration{Type: "com.apple.activation.simple", Identifier: "act.fail", Payload: map[string]any{"StandardConfigurations": []any{"conf.fail"}}},
+	)
+	got, err := c.EnrollmentDeclarations(ctx, dev.UDID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStatusReport(t, got)
+	alone := declarationItem(t, c, dev.UDID(), "configurations", "conf.alone")
+	reasons, _ := alone["reasons"].([]any)
+	if alone["active"] != false || alone["valid"] != "unknown" || len(reasons) != 1 {
+		t.Fatalf("conf.alone: %v", alone)
+	}
+	token := alone["server-token"].(string)
+	if r := reasons[0].(map[string]any); r["code"] != "Info.NotReferencedByActivation" ||
+		r["description"] != "Configuration \u201cconf.alone:"+token+"\u201d is not referenced by an activation." ||
+		!reflect.DeepEqual(r["details"], map[string]any{"Identifier": "conf.alone", "ServerToken": token}) {
+		t.Errorf("conf.alone's reason: %v", r)
+	}
+	fail := declarationItem(t, c, dev.UDID(), "configurations", "conf.fail")
+	reasons, _ = fail["reasons"].([]any)
+	if fail["active"] != true || fail["valid"] != "invalid" || len(reasons) != 1 {
+		t.Fatalf("conf.fail: %v", fail)
+	}
+	if r := reasons[0].(map[string]any); r["code"] != "Error.ConfigurationCannotBeApplied" || r["description"] != "Configuration cannot be applied" ||
+		!reflect.DeepEqual(r["details"], map[string]any{"Error": "An internal error has occurred."}) {
+		t.Errorf("conf.fail's reason: %v", r)
+	}
+}
+
+// assignAndSync puts decls, makes them all of dev's set and has dev sync.
+func assignAndSync(t *testing.T, srv *mdmtest.Server, dev *device.Device, decls ...api.Declaration) {
+	t.Helper()
+	ctx, c := context.Background(), srv.Client()
+	var ids []string
+	for _, d := range decls {
+		if _, err := c.PutDeclaration(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, d.Identifier)
+	}
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), ids...); err != nil {
+		t.Fatal(err)
+	}
+	if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement: %+v", r)
 	}
 }

@@ -191,7 +191,7 @@ func TestDeviceUserAndDeclarationCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev("connect", "-file", file, "-ca", ca)
-	if out := dev("declarations", "-file", file); !strings.Contains(out, "com.example.test") || !strings.Contains(out, "1 sync(s)") || !strings.Contains(out, "valid") {
+	if out := dev("declarations", "-file", file); !strings.Contains(out, "com.example.test") || !strings.Contains(out, "1 sync(s)") || !strings.Contains(out, "not referenced by an activation") {
 		t.Fatalf("declarations: %s", out)
 	}
 	for _, args := range [][]string{
