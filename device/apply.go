@@ -12,7 +12,8 @@ import (
 )
 
 // What a virtual device does with the declarations it holds, beyond
-// reporting them, after each sync that changed the channel's set:
+// reporting them, after each sync that changed the channel's set (and, for
+// what failed, at every sync):
 //
 //   - A com.apple.configuration.legacy configuration ("Legacy Profile" in
 //     Apple's schema) names an MDMv1 profile by ProfileURL. While the

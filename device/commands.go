@@ -77,6 +77,15 @@ const (
 	ErrCodeInstallFailed        = 4001  // InstallProfile: a payload failed to install
 )
 
+// Codes earlier versions sent where a device's own answer is now known.
+const (
+	// Deprecated: a virtual iPhone or iPad answers ErrCodeProfileNotInstalled
+	// (DomainMDMErrors), a Mac ErrCodeMacProfileNotFound (DomainMDMClient).
+	ErrCodeProfileNotFound = ErrCodeProfileNotInstalled
+	// Deprecated: use ErrCodeRecoveryLockMismatch (DomainRecoveryLockout).
+	ErrCodeWrongPassword = ErrCodeRecoveryLockMismatch
+)
+
 // maxCommandsPerSession stops a connect session with a server that never
 // answers with an empty body.
 const maxCommandsPerSession = 1000

@@ -3,9 +3,10 @@ package device
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -22,8 +23,9 @@ import (
 // ServerToken it does not hold, drops the ones no longer listed, and sends
 // a status report of what it holds: each declaration's identifier,
 // server-token, active and valid, and its device status items. When the
-// token did not change but something failed to apply at the last sync, it
-// tries that again and reports a changed outcome. Each channel (the
+// token did not change, it tries again what failed to apply at the last
+// sync, and reports when its status differs from what the server last
+// took. Each channel (the
 // device's, a logged-in user's) syncs its own declarations.
 //
 // Sources: PROTOCOL.md §10; Apple's schemas mdm/checkin/
@@ -75,6 +77,9 @@ type declarativeState struct {
 	// sync; Assets are the asset data it holds, by identifier.
 	Failures map[string]applyFailure `json:"failures,omitempty"`
 	Assets   map[string]heldAsset    `json:"assets,omitempty"`
+	// ReportSHA256 is the hash of the last status report the server took,
+	// so that a sync with nothing new reports only what changed since.
+	ReportSHA256 string `json:"report_sha256,omitempty"`
 }
 
 // maxDeclarations bounds what one sync fetches, so a server listing
@@ -147,7 +152,7 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 	}
 	held := &declarativeState{}
 	if prev != nil {
-		held.Token, held.Syncs, held.Failures, held.Assets = prev.Token, prev.Syncs, prev.Failures, prev.Assets
+		held.Token, held.Syncs, held.Failures, held.Assets, held.ReportSHA256 = prev.Token, prev.Syncs, prev.Failures, prev.Assets, prev.ReportSHA256
 		held.Declarations = slices.Clone(prev.Declarations)
 	}
 	defer func() {
@@ -189,6 +194,24 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 		}
 		return nil
 	}
+	// report sends the status report of what the channel holds now; with
+	// onlyChanged, only when it differs from the last one the server took.
+	report := func(onlyChanged bool) error {
+		r, err := d.statusReport(held.Declarations, e.userEnrollment, held.Failures)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(r)
+		digest := hex.EncodeToString(sum[:])
+		if onlyChanged && digest == held.ReportSHA256 {
+			return nil
+		}
+		if err := ask("status", r, nil); err != nil {
+			return err // not taken: the next sync reports again
+		}
+		held.ReportSHA256 = digest
+		return nil
+	}
 
 	var tokens struct {
 		SyncTokens struct{ DeclarationsToken, Timestamp string }
@@ -200,24 +223,14 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 		return fmt.Errorf("device: the tokens answer has no SyncTokens.DeclarationsToken")
 	}
 	if prev != nil && prev.Token == tokens.SyncTokens.DeclarationsToken {
-		// Nothing changed since the last sync; what failed then is tried
-		// again (the server may have fixed a download since), and a
-		// changed outcome is reported.
-		if len(prev.Failures) == 0 {
-			return nil
+		// Nothing new from the server. What failed at the last sync is
+		// tried again (the server may have fixed a download since), and
+		// the status is reported when it differs from what the server last
+		// took — a retry's outcome, or a report that did not get through.
+		if len(prev.Failures) > 0 {
+			held.Failures, held.Assets = d.applyDeclarations(ctx, user, e, held.Declarations, held.Assets)
 		}
-		held.Failures, held.Assets = d.applyDeclarations(ctx, user, e, held.Declarations, held.Assets)
-		if maps.Equal(held.Failures, prev.Failures) {
-			return nil
-		}
-		report, err := d.statusReport(held.Declarations, e.userEnrollment, held.Failures)
-		if err == nil {
-			err = ask("status", report, nil)
-		}
-		if err != nil {
-			held.Failures = prev.Failures // so the next sync reports the change
-		}
-		return err
+		return report(true)
 	}
 	var items struct {
 		Declarations      map[string][]struct{ Identifier, ServerToken string }
@@ -262,11 +275,7 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 	sort.SliceStable(next, func(i, j int) bool { return next[i].Identifier < next[j].Identifier })
 	held.Declarations = next // applied, whether or not the report gets through
 	held.Failures, held.Assets = d.applyDeclarations(ctx, user, e, next, held.Assets)
-	report, err := d.statusReport(next, e.userEnrollment, held.Failures)
-	if err != nil {
-		return err
-	}
-	if err := ask("status", report, nil); err != nil {
+	if err := report(false); err != nil {
 		return err // the token stays the old one, so the next sync reports again
 	}
 	held.Token = items.DeclarationsToken
@@ -480,10 +489,18 @@ func assetReferencesAt(k schema.Key, v any, out *[]string) {
 	case map[string]any:
 		assetReferencesIn(k.Subkeys, x, out)
 	case []any:
-		if len(k.Subkeys) == 1 {
-			for _, e := range x {
-				assetReferencesAt(k.Subkeys[0], e, out)
-			}
+		if len(k.Subkeys) != 1 {
+			return
+		}
+		// Apple marks some lists of references on the array key itself
+		// (watch.enrollment's AnchorCertificateAssetReferences), others on
+		// the element.
+		elem := k.Subkeys[0]
+		if len(elem.AssetTypes) == 0 {
+			elem.AssetTypes = k.AssetTypes
+		}
+		for _, e := range x {
+			assetReferencesAt(elem, e, out)
 		}
 	}
 }

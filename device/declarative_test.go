@@ -1,7 +1,9 @@
 package device
 
 import (
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -140,5 +142,135 @@ func TestSyncDeclarationsHostileServer(t *testing.T) {
 				t.Errorf("after a failed sync: held %+v, last error %q", held, lastErr)
 			}
 		})
+	}
+}
+
+// TestSyncRetriesAndReportsChanges: with the DeclarationsToken unchanged, a
+// sync tries again the legacy profile that failed, and sends a status
+// report only when it differs from the last one the server took — so a
+// report the server refused goes out at the next sync, and an unchanged
+// one does not go out at all.
+func TestSyncRetriesAndReportsChanges(t *testing.T) {
+	f := newFakeMDM(t, false)
+	d := f.enrolled(f.options(), WithModel(IPad), WithSupervised(true))
+	profileURL := f.srv.URL + "/enroll" // serves the enrollment profile for now: a legacy install fails
+	var (
+		mu         sync.Mutex
+		reports    []string
+		refuseNext bool
+	)
+	f.dm = func(endpoint string) (int, string) {
+		switch endpoint {
+		case "tokens":
+			return 200, `{"SyncTokens":{"DeclarationsToken":"t1","Timestamp":"2026-12-02T00:00:00Z"}}`
+		case "declaration-items":
+			return 200, `{"Declarations":{"Activations":[{"Identifier":"a","ServerToken":"1"}],"Configurations":[{"Identifier":"c","ServerToken":"1"}],"Assets":[],"Management":[]},"DeclarationsToken":"t1"}`
+		case "declaration/activation/a":
+			return 200, `{"Type":"com.apple.activation.simple","Identifier":"a","ServerToken":"1","Payload":{"StandardConfigurations":["c"]}}`
+		case "declaration/configuration/c":
+			return 200, `{"Type":"com.apple.configuration.legacy","Identifier":"c","ServerToken":"1","Payload":{"ProfileURL":"` + profileURL + `"}}`
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		reports = append(reports, endpoint)
+		if refuseNext {
+			refuseNext = false
+			return 500, ""
+		}
+		return 200, ""
+	}
+	sent := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reports)
+	}
+	active := func() bool {
+		held, _, _ := d.Declarations("")
+		for _, h := range held {
+			if h.Identifier == "c" {
+				return h.Active
+			}
+		}
+		t.Fatal("c is not held")
+		return false
+	}
+	syncNow := func() error { return d.SyncDeclarations(ctx(t), "") }
+
+	if err := syncNow(); err != nil || sent() != 1 || active() {
+		t.Fatalf("first sync: %v, %d reports, c active %v (want the legacy profile failed)", err, sent(), active())
+	}
+	if err := syncNow(); err != nil || sent() != 1 {
+		t.Fatalf("a sync with nothing changed: %v, %d reports, want still 1", err, sent())
+	}
+	// Fixed on the server; the next report is refused.
+	f.serve(inertProfile(t, "com.example.legacy"))
+	mu.Lock()
+	refuseNext = true
+	mu.Unlock()
+	if err := syncNow(); err == nil || sent() != 2 || !active() {
+		t.Fatalf("the retry whose report is refused: %v, %d reports, c active %v", err, sent(), active())
+	}
+	if err := syncNow(); err != nil || sent() != 3 {
+		t.Fatalf("after the refused report: %v, %d reports, want 3 (it goes out again)", err, sent())
+	}
+	if err := syncNow(); err != nil || sent() != 3 {
+		t.Fatalf("once taken: %v, %d reports, want still 3", err, sent())
+	}
+	if p := d.st.findProfile("com.example.legacy", ""); p == nil || p.Declaration != "c" {
+		t.Errorf("the legacy profile: %+v", p)
+	}
+}
+
+// TestAssetReferences: references are the string values of the keys
+// Apple's schema marks with assettypes — nested in dictionaries, in arrays
+// of dictionaries, and in a list marked on the array key itself — and
+// nothing else.
+func TestAssetReferences(t *testing.T) {
+	for _, c := range []struct {
+		h    heldDeclaration
+		want []string
+	}{
+		{heldDeclaration{Type: "com.apple.configuration.account.exchange", Payload: map[string]any{
+			"EnabledProtocolTypes": []any{"EAS"}, "VisibleName": "asset.not", "UserIdentityAssetReference": "asset.user",
+			"SMIME": map[string]any{"Signing": map[string]any{"IdentityAssetReference": "asset.sign"}, "Encryption": map[string]any{"IdentityAssetReference": "asset.user"}},
+		}}, []string{"asset.user", "asset.sign"}},
+		{heldDeclaration{Type: "com.apple.configuration.watch.enrollment", Payload: map[string]any{
+			"EnrollmentProfileURL": "https://example.com/p", "AnchorCertificateAssetReferences": []any{"asset.a1", "asset.a2"},
+		}}, []string{"asset.a1", "asset.a2"}},
+		{heldDeclaration{Type: "com.apple.configuration.management.test", Payload: map[string]any{"Echo": "asset.user"}}, nil},
+		{heldDeclaration{Type: "com.apple.configuration.unheard-of", Payload: map[string]any{"X": "asset.user"}}, nil},
+	} {
+		if got := assetReferences(&c.h); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.h.Type, got, c.want)
+		}
+	}
+}
+
+// TestRemoveProfileByChannel: removing a profile takes the roots and
+// identities of its identifier on its own channel only; and a file saved
+// before they recorded their channel gives them their profile's.
+func TestRemoveProfileByChannel(t *testing.T) {
+	c := getPKI(t).otherCA.Cert
+	device := &ProfileInfo{Identifier: "p"}
+	ann := &ProfileInfo{Identifier: "p", User: "ann"}
+	st := &state{
+		profiles:   []*ProfileInfo{device, ann},
+		roots:      []trustedRoot{{cert: c, profileID: "p"}, {cert: c, profileID: "p", user: "ann"}},
+		identities: []*identity{{profileID: "p", cert: c}, {profileID: "p", user: "ann", cert: c}},
+	}
+	st.removeProfile(ann)
+	if len(st.roots) != 1 || st.roots[0].user != "" || len(st.identities) != 1 || st.identities[0].user != "" {
+		t.Fatalf("after removing ann's copy: roots %+v, identities %+v", st.roots, st.identities)
+	}
+
+	old := &state{
+		profiles: []*ProfileInfo{{Identifier: "only.ann", User: "ann"}, {Identifier: "both"}, {Identifier: "both", User: "ann"},
+			{Identifier: "two.users", User: "ann"}, {Identifier: "two.users", User: "bob"}},
+		roots:      []trustedRoot{{cert: c, profileID: "only.ann"}, {cert: c, profileID: "both"}, {cert: c, profileID: "two.users"}},
+		identities: []*identity{{profileID: "only.ann", cert: c}, {profileID: "both", cert: c}},
+	}
+	old.channelsOfOldFiles()
+	if got := []string{old.roots[0].user, old.roots[1].user, old.roots[2].user, old.identities[0].user, old.identities[1].user}; !slices.Equal(got, []string{"ann", "", "", "ann", ""}) {
+		t.Errorf("channels given to an old file's roots and identities: %q", got)
 	}
 }

@@ -353,6 +353,7 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 		}
 		st.profiles = append(st.profiles, &info)
 	}
+	st.channelsOfOldFiles()
 	if e := s.Enrollment; e != nil {
 		en := &enrollment{profileID: e.ProfileID, mdm: e.MDM, userEnrollment: e.UserEnrollment, enrolledAt: e.EnrolledAt, viaADE: e.ViaADE}
 		for _, id := range st.identities {
@@ -428,4 +429,38 @@ func newChecked(doer Doer, opts ...Option) (d *Device, err error) {
 		}
 	}()
 	return New(doer, opts...), nil
+}
+
+// channelsOfOldFiles gives the roots and identities a file saved before
+// they recorded their channel the channel of the profile that brought them:
+// the device's when a device-channel profile has that identifier, else the
+// one user channel whose profile does (with several, the device's, as
+// before).
+func (st *state) channelsOfOldFiles() {
+	channelOf := func(profileID string) string {
+		var users []string
+		for _, p := range st.profiles {
+			if p.Identifier != profileID {
+				continue
+			}
+			if p.User == "" {
+				return ""
+			}
+			users = append(users, p.User)
+		}
+		if len(users) == 1 {
+			return users[0]
+		}
+		return ""
+	}
+	for i := range st.roots {
+		if st.roots[i].user == "" {
+			st.roots[i].user = channelOf(st.roots[i].profileID)
+		}
+	}
+	for _, id := range st.identities {
+		if id.user == "" {
+			id.user = channelOf(id.profileID)
+		}
+	}
 }
