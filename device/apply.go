@@ -52,7 +52,7 @@ type heldAsset struct {
 // applyDeclarations acts on user's active declarations (see above) and
 // returns the failures and the asset data now held.
 func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollment, ds []*heldDeclaration, assets map[string]heldAsset) (map[string]applyFailure, map[string]heldAsset) {
-	statuses := evaluate(ds, d.predicateStatus(e.userEnrollment), nil)
+	statuses := evaluate(ds, d.predicateStatus(user, e.userEnrollment), nil)
 	failures := map[string]applyFailure{}
 	for id, msg := range d.applyLegacyProfiles(ctx, user, ds, statuses) {
 		failures[id] = applyFailure{Code: "Error.ConfigurationCannotBeApplied", Error: msg}

@@ -18,6 +18,9 @@ type behaviours struct {
 	// need an unlocked device get NotNow. (A DeviceLock command only
 	// records the lock: no passcode is modelled, so nothing waits on it.)
 	locked bool
+	// statusItems are the status item values the tester set, by item name
+	// (SetStatusItem, statusitems.go).
+	statusItems map[string]any
 }
 
 // needsUnlock lists commands a locked device postpones with NotNow, as an

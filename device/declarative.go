@@ -125,7 +125,7 @@ func (d *Device) Declarations(user string) (list []DeclarationStatus, syncs int,
 	if st == nil {
 		return nil, 0, ""
 	}
-	statuses := evaluate(st.Declarations, d.predicateStatus(d.userEnrolled()), st.Failures)
+	statuses := evaluate(st.Declarations, d.predicateStatus(user, d.userEnrolled()), st.Failures)
 	for _, h := range st.Declarations {
 		s := statuses[h.Identifier]
 		list = append(list, DeclarationStatus{Kind: h.Kind, Type: h.Type, Identifier: h.Identifier, ServerToken: h.ServerToken, Active: s.active, Valid: s.valid, Reason: s.reason})
@@ -197,7 +197,7 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 	// report sends the status report of what the channel holds now; with
 	// onlyChanged, only when it differs from the last one the server took.
 	report := func(onlyChanged bool) error {
-		r, err := d.statusReport(held.Declarations, e.userEnrollment, held.Failures)
+		r, err := d.statusReport(held.Declarations, user, e.userEnrollment, held.Failures)
 		if err != nil {
 			return err
 		}
@@ -544,8 +544,8 @@ func (d *Device) clientCapabilities() map[string]any {
 // statusReport is the full status report of what the device holds.
 // Under User Enrollment the device's identifiers stay out of it, as they do
 // everywhere else.
-func (d *Device) statusReport(ds []*heldDeclaration, userEnrollment bool, failures map[string]applyFailure) ([]byte, error) {
-	statuses := evaluate(ds, d.predicateStatus(userEnrollment), failures)
+func (d *Device) statusReport(ds []*heldDeclaration, user string, userEnrollment bool, failures map[string]applyFailure) ([]byte, error) {
+	statuses := evaluate(ds, d.predicateStatus(user, userEnrollment), failures)
 	lists := map[string][]map[string]any{}
 	for _, k := range declarationKinds {
 		lists[k.status] = []map[string]any{}
@@ -570,14 +570,16 @@ func (d *Device) statusReport(ds []*heldDeclaration, userEnrollment bool, failur
 			}
 		}
 	}
-	report := map[string]any{
-		"StatusItems": map[string]any{
-			"management": map[string]any{"declarations": lists, "client-capabilities": d.clientCapabilities()},
-			"device":     d.deviceStatusItems(userEnrollment),
-		},
-		"Errors":     []any{},
-		"FullReport": true,
+	values, missing := d.statusItems(user, userEnrollment, subscriptions(ds, statuses))
+	items := nestStatus(values)
+	items["management"] = map[string]any{"declarations": lists, "client-capabilities": d.clientCapabilities()}
+	errs := []any{}
+	for _, name := range missing {
+		errs = append(errs, map[string]any{"StatusItem": name, "Reasons": []any{map[string]any{
+			"Code": statusNotAvailable, "Description": fmt.Sprintf("The virtual device has no value for %s.", name),
+		}}})
 	}
+	report := map[string]any{"StatusItems": items, "Errors": errs, "FullReport": true}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -585,29 +587,6 @@ func (d *Device) statusReport(ds []*heldDeclaration, userEnrollment bool, failur
 		return nil, err
 	}
 	return bytes.TrimSpace(buf.Bytes()), nil
-}
-
-// deviceStatusItems are the device.* status items: model and OS, and its
-// identifiers except under User Enrollment, which keeps them out as it
-// does everywhere else.
-func (d *Device) deviceStatusItems(userEnrollment bool) map[string]any {
-	version, build := d.OS()
-	items := map[string]any{
-		"model":            map[string]any{"family": d.model.Family, "identifier": d.model.ProductName, "marketing-name": d.model.Description},
-		"operating-system": map[string]any{"family": d.model.OSName, "version": version, "build-version": build},
-	}
-	if !userEnrollment {
-		items["identifier"] = map[string]any{"udid": d.hw.UDID, "serial-number": d.hw.SerialNumber}
-	}
-	return items
-}
-
-// predicateStatus is what @status(...) reads in a Predicate: the device.*
-// status items by key path.
-func (d *Device) predicateStatus(userEnrollment bool) map[string]any {
-	out := map[string]any{}
-	flattenStatus("device", d.deviceStatusItems(userEnrollment), out)
-	return out
 }
 
 // userEnrolled reports whether the device's enrollment is a User Enrollment.

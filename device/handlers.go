@@ -166,13 +166,15 @@ func hostName(name string) string {
 func round2(f float64) float64 { return math.Round(f*100) / 100 }
 
 // handleSecurityInfo reports a device with hardware encryption and no
-// passcode; the schema prunes what the OS does not report.
+// passcode — so out of compliance while a passcode policy asks for one;
+// the schema prunes what the OS does not report.
 func handleSecurityInfo(_ context.Context, d *Device, cmd *Command) Response {
+	compliant := !d.passcodeRequired(cmd.User)
 	info := map[string]any{
 		"HardwareEncryptionCaps":        3,
 		"PasscodePresent":               false,
-		"PasscodeCompliant":             true,
-		"PasscodeCompliantWithProfiles": true,
+		"PasscodeCompliant":             compliant,
+		"PasscodeCompliantWithProfiles": compliant,
 		"ManagementStatus": map[string]any{
 			"EnrolledViaDEP":             d.enrolledViaADE(),
 			"UserApprovedEnrollment":     true,

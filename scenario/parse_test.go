@@ -53,6 +53,8 @@ func TestParseHostile(t *testing.T) {
 		{"behaviour not_now wrong type", head + "  - device: a\n  - behaviour: a\n    not_now: {InstallProfile: often}\n", 5, "steps[2].not_now.InstallProfile", "want a whole number"},
 		{"behaviour nothing", head + "  - device: a\n  - behaviour: a\n", 4, "steps[2].behaviour", "says nothing to change"},
 		{"delay too long", head + "  - device: a\n  - behaviour: a\n    delay: {'*': 10h}\n", 5, "steps[2].delay.*", "longer than"},
+		{"status item unknown", head + "  - device: a\n  - behaviour: a\n    status_items: {no.such-item: 1}\n", 5, "steps[2].status_items.no.such-item", "not a status item"},
+		{"status item wrong type", head + "  - device: a\n  - behaviour: a\n    status_items: {test.integer-value: many}\n", 5, "steps[2].status_items.test.integer-value", "integer"},
 		{"clock", "name: n\nclock: yesterday\nsteps:\n  - device: a\n", 2, "clock", "RFC 3339"},
 		{"no name", "steps:\n  - device: a\n", 1, "name", "missing"},
 		{"no steps", "name: n\n", 1, "steps", "missing"},

@@ -17,6 +17,7 @@ import (
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/device"
 	"github.com/mockmdm/mockmdm/mdm"
+	"github.com/mockmdm/mockmdm/mdm/schema"
 )
 
 // action is what a parsed step does when run.
@@ -750,7 +751,7 @@ func (a *faultAction) run(ctx context.Context, r *run) error {
 
 // ---- behaviour -------------------------------------------------------------
 
-var behaviourFields = []string{"not_now", "fail", "delay", "locked", "offline"}
+var behaviourFields = []string{"not_now", "fail", "delay", "locked", "offline", "status_items"}
 
 // anyType is how a scenario says "every request type" in behaviour maps.
 const anyType = "*"
@@ -767,7 +768,11 @@ type behaviourAction struct {
 	delay   map[string]time.Duration
 	locked  *bool
 	offline *bool
-	order   []string
+	// statusItems are status item values to set (nil: take back), in
+	// statusOrder.
+	statusItems map[string]any
+	statusOrder []string
+	order       []string
 }
 
 func (p *parser) behaviourStep(m map[string]kv, field string) (action, error) {
@@ -873,12 +878,42 @@ func (p *parser) behaviours(m map[string]kv, base string) (*behaviourAction, err
 			var b bool
 			b, err = p.boolean(m[k].value, join(base, k))
 			a.offline = &b
+		case "status_items":
+			err = p.statusItems(m[k].value, join(base, k), a)
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
 	return a, nil
+}
+
+// statusItems reads a behaviour's status_items: Apple status item names and
+// the values the device is to report for them (null takes one back),
+// checked against the item's schema.
+func (p *parser) statusItems(n *yaml.Node, field string, a *behaviourAction) error {
+	m, order, err := p.mapping(n, field)
+	if err != nil {
+		return err
+	}
+	a.statusItems, a.statusOrder = map[string]any{}, order
+	for _, name := range order {
+		s, ok := schema.StatusItem(name)
+		if !ok {
+			return p.errf(m[name].key, join(field, name), "%q is not a status item in Apple's schema (test.string-value, passcode.is-compliant, …)", clip(name))
+		}
+		v, err := p.value(m[name].value, join(field, name), 0)
+		if err != nil {
+			return err
+		}
+		if v != nil {
+			if probs := schema.ValidateDict(s.PayloadKeys, map[string]any{name: schema.FromJSON(v)}, ""); len(probs) > 0 {
+				return p.errf(m[name].value, join(field, name), "%s", probs[0])
+			}
+		}
+		a.statusItems[name] = v
+	}
+	return nil
 }
 
 func (a *behaviourAction) summary() string {
@@ -895,6 +930,12 @@ func (a *behaviourAction) summary() string {
 			parts = append(parts, fmt.Sprintf("locked %v", *a.locked))
 		case "offline":
 			parts = append(parts, fmt.Sprintf("offline %v", *a.offline))
+		case "status_items":
+			var items []string
+			for _, name := range a.statusOrder {
+				items = append(items, fmt.Sprintf("%s=%v", name, a.statusItems[name]))
+			}
+			parts = append(parts, "status_items "+strings.Join(items, ","))
 		}
 	}
 	return fmt.Sprintf("%s: %s", a.device, strings.Join(parts, "; "))
@@ -948,6 +989,11 @@ func (a *behaviourAction) run(_ context.Context, r *run) error {
 	}
 	if a.offline != nil {
 		dev.SetOffline(*a.offline)
+	}
+	for _, name := range a.statusOrder {
+		if err := dev.SetStatusItem(name, a.statusItems[name]); err != nil {
+			return err
+		}
 	}
 	return nil
 }

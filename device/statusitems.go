@@ -1,0 +1,324 @@
+package device
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/mockmdm/mockmdm/mdm/schema"
+)
+
+// Status items: what a virtual device reports about itself in a
+// declarative status report, beyond its declarations.
+//
+// Every report carries the device.* items a device reports unasked (its
+// model, its OS and, except under User Enrollment, its identifiers). A
+// com.apple.configuration.management.status-subscriptions configuration,
+// while active, subscribes its channel to more: each item it names that the
+// device's OS has (Apple's status schema, as client-capabilities lists
+// them) is reported with the device's value. The subscriptions of every
+// active such configuration add up (the schema's set-union). An item the
+// device has no value for is reported in the report's Errors, with
+// mockmdm's reason code Error.StatusItemNotAvailable, as Apple's
+// StatusReport schema provides for "a status item that cannot be
+// returned".
+//
+// Values come from the device's state: passcode.is-present is false (a
+// virtual device has no passcode) and passcode.is-compliant follows the
+// passcode policies installed, softwareupdate.* follow the OS updates
+// (osupdate.go), security.certificate.list the keychain, mdm.app the
+// managed apps. A tester sets any item, the test.* items included, with
+// SetStatusItem; a value set so wins over the device's own. Predicates
+// (@status) read the same values, subscribed or not.
+//
+// Sources: Apple's schemas declarative/status/*.yaml (each item's value
+// and availability), declarations/configurations/management.status-
+// subscriptions.yaml and protocol/statusreport.yaml (Errors).
+
+// statusSubscriptionsType is the configuration that subscribes to status.
+const statusSubscriptionsType = "com.apple.configuration.management.status-subscriptions"
+
+// statusNotAvailable is the reason code for a subscribed item the device
+// cannot report (mockmdm's: Apple publishes none).
+const statusNotAvailable = "Error.StatusItemNotAvailable"
+
+// unaskedStatusItems are reported without a subscription.
+var unaskedStatusItems = []string{
+	"device.model.family", "device.model.identifier", "device.model.marketing-name",
+	"device.operating-system.family", "device.operating-system.version", "device.operating-system.build-version",
+	"device.identifier.udid", "device.identifier.serial-number",
+}
+
+// statusItemValue is the device's own value of the status item name for a
+// channel (user "" the device's), or ok false when it has none.
+func (d *Device) statusItemValue(name, user string, userEnrollment bool) (any, bool) {
+	version, build := d.OS()
+	switch name {
+	case "device.model.family":
+		return d.model.Family, true
+	case "device.model.identifier":
+		return d.model.ProductName, true
+	case "device.model.marketing-name":
+		return d.model.Description, true
+	case "device.model.number":
+		return d.model.ModelNumber, d.model.ModelNumber != ""
+	case "device.operating-system.family":
+		return d.model.OSName, true
+	case "device.operating-system.version":
+		return version, true
+	case "device.operating-system.build-version":
+		return build, true
+	case "device.identifier.udid":
+		return d.hw.UDID, !userEnrollment
+	case "device.identifier.serial-number":
+		return d.hw.SerialNumber, !userEnrollment
+	case "device.power.battery-health":
+		// Apple: reported on iPhone and Apple silicon Macs; an iPad
+		// answers unsupported.
+		if d.model.Family == "iPad" {
+			return "unsupported", true
+		}
+		return "normal", true
+	case "passcode.is-present":
+		return false, true
+	case "passcode.is-compliant":
+		return !d.passcodeRequired(user), true
+	case "diskmanagement.filevault.enabled":
+		return false, d.model.IsMac()
+	case "softwareupdate.install-state":
+		if d.pendingUpdate() != nil {
+			return "prepared", true
+		}
+		return "none", true
+	case "softwareupdate.pending-version":
+		if u := d.pendingUpdate(); u != nil {
+			return map[string]any{"os-version": u.version, "build-version": u.build}, true
+		}
+		return nil, false
+	case "softwareupdate.failure-reason":
+		return map[string]any{"count": 0}, true
+	case "security.certificate.list":
+		return d.certificateStatus(user), true
+	case "mdm.app":
+		return d.appStatus(), user == ""
+	case "app.managed.list":
+		return []any{}, true
+	}
+	return nil, false
+}
+
+// statusItems are the status items a report for the channel carries:
+// the unasked ones, then those subscribed (names), by name; and the
+// subscribed ones it cannot report, sorted.
+func (d *Device) statusItems(user string, userEnrollment bool, subscribed []string) (map[string]any, []string) {
+	d.mu.RLock()
+	overrides := maps.Clone(d.beh.statusItems)
+	d.mu.RUnlock()
+	values := map[string]any{}
+	value := func(name string) (any, bool) {
+		if v, ok := overrides[name]; ok {
+			return v, true
+		}
+		return d.statusItemValue(name, user, userEnrollment)
+	}
+	for _, name := range unaskedStatusItems {
+		if v, ok := value(name); ok {
+			values[name] = v
+		}
+	}
+	var missing []string
+	os := d.model.schemaOS()
+	version, _ := d.OS()
+	for _, name := range subscribed {
+		if _, done := values[name]; done || name == "management.declarations" || name == "management.client-capabilities" {
+			continue // reported anyway
+		}
+		s, known := schema.StatusItem(name)
+		v, ok := value(name)
+		if !known || !s.EffectivePath(os).AvailableIn(version) || !ok {
+			missing = append(missing, name)
+			continue
+		}
+		values[name] = v
+	}
+	sort.Strings(missing)
+	return values, slices.Compact(missing)
+}
+
+// subscriptions are the status items the active status-subscriptions
+// configurations among ds name.
+func subscriptions(ds []*heldDeclaration, statuses map[string]declStatus) []string {
+	var names []string
+	for _, h := range ds {
+		if h.Type != statusSubscriptionsType || !statuses[h.Identifier].active {
+			continue
+		}
+		items, _ := h.Payload["StatusItems"].([]any)
+		for _, it := range items {
+			if m, ok := it.(map[string]any); ok {
+				if name, ok := m["Name"].(string); ok && name != "" && !slices.Contains(names, name) {
+					names = append(names, name)
+				}
+			}
+		}
+	}
+	return names
+}
+
+// nestStatus turns dotted item names into the report's nested dictionaries
+// (device.model.family → {"device": {"model": {"family": …}}}).
+func nestStatus(values map[string]any) map[string]any {
+	out := map[string]any{}
+	for name, v := range values {
+		parts := strings.Split(name, ".")
+		m := out
+		for _, p := range parts[:len(parts)-1] {
+			next, ok := m[p].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[p] = next
+			}
+			m = next
+		}
+		m[parts[len(parts)-1]] = v
+	}
+	return out
+}
+
+// SetStatusItem sets the value the device reports for a status item of
+// Apple's status schema (test.string-value, device.power.battery-health,
+// …), over its own; a nil value takes the setting back. The value must be
+// what the schema says (a string, a bool, a number, []any and
+// map[string]any, []byte for data), and is reported from the next status
+// report on. Like the other behaviours a tester sets, it survives an erase
+// and is not saved.
+func (d *Device) SetStatusItem(name string, value any) error {
+	s, ok := schema.StatusItem(name)
+	if !ok {
+		return fmt.Errorf("device: %q is not a status item in Apple's schema", name)
+	}
+	if value != nil {
+		if probs := s.ValidateFor(d.model.schemaOS(), "", s.PayloadKeys, map[string]any{name: schema.FromJSON(value)}, ""); len(probs) > 0 {
+			return fmt.Errorf("device: %s: %s", name, probs[0])
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if value == nil {
+		delete(d.beh.statusItems, name)
+		return nil
+	}
+	if d.beh.statusItems == nil {
+		d.beh.statusItems = map[string]any{}
+	}
+	d.beh.statusItems[name] = value
+	return nil
+}
+
+// passcodeRequired reports whether a passcode policy installed on the
+// channel (the device's profiles, and the user's own) asks for a passcode,
+// which a virtual device never has.
+func (d *Device) passcodeRequired(user string) bool {
+	d.mu.RLock()
+	var installed []*ProfileInfo
+	for _, p := range d.st.profiles {
+		if p.User == "" || p.User == user {
+			installed = append(installed, p)
+		}
+	}
+	d.mu.RUnlock()
+	for _, p := range installed {
+		for _, pl := range restrictionPayloads(p) {
+			if pl.Type() != "com.apple.mobiledevice.passwordpolicy" {
+				continue
+			}
+			if pl.Bool("forcePIN") || pl.Bool("requireAlphanumeric") {
+				return true
+			}
+			for _, k := range []string{"minLength", "minComplexChars"} {
+				if n, ok := pl.Int(k); ok && n > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// pendingUpdate is the OS update downloaded and not yet installed, if any.
+func (d *Device) pendingUpdate() *osUpdate {
+	d.mu.RLock()
+	downloaded := len(d.st.downloaded) > 0
+	d.mu.RUnlock()
+	if !downloaded {
+		return nil
+	}
+	u := d.availableUpdate()
+	return &u
+}
+
+// certificateStatus is security.certificate.list: the channel's identities
+// and trusted roots, each identified by its certificate's SHA-256.
+func (d *Device) certificateStatus(user string) []any {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	list := []any{}
+	add := func(der []byte, cn string, identity bool) {
+		sum := sha256.Sum256(der)
+		list = append(list, map[string]any{"identifier": hex.EncodeToString(sum[:]), "subject-summary": cn, "is-identity": identity, "data": slices.Clone(der)})
+	}
+	for _, id := range d.st.identities {
+		if id.user == user {
+			add(id.cert.Raw, id.cert.Subject.CommonName, true)
+		}
+	}
+	for _, r := range d.st.roots {
+		if r.user == user {
+			add(r.cert.Raw, r.cert.Subject.CommonName, false)
+		}
+	}
+	return list
+}
+
+// appStatus is mdm.app: the apps the MDM server installed, as
+// ManagedApplicationList reports them.
+func (d *Device) appStatus() []any {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	ids := make([]string, 0, len(d.st.apps))
+	for id := range d.st.apps {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	list := []any{}
+	for _, id := range ids {
+		a := d.st.apps[id]
+		list = append(list, map[string]any{"identifier": id, "name": id, "version": "1.0", "short-version": "1.0",
+			"state": "managed", "external-version-id": fmt.Sprint(a.externalID)})
+	}
+	return list
+}
+
+// predicateStatus is what @status(...) reads in a Predicate: every status
+// item the device has a value for on the channel, subscribed or not, by key
+// path (a dictionary's entries under the item's name).
+func (d *Device) predicateStatus(user string, userEnrollment bool) map[string]any {
+	d.mu.RLock()
+	overrides := maps.Clone(d.beh.statusItems)
+	d.mu.RUnlock()
+	out := map[string]any{}
+	for _, name := range schema.Names(schema.KindStatus) {
+		v, ok := overrides[name]
+		if !ok {
+			v, ok = d.statusItemValue(name, user, userEnrollment)
+		}
+		if ok {
+			flattenStatus(name, v, out)
+		}
+	}
+	return out
+}

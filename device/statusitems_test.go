@@ -1,0 +1,161 @@
+package device_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/mockmdm/mockmdm/api"
+	"github.com/mockmdm/mockmdm/device"
+	"github.com/mockmdm/mockmdm/mdm"
+	"github.com/mockmdm/mockmdm/mdm/schema"
+	"github.com/mockmdm/mockmdm/server/mdmtest"
+)
+
+// TestStatusSubscriptions: an active status-subscriptions configuration
+// makes a virtual device report the items it names, with values from its
+// state and what the tester set; every value passes Apple's schema for its
+// item, and an item the device has no value for is in the report's Errors
+// (the whole report passing Apple's StatusReport schema). A Predicate reads
+// the same values.
+func TestStatusSubscriptions(t *testing.T) {
+	ctx := context.Background()
+	srv := mdmtest.NewServer(t)
+	c := srv.Client()
+	dev := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true))
+	srv.Enroll(dev)
+
+	if err := dev.SetStatusItem("test.string-value", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.SetStatusItem("test.integer-value", 7); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct {
+		name  string
+		value any
+		want  string
+	}{
+		{"test.integer-value", "seven", "integer"},
+		{"device.power.battery-health", "splendid", "splendid"},
+		{"no.such-item", true, "not a status item"},
+	} {
+		if err := dev.SetStatusItem(bad.name, bad.value); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("SetStatusItem(%s, %v): %v, want an error mentioning %q", bad.name, bad.value, err, bad.want)
+		}
+	}
+	// A passcode policy the device (which has no passcode) does not meet.
+	policy := restrictionsProfile(t, "com.example.passcode", map[string]any{"PayloadType": "com.apple.mobiledevice.passwordpolicy", "minLength": 6})
+	if r := srv.Run(dev, &mdm.InstallProfile{Payload: policy}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("InstallProfile: %+v", r)
+	}
+	if r := srv.Run(dev, map[string]any{"RequestType": "InstallApplication", "iTunesStoreID": 361309726}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("InstallApplication: %+v", r)
+	}
+
+	subscribed := []string{"passcode.is-present", "passcode.is-compliant", "device.power.battery-health", "device.model.number",
+		"security.certificate.list", "softwareupdate.install-state", "mdm.app", "app.managed.list", "test.string-value",
+		"test.integer-value", "test.boolean-value", "management.declarations"}
+	var items []any
+	for _, name := range subscribed {
+		items = append(items, map[string]any{"Name": name})
+	}
+	decls := []api.Declaration{
+		{Type: "com.apple.configuration.management.status-subscriptions", Identifier: "conf.status", Payload: map[string]any{"StatusItems": items}},
+		{Type: "com.apple.activation.simple", Identifier: "act.status", Payload: map[string]any{"StandardConfigurations": []any{"conf.status"}}},
+		// Active only while the device reports the passcode out of compliance.
+		{Type: "com.apple.configuration.management.test", Identifier: "conf.noncompliant", Payload: map[string]any{"Echo": "x"}},
+		{Type: "com.apple.activation.simple", Identifier: "act.noncompliant", Payload: map[string]any{"StandardConfigurations": []any{"conf.noncompliant"},
+			"Predicate": `@status(passcode.is-compliant) == FALSE AND @status(test.string-value) == "hello"`}},
+	}
+	var ids []string
+	for _, d := range decls {
+		if _, err := c.PutDeclaration(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, d.Identifier)
+	}
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), ids...); err != nil {
+		t.Fatal(err)
+	}
+	if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement: %+v", r)
+	}
+	got, err := c.EnrollmentDeclarations(ctx, dev.UDID())
+	if err != nil || got.Status == nil {
+		t.Fatalf("the status report: %+v %v", got, err)
+	}
+	report, _ := schema.Lookup(schema.KindDDMProtocol, "StatusReport")
+	var whole map[string]any
+	if err := json.Unmarshal(got.Status.Report, &whole); err != nil {
+		t.Fatal(err)
+	}
+	if probs := schema.ValidateDict(report.PayloadKeys, whole, ""); len(probs) > 0 {
+		t.Errorf("the report breaks Apple's StatusReport schema: %v", probs)
+	}
+
+	version, _ := dev.OS()
+	value := func(name string) any {
+		t.Helper()
+		var v any = got.Status.StatusItems
+		for _, part := range strings.Split(name, ".") {
+			m, _ := v.(map[string]any)
+			v = m[part]
+		}
+		return v
+	}
+	for _, name := range subscribed {
+		if name == "test.boolean-value" || name == "management.declarations" {
+			continue
+		}
+		v := value(name)
+		if v == nil {
+			t.Errorf("%s is not in the report", name)
+			continue
+		}
+		if name == "security.certificate.list" {
+			for _, e := range v.([]any) {
+				cert := e.(map[string]any)
+				der, err := base64.StdEncoding.DecodeString(cert["data"].(string))
+				if err != nil {
+					t.Fatal(err)
+				}
+				cert["data"] = der
+			}
+		}
+		s, _ := schema.StatusItem(name)
+		if probs := s.ValidateFor("iOS", version, s.PayloadKeys, map[string]any{name: schema.FromJSON(v)}, ""); len(probs) > 0 {
+			t.Errorf("%s = %v breaks Apple's schema: %v", name, v, probs)
+		}
+	}
+	for name, want := range map[string]any{
+		"passcode.is-present": false, "passcode.is-compliant": false, "device.power.battery-health": "unsupported",
+		"softwareupdate.install-state": "none", "test.string-value": "hello", "test.integer-value": 7.0,
+	} {
+		if got := value(name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if certs, _ := value("security.certificate.list").([]any); len(certs) == 0 {
+		t.Error("security.certificate.list lists none of the keychain (the MDM identity at least)")
+	}
+	if apps, _ := value("mdm.app").([]any); len(apps) != 1 || apps[0].(map[string]any)["state"] != "managed" {
+		t.Errorf("mdm.app: %v", apps)
+	}
+	errs, _ := whole["Errors"].([]any)
+	if len(errs) != 1 || errs[0].(map[string]any)["StatusItem"] != "test.boolean-value" {
+		t.Errorf("Errors: %v, want one for test.boolean-value (no value set)", errs)
+	}
+	// Unsubscribed items stay out.
+	if value("diskmanagement.filevault.enabled") != nil || value("softwareupdate.failure-reason") != nil {
+		t.Error("the report carries items nobody subscribed to")
+	}
+	held, _, _ := dev.Declarations("")
+	for _, h := range held {
+		if h.Identifier == "conf.noncompliant" && !h.Active {
+			t.Errorf("the predicate on status items did not hold: %+v", h)
+		}
+	}
+}
