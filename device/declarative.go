@@ -117,7 +117,10 @@ func handleDeclarativeManagement(ctx context.Context, d *Device, cmd *Command) R
 }
 
 // Declarations lists what the device's channel (user "") or a user's
-// channel holds, with the status it reported, and the last sync's error.
+// channel holds, with its status, and the last sync's error. The status is
+// worked out again from the device's state now: after a change that moves
+// a predicate (a profile installed, SetStatusItem), it follows that state,
+// not the last report.
 func (d *Device) Declarations(user string) (list []DeclarationStatus, syncs int, lastErr string) {
 	d.mu.RLock()
 	st := d.st.declarative[user]

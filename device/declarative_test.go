@@ -274,3 +274,32 @@ func TestRemoveProfileByChannel(t *testing.T) {
 		t.Errorf("channels given to an old file's roots and identities: %q", got)
 	}
 }
+
+// TestStatusItemAllowed: a status item is the device's to report only as
+// Apple's schema gives it — by OS and version, scope (system for the device
+// channel, user for a user's, a Shared iPad's own rule) and enrollment.
+func TestStatusItemAllowed(t *testing.T) {
+	iPad := &Device{model: IPad, osVersion: IPad.OSVersion, supervised: true}
+	shared := &Device{model: IPad, osVersion: IPad.OSVersion, supervised: true, sharedIPad: true}
+	mac := &Device{model: Mac, osVersion: Mac.OSVersion}
+	for _, c := range []struct {
+		name     string
+		d        *Device
+		item     string
+		user     string
+		ue, want bool
+	}{
+		{"an iPad's UDID", iPad, "device.identifier.udid", "", false, true},
+		{"under User Enrollment", iPad, "device.identifier.udid", "", true, false},
+		{"a Shared iPad user's", shared, "device.identifier.udid", "ann", false, true},
+		{"battery health on a Mac", mac, "device.power.battery-health", "", false, true},
+		{"battery health on a Mac user's channel", mac, "device.power.battery-health", "ann", false, false},
+		{"a passcode on a Mac", mac, "passcode.is-present", "", false, false},
+		{"an unsupervised Mac's UDID", mac, "device.identifier.udid", "", false, true},
+		{"no such item", iPad, "no.such-item", "", false, false},
+	} {
+		if got := c.d.statusItemAllowed(c.item, c.user, c.ue); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -3,8 +3,10 @@ package device
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -73,9 +75,9 @@ func (d *Device) statusItemValue(name, user string, userEnrollment bool) (any, b
 	case "device.operating-system.build-version":
 		return build, true
 	case "device.identifier.udid":
-		return d.hw.UDID, !userEnrollment
+		return d.hw.UDID, true
 	case "device.identifier.serial-number":
-		return d.hw.SerialNumber, !userEnrollment
+		return d.hw.SerialNumber, true
 	case "device.power.battery-health":
 		// Apple: reported on iPhone and Apple silicon Macs; an iPad
 		// answers unsupported.
@@ -95,10 +97,11 @@ func (d *Device) statusItemValue(name, user string, userEnrollment bool) (any, b
 		}
 		return "none", true
 	case "softwareupdate.pending-version":
+		// Apple: both empty when no update is pending.
 		if u := d.pendingUpdate(); u != nil {
 			return map[string]any{"os-version": u.version, "build-version": u.build}, true
 		}
-		return nil, false
+		return map[string]any{"os-version": "", "build-version": ""}, true
 	case "softwareupdate.failure-reason":
 		return map[string]any{"count": 0}, true
 	case "security.certificate.list":
@@ -120,6 +123,9 @@ func (d *Device) statusItems(user string, userEnrollment bool, subscribed []stri
 	d.mu.RUnlock()
 	values := map[string]any{}
 	value := func(name string) (any, bool) {
+		if !d.statusItemAllowed(name, user, userEnrollment) {
+			return nil, false
+		}
 		if v, ok := overrides[name]; ok {
 			return v, true
 		}
@@ -131,15 +137,12 @@ func (d *Device) statusItems(user string, userEnrollment bool, subscribed []stri
 		}
 	}
 	var missing []string
-	os := d.model.schemaOS()
-	version, _ := d.OS()
 	for _, name := range subscribed {
-		if _, done := values[name]; done || name == "management.declarations" || name == "management.client-capabilities" {
-			continue // reported anyway
+		if _, done := values[name]; done || strings.HasPrefix(name, "management.") {
+			continue // reported anyway (management.declarations, client-capabilities)
 		}
-		s, known := schema.StatusItem(name)
 		v, ok := value(name)
-		if !known || !s.EffectivePath(os).AvailableIn(version) || !ok {
+		if !ok {
 			missing = append(missing, name)
 			continue
 		}
@@ -197,13 +200,23 @@ func nestStatus(values map[string]any) map[string]any {
 // report on. Like the other behaviours a tester sets, it survives an erase
 // and is not saved.
 func (d *Device) SetStatusItem(name string, value any) error {
-	s, ok := schema.StatusItem(name)
-	if !ok {
-		return fmt.Errorf("device: %q is not a status item in Apple's schema", name)
+	if err := CheckStatusItem(name, value); err != nil {
+		return err
 	}
 	if value != nil {
-		if probs := s.ValidateFor(d.model.schemaOS(), "", s.PayloadKeys, map[string]any{name: schema.FromJSON(value)}, ""); len(probs) > 0 {
-			return fmt.Errorf("device: %s: %s", name, probs[0])
+		s, _ := schema.StatusItem(name)
+		version, _ := d.OS()
+		if !s.EffectivePath(d.model.schemaOS()).AvailableIn(version) {
+			return fmt.Errorf("device: %s is not a status item %s %s has", name, d.model.OSName, version)
+		}
+		// The device's own copy, in JSON's types: what the report sends
+		// and predicates read, out of the caller's reach.
+		b, err := json.Marshal(value)
+		if err != nil {
+			return fmt.Errorf("device: %s: the value cannot be sent as JSON: %w", name, err)
+		}
+		if err := json.Unmarshal(b, &value); err != nil {
+			return fmt.Errorf("device: %s: %w", name, err)
 		}
 	}
 	d.mu.Lock()
@@ -216,6 +229,27 @@ func (d *Device) SetStatusItem(name string, value any) error {
 		d.beh.statusItems = map[string]any{}
 	}
 	d.beh.statusItems[name] = value
+	return nil
+}
+
+// CheckStatusItem reports whether name is a status item of Apple's schema
+// and value (nil aside) a value it may take, as SetStatusItem requires.
+func CheckStatusItem(name string, value any) error {
+	s, ok := schema.StatusItem(name)
+	if !ok || len(s.PayloadKeys) != 1 {
+		return fmt.Errorf("device: %q is not a status item in Apple's schema (test.string-value, passcode.is-compliant, …)", name)
+	}
+	if strings.HasPrefix(name, "management.") {
+		return fmt.Errorf("device: %s is the device's report of its declarations, not a value to set", name)
+	}
+	if value != nil {
+		if f, ok := value.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			return fmt.Errorf("device: %s: %v is not a number JSON can carry", name, f)
+		}
+		if probs := schema.ValidateValue(&s.PayloadKeys[0], schema.FromJSON(value), ""); len(probs) > 0 {
+			return fmt.Errorf("device: %s: %s", name, strings.TrimPrefix(probs[0].String(), ": "))
+		}
+	}
 	return nil
 }
 
@@ -312,6 +346,9 @@ func (d *Device) predicateStatus(user string, userEnrollment bool) map[string]an
 	d.mu.RUnlock()
 	out := map[string]any{}
 	for _, name := range schema.Names(schema.KindStatus) {
+		if !d.statusItemAllowed(name, user, userEnrollment) {
+			continue
+		}
 		v, ok := overrides[name]
 		if !ok {
 			v, ok = d.statusItemValue(name, user, userEnrollment)
@@ -321,4 +358,41 @@ func (d *Device) predicateStatus(user string, userEnrollment bool) map[string]an
 		}
 	}
 	return out
+}
+
+// statusItemAllowed reports whether Apple's schema gives the device the
+// status item: on its OS at its version, in the channel's scope (system for
+// the device channel, user for a user's; a Shared iPad's own rule where the
+// schema has one), for its kind of enrollment (supervised, device, user).
+func (d *Device) statusItemAllowed(name, user string, userEnrollment bool) bool {
+	s, ok := schema.StatusItem(name)
+	if !ok {
+		return false
+	}
+	o := s.EffectivePath(d.model.schemaOS())
+	version, _ := d.OS()
+	if !o.AvailableIn(version) {
+		return false
+	}
+	scope, scopes := "system", o.AllowedScopes
+	if user != "" {
+		scope = "user"
+	}
+	if d.sharedIPad && o.SharedIPad != nil && o.SharedIPad.AllowedScopes != nil {
+		scopes = o.SharedIPad.AllowedScopes
+	}
+	if len(scopes) > 0 && !slices.Contains(scopes, scope) {
+		return false
+	}
+	// Apple's macOS rows know no "device" enrollment: a Mac enrolled
+	// otherwise than by User Enrollment counts as supervised (mockmdm's
+	// reading).
+	enrollment := "device"
+	switch {
+	case userEnrollment:
+		enrollment = "user"
+	case d.supervised || d.model.IsMac():
+		enrollment = "supervised"
+	}
+	return len(o.AllowedEnrollments) == 0 || slices.Contains(o.AllowedEnrollments, enrollment)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 
@@ -157,5 +158,69 @@ func TestStatusSubscriptions(t *testing.T) {
 		if h.Identifier == "conf.noncompliant" && !h.Active {
 			t.Errorf("the predicate on status items did not hold: %+v", h)
 		}
+	}
+}
+
+// TestSetStatusItemRules: SetStatusItem keeps its own JSON copy (a caller's
+// later change does not reach the report, and a number set as any Go type
+// is one a predicate compares), and refuses what the report could not
+// carry: NaN, the device's own management items, an item its OS lacks.
+func TestSetStatusItemRules(t *testing.T) {
+	srv := mdmtest.NewServer(t)
+	mac := srv.NewDevice(device.WithModel(device.Mac), device.WithSupervised(true))
+	ipad := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true))
+	srv.Enroll(ipad)
+	for _, bad := range []struct {
+		dev   *device.Device
+		name  string
+		value any
+		want  string
+	}{
+		{ipad, "test.real-value", math.NaN(), "not a number JSON can carry"},
+		{ipad, "test.real-value", math.Inf(1), "not a number JSON can carry"},
+		{ipad, "management.declarations", map[string]any{}, "not a value to set"},
+		{mac, "passcode.is-present", true, "not a status item macOS"},
+	} {
+		if err := bad.dev.SetStatusItem(bad.name, bad.value); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("SetStatusItem(%s, %v): %v, want an error mentioning %q", bad.name, bad.value, err, bad.want)
+		}
+	}
+	dict := map[string]any{"key1": "set"}
+	if err := ipad.SetStatusItem("test.dictionary-value", dict); err != nil {
+		t.Fatal(err)
+	}
+	dict["key1"] = 5 // after the fact: not the device's copy
+	if err := ipad.SetStatusItem("test.integer-value", int64(7)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := srv.Client()
+	for _, d := range []api.Declaration{
+		{Type: "com.apple.configuration.management.status-subscriptions", Identifier: "conf.status", Payload: map[string]any{"StatusItems": []any{
+			map[string]any{"Name": "test.dictionary-value"}, map[string]any{"Name": "softwareupdate.pending-version"}}}},
+		{Type: "com.apple.activation.simple", Identifier: "act.status", Payload: map[string]any{"StandardConfigurations": []any{"conf.status"},
+			"Predicate": `@status(test.integer-value) == 7`}},
+	} {
+		if _, err := c.PutDeclaration(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.SetDeclarations(ctx, ipad.UDID(), "conf.status", "act.status"); err != nil {
+		t.Fatal(err)
+	}
+	if r := srv.Run(ipad, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement: %+v", r)
+	}
+	got, err := c.EnrollmentDeclarations(ctx, ipad.UDID())
+	if err != nil || got.Status == nil {
+		t.Fatalf("%+v %v", got, err)
+	}
+	test, _ := got.Status.StatusItems["test"].(map[string]any)
+	if v, _ := test["dictionary-value"].(map[string]any); v["key1"] != "set" {
+		t.Errorf("test.dictionary-value = %v, want the value as set (the predicate on the integer set as int64 activating the subscription)", test)
+	}
+	su, _ := got.Status.StatusItems["softwareupdate"].(map[string]any)
+	if v, _ := su["pending-version"].(map[string]any); v["os-version"] != "" || v["build-version"] != "" {
+		t.Errorf("softwareupdate.pending-version with nothing pending = %v, want both empty (Apple's schema)", su)
 	}
 }

@@ -219,6 +219,7 @@ func FuzzParse(f *testing.F) {
 		"name: n\nsteps:\n  - device: a\n  - api: PUT /v1/x/${a.serial}\n    body: {s: ['${a.udid}']}\n    as: r\n  - expect: {response: r, body.s.0: '${r.status}'}\n",
 		"name: n\nsteps:\n  - device: a\n  - enroll: a\n    path: company-portal\n    with: {user: u, password: p, ownership: personal, scope: work}\n  - register: a\n    with: {user: u, password: p}\n    error: 401\n",
 		"name: n\nsteps:\n  - api: POST /v1/ade/tokens\n    raw: x\n    content_type: text/plain\n  - api: PUT /v1/directory\n    yaml: 'users: []'\n",
+		"name: n\nsteps:\n  - device: a\n  - behaviour: a\n    status_items: {test.string-value: s, test.dictionary-value: {key1: v}, passcode.is-present: null}\n",
 		"a: &a [x]\nb: [*a, *a]\n",
 		"--- \n---\nname: x\n",
 		"name: [\n",

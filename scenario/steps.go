@@ -17,7 +17,6 @@ import (
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/device"
 	"github.com/mockmdm/mockmdm/mdm"
-	"github.com/mockmdm/mockmdm/mdm/schema"
 )
 
 // action is what a parsed step does when run.
@@ -898,18 +897,12 @@ func (p *parser) statusItems(n *yaml.Node, field string, a *behaviourAction) err
 	}
 	a.statusItems, a.statusOrder = map[string]any{}, order
 	for _, name := range order {
-		s, ok := schema.StatusItem(name)
-		if !ok {
-			return p.errf(m[name].key, join(field, name), "%q is not a status item in Apple's schema (test.string-value, passcode.is-compliant, …)", clip(name))
-		}
 		v, err := p.value(m[name].value, join(field, name), 0)
 		if err != nil {
 			return err
 		}
-		if v != nil {
-			if probs := schema.ValidateDict(s.PayloadKeys, map[string]any{name: schema.FromJSON(v)}, ""); len(probs) > 0 {
-				return p.errf(m[name].value, join(field, name), "%s", probs[0])
-			}
+		if err := device.CheckStatusItem(name, v); err != nil {
+			return p.errf(m[name].key, join(field, name), "%s", strings.TrimPrefix(err.Error(), "device: "))
 		}
 		a.statusItems[name] = v
 	}
