@@ -29,6 +29,8 @@ import (
 //     is Error.AssetCannotBeDownloaded, a mismatch
 //     Error.AssetCannotBeVerified. An asset's data is fetched again when its
 //     ServerToken changes.
+//   - A softwareupdate.enforcement.specific configuration on the device
+//     channel installs its OS update once due (swenforcement.go).
 //
 // A failure makes the declaration inactive, and is tried again at the next
 // sync, whether or not the set changed.
@@ -56,6 +58,11 @@ func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollme
 	failures := map[string]applyFailure{}
 	for id, msg := range d.applyLegacyProfiles(ctx, user, ds, statuses) {
 		failures[id] = applyFailure{Code: "Error.ConfigurationCannotBeApplied", Error: msg}
+	}
+	if user == "" { // the device's OS: the system scope only
+		for id, msg := range d.applyUpdateEnforcement(ds, statuses) {
+			failures[id] = applyFailure{Code: "Error.ConfigurationCannotBeApplied", Error: msg}
+		}
 	}
 	kept := map[string]heldAsset{}
 	for _, h := range ds {
@@ -90,7 +97,7 @@ func (d *Device) fetchAsset(ctx context.Context, e *enrollment, h *heldDeclarati
 		return nil, &applyFailure{Code: code, Error: fmt.Sprintf(format, args...)}
 	}
 	if !strings.HasPrefix(url, "https://") && !(d.allowHTTP && strings.HasPrefix(url, "http://")) {
-		return fail("Error.AssetCannotBeDownloaded", "DataURL %q does not start with https:// (Apple's schema requires it)", clipURL(url))
+		return fail("Error.AssetCannotBeDownloaded", "DataURL %q does not start with https:// (Apple's schema requires it)", clipValue(url))
 	}
 	var signer *identity
 	if auth, _ := h.Payload["Authentication"].(map[string]any); auth["Type"] == "MDM" {
@@ -102,7 +109,7 @@ func (d *Device) fetchAsset(ctx context.Context, e *enrollment, h *heldDeclarati
 	case err != nil:
 		return fail("Error.AssetCannotBeDownloaded", "%v", err)
 	case r.status != http.StatusOK:
-		return fail("Error.AssetCannotBeDownloaded", "GET %s answered %d", clipURL(url), r.status)
+		return fail("Error.AssetCannotBeDownloaded", "GET %s answered %d", clipValue(url), r.status)
 	}
 	sum := sha256.Sum256(r.body)
 	got := hex.EncodeToString(sum[:])
@@ -111,7 +118,7 @@ func (d *Device) fetchAsset(ctx context.Context, e *enrollment, h *heldDeclarati
 	}
 	// Apple: when Size is 0, clients ignore the hash.
 	if want, _ := ref["Hash-SHA-256"].(string); want != "" && ref["Size"] != 0.0 && !strings.EqualFold(want, got) {
-		return fail("Error.AssetCannotBeVerified", "the data's SHA-256 is %s; Reference.Hash-SHA-256 says %s", got, clipURL(want))
+		return fail("Error.AssetCannotBeVerified", "the data's SHA-256 is %s; Reference.Hash-SHA-256 says %s", got, clipValue(want))
 	}
 	return &heldAsset{ServerToken: h.ServerToken, SHA256: got, Size: len(r.body)}, nil
 }
@@ -163,7 +170,7 @@ func (d *Device) applyLegacyProfiles(ctx context.Context, user string, ds []*hel
 func (d *Device) installLegacyProfile(ctx context.Context, user string, h *heldDeclaration) error {
 	url, _ := h.Payload["ProfileURL"].(string)
 	if !strings.HasPrefix(url, "https://") && !(d.allowHTTP && strings.HasPrefix(url, "http://")) {
-		return fmt.Errorf("ProfileURL %q does not start with https:// (Apple's schema requires it)", clipURL(url))
+		return fmt.Errorf("ProfileURL %q does not start with https:// (Apple's schema requires it)", clipValue(url))
 	}
 	const step = "declarative legacy profile"
 	r, err := d.send(ctx, step, http.MethodGet, url, "", nil, nil)
@@ -177,7 +184,8 @@ func (d *Device) installLegacyProfile(ctx context.Context, user string, h *heldD
 	return err
 }
 
-func clipURL(s string) string {
+// clipValue shortens a value the server sent for an error message.
+func clipValue(s string) string {
 	if len(s) > 200 {
 		return s[:200] + "…"
 	}

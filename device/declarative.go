@@ -41,9 +41,11 @@ import (
 // active configuration references it (else, when the configurations that
 // reference it failed, Error.ConfigurationFailed), a management
 // declaration when valid. A configuration references an asset by a key
-// Apple's schema marks with assettypes. Of what declarations configure, the device
-// applies legacy profiles and fetches asset data (apply.go); it holds and
-// reports the rest without enforcing them.
+// Apple's schema marks with assettypes. Of what declarations configure, the
+// device applies legacy profiles and fetches asset data (apply.go),
+// installs enforced OS updates (swenforcement.go) and reports subscribed
+// status items (statusitems.go); it holds and reports the rest without
+// enforcing them.
 
 // DeclarationStatus is one declaration a virtual device holds and what it
 // reported about it.
@@ -230,7 +232,7 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 		// tried again (the server may have fixed a download since), and
 		// the status is reported when it differs from what the server last
 		// took — a retry's outcome, or a report that did not get through.
-		if len(prev.Failures) > 0 {
+		if len(prev.Failures) > 0 || (user == "" && d.enforcementPending()) {
 			held.Failures, held.Assets = d.applyDeclarations(ctx, user, e, held.Declarations, held.Assets)
 		}
 		return report(true)

@@ -105,19 +105,20 @@ func handleScheduleOSUpdate(_ context.Context, d *Device, cmd *Command) Response
 	}
 	r := Acknowledged(map[string]any{"UpdateResults": results})
 	if install {
-		r.AfterSend = func() { d.installUpdate(offered) }
+		r.AfterSend = func() { d.installUpdate(offered, installReason{Reasons: []string{"mdm"}}) }
 		r.EndSession = true
 	}
 	return r
 }
 
-// installUpdate installs u: the device restarts on the new OS.
-func (d *Device) installUpdate(u osUpdate) {
+// installUpdate installs u for why: the device restarts on the new OS.
+func (d *Device) installUpdate(u osUpdate, why installReason) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.osVersion, d.build = u.version, u.build
 	d.st.downloaded = slices.DeleteFunc(d.st.downloaded, func(k string) bool { return k == u.productKey })
 	d.st.restarts++
+	d.st.installReason = &why
 }
 
 func handleOSUpdateStatus(_ context.Context, d *Device, _ *Command) Response {

@@ -96,6 +96,22 @@ func (d *Device) statusItemValue(name, user string, userEnrollment bool) (any, b
 			return "prepared", true
 		}
 		return "none", true
+	case "softwareupdate.install-reason":
+		d.mu.RLock()
+		why := d.st.installReason
+		d.mu.RUnlock()
+		if why == nil {
+			return nil, false
+		}
+		reasons := make([]any, len(why.Reasons))
+		for i, r := range why.Reasons {
+			reasons[i] = r
+		}
+		v := map[string]any{"reason": reasons}
+		if why.Declaration != "" {
+			v["declaration-id"] = why.Declaration
+		}
+		return v, true
 	case "softwareupdate.pending-version":
 		// Apple: both empty when no update is pending.
 		if u := d.pendingUpdate(); u != nil {
@@ -283,16 +299,21 @@ func (d *Device) passcodeRequired(user string) bool {
 	return false
 }
 
-// pendingUpdate is the OS update downloaded and not yet installed, if any.
+// pendingUpdate is the OS update waiting to be installed, if any: the one
+// a declaration enforces, else one downloaded and not yet installed.
 func (d *Device) pendingUpdate() *osUpdate {
 	d.mu.RLock()
 	downloaded := len(d.st.downloaded) > 0
+	enforced := d.st.enforced
 	d.mu.RUnlock()
-	if !downloaded {
-		return nil
+	switch {
+	case enforced != nil:
+		return &osUpdate{productKey: d.model.OSName + "Update" + enforced.version, version: enforced.version, build: enforced.build}
+	case downloaded:
+		u := d.availableUpdate()
+		return &u
 	}
-	u := d.availableUpdate()
-	return &u
+	return nil
 }
 
 // certificateStatus is security.certificate.list: the channel's identities

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"math"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mockmdm/mockmdm/api"
 	"github.com/mockmdm/mockmdm/device"
@@ -223,4 +225,113 @@ func TestSetStatusItemRules(t *testing.T) {
 	if v, _ := su["pending-version"].(map[string]any); v["os-version"] != "" || v["build-version"] != "" {
 		t.Errorf("softwareupdate.pending-version with nothing pending = %v, want both empty (Apple's schema)", su)
 	}
+}
+
+// TestUpdateEnforcement: a softwareupdate.enforcement.specific
+// configuration whose deadline has passed makes the device install its
+// TargetOSVersion at the sync (DeviceInformation reports it, install-reason
+// names the declaration); one whose deadline is ahead is pending
+// (pending-version, install-state prepared) and installed at the first sync
+// after the deadline, though nothing new came from the server; a
+// TargetLocalDateTime not in Apple's form fails the configuration.
+func TestUpdateEnforcement(t *testing.T) {
+	ctx := context.Background()
+	srv := mdmtest.NewServer(t)
+	c := srv.Client()
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	dev := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true), device.WithClock(clock))
+	srv.Enroll(dev)
+	enforce := func(id, version, when string) api.Declaration {
+		return api.Declaration{Type: "com.apple.configuration.softwareupdate.enforcement.specific", Identifier: id,
+			Payload: map[string]any{"TargetOSVersion": version, "TargetLocalDateTime": when}}
+	}
+	status := api.Declaration{Type: "com.apple.configuration.management.status-subscriptions", Identifier: "conf.status", Payload: map[string]any{"StatusItems": []any{
+		map[string]any{"Name": "softwareupdate.pending-version"}, map[string]any{"Name": "softwareupdate.install-state"}, map[string]any{"Name": "softwareupdate.install-reason"}}}}
+	assign := func(decls ...api.Declaration) *api.EnrollmentDeclarations {
+		t.Helper()
+		var ids, confs []string
+		for _, d := range append(decls, status) {
+			if _, err := c.PutDeclaration(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			ids, confs = append(ids, d.Identifier), append(confs, d.Identifier)
+		}
+		act := api.Declaration{Type: "com.apple.activation.simple", Identifier: "act", Payload: map[string]any{"StandardConfigurations": toAny(confs)}}
+		if _, err := c.PutDeclaration(ctx, act); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.SetDeclarations(ctx, dev.UDID(), append(ids, "act")...); err != nil {
+			t.Fatal(err)
+		}
+		if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+			t.Fatalf("DeclarativeManagement: %+v", r)
+		}
+		got, err := c.EnrollmentDeclarations(ctx, dev.UDID())
+		if err != nil || got.Status == nil {
+			t.Fatalf("%+v %v", got, err)
+		}
+		return got
+	}
+	su := func(got *api.EnrollmentDeclarations) map[string]any {
+		m, _ := got.Status.StatusItems["softwareupdate"].(map[string]any)
+		return m
+	}
+	osVersion := func() string { v, _ := dev.OS(); return v }
+
+	// Due already: installed at the sync.
+	got := assign(enforce("conf.182", "18.2", "2026-12-01T09:00:00"))
+	if v := osVersion(); v != "18.2" {
+		t.Fatalf("after an overdue enforcement the device runs %s, want 18.2", v)
+	}
+	if r := su(got)["install-reason"].(map[string]any); r["declaration-id"] != "conf.182" || r["reason"].([]any)[0] != "declaration" {
+		t.Errorf("install-reason: %v", r)
+	}
+	if _, dict := runDict(t, srv, dev, &mdm.DeviceInformation{Queries: []string{"OSVersion"}}); dict["QueryResponses"].(map[string]any)["OSVersion"] != "18.2" {
+		t.Errorf("DeviceInformation: %v", dict)
+	}
+
+	// Ahead: pending until its time, then installed at a sync that brings
+	// nothing new.
+	got = assign(enforce("conf.183", "18.3", "2026-12-02T14:00:00"))
+	if v := osVersion(); v != "18.2" {
+		t.Fatalf("an enforcement due in two hours installed at once: %s", v)
+	}
+	if s := su(got); s["install-state"] != "prepared" || s["pending-version"].(map[string]any)["os-version"] != "18.3" {
+		t.Errorf("pending: %v", s)
+	}
+	mu.Lock()
+	now = now.Add(3 * time.Hour)
+	mu.Unlock()
+	if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement: %+v", r)
+	}
+	if v := osVersion(); v != "18.3" {
+		t.Fatalf("past the deadline the device runs %s, want 18.3", v)
+	}
+	got, _ = c.EnrollmentDeclarations(ctx, dev.UDID())
+	if s := su(got); s["install-state"] != "none" || s["install-reason"].(map[string]any)["declaration-id"] != "conf.183" {
+		t.Errorf("after the enforced install: %v", s)
+	}
+
+	// Not Apple's form: the configuration fails, the OS stays.
+	assign(enforce("conf.bad", "18.4", "tomorrow"))
+	if v := osVersion(); v != "18.3" {
+		t.Errorf("a broken enforcement changed the OS to %s", v)
+	}
+	held, _, _ := dev.Declarations("")
+	for _, h := range held {
+		if h.Identifier == "conf.bad" && (h.Active || !strings.Contains(h.Reason, "TargetLocalDateTime")) {
+			t.Errorf("conf.bad: %+v", h)
+		}
+	}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
