@@ -56,13 +56,13 @@ type heldAsset struct {
 func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollment, ds []*heldDeclaration, assets map[string]heldAsset) (map[string]applyFailure, map[string]heldAsset) {
 	statuses := evaluate(ds, d.predicateStatus(user, e.userEnrollment), nil)
 	failures := map[string]applyFailure{}
+	if user == "" { // the device's OS: the system scope only
+		failures = d.applyUpdateEnforcement(ds, statuses, e.userEnrollment)
+		// The OS may have changed: what predicates read has.
+		statuses = evaluate(ds, d.predicateStatus(user, e.userEnrollment), nil)
+	}
 	for id, msg := range d.applyLegacyProfiles(ctx, user, ds, statuses) {
 		failures[id] = applyFailure{Code: "Error.ConfigurationCannotBeApplied", Error: msg}
-	}
-	if user == "" { // the device's OS: the system scope only
-		for id, msg := range d.applyUpdateEnforcement(ds, statuses) {
-			failures[id] = applyFailure{Code: "Error.ConfigurationCannotBeApplied", Error: msg}
-		}
 	}
 	kept := map[string]heldAsset{}
 	for _, h := range ds {

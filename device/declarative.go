@@ -232,7 +232,7 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 		// tried again (the server may have fixed a download since), and
 		// the status is reported when it differs from what the server last
 		// took — a retry's outcome, or a report that did not get through.
-		if len(prev.Failures) > 0 || (user == "" && d.enforcementPending()) {
+		if len(prev.Failures) > 0 || (user == "" && holdsEnforcement(held.Declarations)) {
 			held.Failures, held.Assets = d.applyDeclarations(ctx, user, e, held.Declarations, held.Assets)
 		}
 		return report(true)
@@ -419,6 +419,9 @@ func evaluate(ds []*heldDeclaration, status map[string]any, failures map[string]
 			case failed:
 				st.active = false
 				st.code, st.reason, st.details = f.Code, "the configuration could not be applied: "+f.Error, map[string]any{"Error": f.Error}
+				if f.Code == "Error.ConfigurationNotSupported" { // Apple's details for it
+					st.details = map[string]any{"Identifier": h.Identifier, "ServerToken": h.ServerToken}
+				}
 			case h.Type == managementTestType && h.Payload["ReturnStatus"] == "Failed" && st.valid == "valid":
 				// Apple's test configuration failing on request, as a Mac
 				// reports it (the same guide): still active, but invalid.

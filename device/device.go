@@ -121,10 +121,8 @@ type state struct {
 	// (osupdate.go), by product key.
 	downloaded []string
 	// enforced is the update a declaration enforces, pending until its
-	// deadline; installReason why the last update was installed
-	// (swenforcement.go).
-	enforced      *enforcedUpdate
-	installReason *installReason
+	// deadline (swenforcement.go).
+	enforced *enforcedUpdate
 	// books are the books the server installed (media.go).
 	books []*book
 	// users are a Shared iPad's or a Mac's users, currentUser the one

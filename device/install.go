@@ -600,6 +600,7 @@ func (st *state) dropEnrollment() {
 	st.account = nil
 	// The declarations came with the enrollment: a new one syncs afresh.
 	st.declarative = nil
+	st.enforced = nil
 }
 
 // findProfile returns the profile with identifier that user's channel

@@ -105,20 +105,25 @@ func handleScheduleOSUpdate(_ context.Context, d *Device, cmd *Command) Response
 	}
 	r := Acknowledged(map[string]any{"UpdateResults": results})
 	if install {
-		r.AfterSend = func() { d.installUpdate(offered, installReason{Reasons: []string{"mdm"}}) }
+		r.AfterSend = func() { d.installUpdate(offered) }
 		r.EndSession = true
 	}
 	return r
 }
 
-// installUpdate installs u for why: the device restarts on the new OS.
-func (d *Device) installUpdate(u osUpdate, why installReason) {
+// installUpdate installs u: the device restarts on the new OS.
+func (d *Device) installUpdate(u osUpdate) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.installUpdateLocked(u)
+}
+
+// installUpdateLocked is installUpdate with d.mu held. The updates
+// downloaded before are for the OS the device no longer runs: they go.
+func (d *Device) installUpdateLocked(u osUpdate) {
 	d.osVersion, d.build = u.version, u.build
-	d.st.downloaded = slices.DeleteFunc(d.st.downloaded, func(k string) bool { return k == u.productKey })
+	d.st.downloaded = nil
 	d.st.restarts++
-	d.st.installReason = &why
 }
 
 func handleOSUpdateStatus(_ context.Context, d *Device, _ *Command) Response {

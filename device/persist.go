@@ -63,10 +63,8 @@ type saved struct {
 	Account *savedAccount `json:"account,omitempty"`
 	// LostMode is MDM Lost Mode while it is on.
 	LostMode *lostMode `json:"lost_mode,omitempty"`
-	// DownloadedUpdates are OS updates downloaded and not installed;
-	// InstallReason is why the last update was installed.
-	DownloadedUpdates []string       `json:"downloaded_updates,omitempty"`
-	InstallReason     *installReason `json:"install_reason,omitempty"`
+	// DownloadedUpdates are OS updates downloaded and not installed.
+	DownloadedUpdates []string `json:"downloaded_updates,omitempty"`
 	// Books are the books the server installed.
 	Books []book `json:"books,omitempty"`
 	// SharedIPad, Users and CurrentUser are a Shared iPad's mode, its
@@ -165,7 +163,6 @@ func (d *Device) Save(path string) error {
 		s.LostMode = &lm
 	}
 	s.DownloadedUpdates = slices.Clone(d.st.downloaded)
-	s.InstallReason = d.st.installReason
 	for _, b := range d.st.books {
 		s.Books = append(s.Books, *b)
 	}
@@ -312,7 +309,6 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 	}
 	st.lostMode = s.LostMode
 	st.downloaded = s.DownloadedUpdates
-	st.installReason = s.InstallReason
 	for i := range s.Users {
 		st.users = append(st.users, &s.Users[i])
 	}

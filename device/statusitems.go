@@ -97,21 +97,18 @@ func (d *Device) statusItemValue(name, user string, userEnrollment bool) (any, b
 		}
 		return "none", true
 	case "softwareupdate.install-reason":
+		// Apple: why the pending update is pending; an empty list when
+		// none is.
 		d.mu.RLock()
-		why := d.st.installReason
+		enforced, downloaded := d.st.enforced, len(d.st.downloaded) > 0
 		d.mu.RUnlock()
-		if why == nil {
-			return nil, false
+		switch {
+		case enforced != nil:
+			return map[string]any{"reason": []any{"declaration"}, "declaration-id": enforced.declaration}, true
+		case downloaded:
+			return map[string]any{"reason": []any{"mdm"}}, true
 		}
-		reasons := make([]any, len(why.Reasons))
-		for i, r := range why.Reasons {
-			reasons[i] = r
-		}
-		v := map[string]any{"reason": reasons}
-		if why.Declaration != "" {
-			v["declaration-id"] = why.Declaration
-		}
-		return v, true
+		return map[string]any{"reason": []any{}}, true
 	case "softwareupdate.pending-version":
 		// Apple: both empty when no update is pending.
 		if u := d.pendingUpdate(); u != nil {
@@ -384,13 +381,17 @@ func (d *Device) predicateStatus(user string, userEnrollment bool) map[string]an
 // statusItemAllowed reports whether Apple's schema gives the device the
 // status item: on its OS at its version, in the channel's scope (system for
 // the device channel, user for a user's; a Shared iPad's own rule where the
-// schema has one), for its kind of enrollment (supervised, device, user).
+// schema has one), for its kind of enrollment (supervised, device, user;
+// the declarative schemas' allowed-enrollments).
 func (d *Device) statusItemAllowed(name, user string, userEnrollment bool) bool {
 	s, ok := schema.StatusItem(name)
-	if !ok {
-		return false
-	}
-	o := s.EffectivePath(d.model.schemaOS())
+	return ok && d.schemaAllows(s.EffectivePath(d.model.schemaOS()), user, userEnrollment)
+}
+
+// schemaAllows reports whether a declarative schema entry o (a status
+// item's or a declaration's, for the device's OS) gives the device the item
+// on the channel of user, for its enrollment: see statusItemAllowed.
+func (d *Device) schemaAllows(o schema.OSSupport, user string, userEnrollment bool) bool {
 	version, _ := d.OS()
 	if !o.AvailableIn(version) {
 		return false

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -285,8 +286,8 @@ func TestUpdateEnforcement(t *testing.T) {
 	if v := osVersion(); v != "18.2" {
 		t.Fatalf("after an overdue enforcement the device runs %s, want 18.2", v)
 	}
-	if r := su(got)["install-reason"].(map[string]any); r["declaration-id"] != "conf.182" || r["reason"].([]any)[0] != "declaration" {
-		t.Errorf("install-reason: %v", r)
+	if r := su(got)["install-reason"].(map[string]any); len(r["reason"].([]any)) != 0 || su(got)["install-state"] != "none" {
+		t.Errorf("installed, nothing pending: %v", su(got))
 	}
 	if _, dict := runDict(t, srv, dev, &mdm.DeviceInformation{Queries: []string{"OSVersion"}}); dict["QueryResponses"].(map[string]any)["OSVersion"] != "18.2" {
 		t.Errorf("DeviceInformation: %v", dict)
@@ -298,8 +299,9 @@ func TestUpdateEnforcement(t *testing.T) {
 	if v := osVersion(); v != "18.2" {
 		t.Fatalf("an enforcement due in two hours installed at once: %s", v)
 	}
-	if s := su(got); s["install-state"] != "prepared" || s["pending-version"].(map[string]any)["os-version"] != "18.3" {
-		t.Errorf("pending: %v", s)
+	if s := su(got); s["install-state"] != "prepared" || s["pending-version"].(map[string]any)["os-version"] != "18.3" ||
+		s["install-reason"].(map[string]any)["declaration-id"] != "conf.183" || s["install-reason"].(map[string]any)["reason"].([]any)[0] != "declaration" {
+		t.Errorf("pending (Apple: install-reason is why the pending update is pending): %v", s)
 	}
 	mu.Lock()
 	now = now.Add(3 * time.Hour)
@@ -311,20 +313,81 @@ func TestUpdateEnforcement(t *testing.T) {
 		t.Fatalf("past the deadline the device runs %s, want 18.3", v)
 	}
 	got, _ = c.EnrollmentDeclarations(ctx, dev.UDID())
-	if s := su(got); s["install-state"] != "none" || s["install-reason"].(map[string]any)["declaration-id"] != "conf.183" {
+	if s := su(got); s["install-state"] != "none" || len(s["install-reason"].(map[string]any)["reason"].([]any)) != 0 {
 		t.Errorf("after the enforced install: %v", s)
 	}
 
 	// Not Apple's form: the configuration fails, the OS stays.
-	assign(enforce("conf.bad", "18.4", "tomorrow"))
+	assign(enforce("conf.bad", "18.4", "tomorrow"), enforce("conf.badversion", "eighteen", "2020-01-01T00:00:00"))
 	if v := osVersion(); v != "18.3" {
 		t.Errorf("a broken enforcement changed the OS to %s", v)
 	}
 	held, _, _ := dev.Declarations("")
 	for _, h := range held {
-		if h.Identifier == "conf.bad" && (h.Active || !strings.Contains(h.Reason, "TargetLocalDateTime")) {
-			t.Errorf("conf.bad: %+v", h)
+		if h.Identifier == "conf.bad" && (h.Active || !strings.Contains(h.Reason, "TargetLocalDateTime")) ||
+			h.Identifier == "conf.badversion" && (h.Active || !strings.Contains(h.Reason, "TargetOSVersion")) {
+			t.Errorf("%s: %+v", h.Identifier, h)
 		}
+	}
+
+	// Saved and loaded with an update pending: the next sync past its
+	// deadline installs it all the same.
+	assign(enforce("conf.190", "19.0", "2026-12-02T20:00:00"))
+	path := filepath.Join(t.TempDir(), "device.json")
+	if err := dev.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := device.Load(path, srv.Doer(), device.WithTrust(srv.Trust()), device.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(6 * time.Hour)
+	mu.Unlock()
+	if r := srv.Run(back, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement: %+v", r)
+	}
+	if v, _ := back.OS(); v != "19.0" {
+		t.Errorf("after Save/Load and the deadline the device runs %s, want 19.0", v)
+	}
+}
+
+// TestUpdateEnforcementNotSupported: on an OS older than Apple's schema
+// gives the type (iOS 17), the configuration fails with
+// Error.ConfigurationNotSupported and nothing is installed.
+func TestUpdateEnforcementNotSupported(t *testing.T) {
+	ctx := context.Background()
+	srv := mdmtest.NewServer(t)
+	c := srv.Client()
+	dev := srv.NewDevice(device.WithModel(device.IPhone), device.WithOS("16.5", "20F66"))
+	srv.Enroll(dev)
+	for _, d := range []api.Declaration{
+		{Type: "com.apple.configuration.softwareupdate.enforcement.specific", Identifier: "conf.update", Payload: map[string]any{"TargetOSVersion": "16.6", "TargetLocalDateTime": "2020-01-01T00:00:00"}},
+		{Type: "com.apple.activation.simple", Identifier: "act", Payload: map[string]any{"StandardConfigurations": []any{"conf.update"}}},
+	} {
+		if _, err := c.PutDeclaration(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), "conf.update", "act"); err != nil {
+		t.Fatal(err)
+	}
+	if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement: %+v", r)
+	}
+	if v, _ := dev.OS(); v != "16.5" {
+		t.Errorf("iOS 16.5 installed %s from a declaration iOS 17 introduced", v)
+	}
+	got, err := c.EnrollmentDeclarations(ctx, dev.UDID())
+	if err != nil || got.Status == nil {
+		t.Fatalf("%+v %v", got, err)
+	}
+	confs := got.Status.StatusItems["management"].(map[string]any)["declarations"].(map[string]any)["configurations"].([]any)
+	conf := confs[0].(map[string]any)
+	reasons, _ := conf["reasons"].([]any)
+	if conf["active"] != false || len(reasons) != 1 || reasons[0].(map[string]any)["code"] != "Error.ConfigurationNotSupported" ||
+		reasons[0].(map[string]any)["details"].(map[string]any)["Identifier"] != "conf.update" {
+		t.Errorf("conf.update on iOS 16.5: %v", conf)
 	}
 }
 
