@@ -13,7 +13,7 @@ import (
 
 // What a virtual device does with the declarations it holds, beyond
 // reporting them, after each sync that changed the channel's set (and, for
-// what failed, at every sync):
+// what failed and a held update enforcement, at every sync):
 //
 //   - A com.apple.configuration.legacy configuration ("Legacy Profile" in
 //     Apple's schema) names an MDMv1 profile by ProfileURL. While the

@@ -79,10 +79,12 @@ const (
 
 // Codes earlier versions sent where a device's own answer is now known.
 const (
-	// Deprecated: a virtual iPhone or iPad answers ErrCodeProfileNotInstalled
+	// Deprecated: the old value, 1011 in MCProfileErrorDomain, is no longer
+	// sent. A virtual iPhone or iPad answers ErrCodeProfileNotInstalled
 	// (DomainMDMErrors), a Mac ErrCodeMacProfileNotFound (DomainMDMClient).
 	ErrCodeProfileNotFound = ErrCodeProfileNotInstalled
-	// Deprecated: use ErrCodeRecoveryLockMismatch (DomainRecoveryLockout).
+	// Deprecated: the old value, 12078 in MCMDMErrorDomain, is no longer
+	// sent. Use ErrCodeRecoveryLockMismatch (DomainRecoveryLockout).
 	ErrCodeWrongPassword = ErrCodeRecoveryLockMismatch
 )
 

@@ -22,11 +22,11 @@ import (
 // changed) for the declaration items, fetches each declaration whose
 // ServerToken it does not hold, drops the ones no longer listed, and sends
 // a status report of what it holds: each declaration's identifier,
-// server-token, active and valid, and its device status items. When the
-// token did not change, it tries again what failed to apply at the last
-// sync, and reports when its status differs from what the server last
-// took. Each channel (the
-// device's, a logged-in user's) syncs its own declarations.
+// server-token, active and valid, and its status items. When the token did
+// not change, it tries again what failed to apply at the last sync and looks
+// again at a held update enforcement's deadline, and reports when its status
+// differs from what the server last took. Each channel (the device's, a
+// logged-in user's) syncs its own declarations.
 //
 // Sources: PROTOCOL.md §10; Apple's schemas mdm/checkin/
 // declarativemanagement.yaml (Endpoint, Data), declarative/protocol/*

@@ -22,6 +22,7 @@ import (
 // remotedesktop.enable.yaml and .disable.yaml, passcode.firmware.set.yaml
 // and .verify.yaml ("not available on Apple silicon"), and
 // information.security.yaml (IsRecoveryLockEnabled, RemoteDesktopEnabled).
+
 // Error codes of the Mac security commands.
 const (
 	// SetRecoveryLock while a password is set: CurrentPassword missing

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/mockmdm/mockmdm/mdm"
+	"github.com/mockmdm/mockmdm/mdm/schema"
 )
 
 // OS updates on a supervised device: AvailableOSUpdates offers the next
@@ -124,6 +125,10 @@ func (d *Device) installUpdateLocked(u osUpdate) {
 	d.osVersion, d.build = u.version, u.build
 	d.st.downloaded = nil
 	d.st.restarts++
+	// An enforced update the device now runs (or passed) is pending no more.
+	if e := d.st.enforced; e != nil && schema.CompareVersions(e.version, u.version) <= 0 {
+		d.st.enforced = nil
+	}
 }
 
 func handleOSUpdateStatus(_ context.Context, d *Device, _ *Command) Response {

@@ -56,8 +56,9 @@ var unaskedStatusItems = []string{
 }
 
 // statusItemValue is the device's own value of the status item name for a
-// channel (user "" the device's), or ok false when it has none.
-func (d *Device) statusItemValue(name, user string, userEnrollment bool) (any, bool) {
+// channel (user "" the device's), or ok false when it has none; whether the
+// device may report it at all is statusItemAllowed's.
+func (d *Device) statusItemValue(name, user string) (any, bool) {
 	version, build := d.OS()
 	switch name {
 	case "device.model.family":
@@ -142,7 +143,7 @@ func (d *Device) statusItems(user string, userEnrollment bool, subscribed []stri
 		if v, ok := overrides[name]; ok {
 			return v, true
 		}
-		return d.statusItemValue(name, user, userEnrollment)
+		return d.statusItemValue(name, user)
 	}
 	for _, name := range unaskedStatusItems {
 		if v, ok := value(name); ok {
@@ -305,7 +306,7 @@ func (d *Device) pendingUpdate() *osUpdate {
 	d.mu.RUnlock()
 	switch {
 	case enforced != nil:
-		return &osUpdate{productKey: d.model.OSName + "Update" + enforced.version, version: enforced.version, build: enforced.build}
+		return &osUpdate{version: enforced.version, build: enforced.build}
 	case downloaded:
 		u := d.availableUpdate()
 		return &u
@@ -369,7 +370,7 @@ func (d *Device) predicateStatus(user string, userEnrollment bool) map[string]an
 		}
 		v, ok := overrides[name]
 		if !ok {
-			v, ok = d.statusItemValue(name, user, userEnrollment)
+			v, ok = d.statusItemValue(name, user)
 		}
 		if ok {
 			flattenStatus(name, v, out)
