@@ -303,3 +303,20 @@ func TestStatusItemAllowed(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallClearsReachedEnforcement: an update installed otherwise (a
+// ScheduleOSUpdate) that reaches an enforced version leaves nothing pending;
+// one that does not reach it leaves the enforcement pending.
+func TestInstallClearsReachedEnforcement(t *testing.T) {
+	d := &Device{model: IPad, osVersion: "18.1", build: "22B83"}
+	d.st.enforced = &enforcedUpdate{declaration: "c", version: "18.3"}
+	d.st.downloaded = []string{"iPadOSUpdate18.2"}
+	d.installUpdateLocked(osUpdate{version: "18.2", build: "22C1"})
+	if d.st.enforced == nil || d.st.downloaded != nil || d.osVersion != "18.2" {
+		t.Fatalf("after 18.2: enforced %+v, downloaded %v, OS %s", d.st.enforced, d.st.downloaded, d.osVersion)
+	}
+	d.installUpdateLocked(osUpdate{version: "18.3", build: "22D1"})
+	if d.st.enforced != nil {
+		t.Errorf("after 18.3 the enforcement of 18.3 is still pending: %+v", d.st.enforced)
+	}
+}
