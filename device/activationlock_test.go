@@ -124,7 +124,7 @@ func TestActivationLockEndToEnd(t *testing.T) {
 		t.Error("an unsupervised device has a bypass code")
 	}
 	for _, rt := range []string{"ActivationLockBypassCode", "ClearActivationLockBypassCode"} {
-		if r := srv.Run(plain, map[string]any{"RequestType": rt}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeNotSupervised {
+		if r := srv.Run(plain, map[string]any{"RequestType": rt}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeUnknownCommand {
 			t.Errorf("%s on an unsupervised device: %+v", rt, r)
 		}
 	}

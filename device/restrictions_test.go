@@ -214,7 +214,7 @@ func TestRestrictions(t *testing.T) {
 	if g := restrictionsView(t, restrictionsOf(t, srv, plain, false)["GlobalRestrictions"]); !reflect.DeepEqual(g, wantPlain) {
 		t.Errorf("unsupervised\n got %v\nwant %v", g, wantPlain)
 	}
-	if r := srv.Run(plain, map[string]any{"RequestType": "ClearRestrictionsPassword"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeNotSupervised {
+	if r := srv.Run(plain, map[string]any{"RequestType": "ClearRestrictionsPassword"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeUnknownCommand {
 		t.Errorf("ClearRestrictionsPassword, unsupervised: %+v", r)
 	}
 

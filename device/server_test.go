@@ -96,7 +96,7 @@ func TestResponsesValidateAgainstAppleSchemas(t *testing.T) {
 	}
 	plain := srv.NewDevice() // unsupervised
 	srv.Enroll(plain)
-	if r := srv.Run(plain, map[string]any{"RequestType": "RestartDevice"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeNotSupervised {
+	if r := srv.Run(plain, map[string]any{"RequestType": "RestartDevice"}); r.Status != mdm.StatusError || r.ErrorChain[0].ErrorCode != device.ErrCodeUnknownCommand {
 		t.Errorf("supervised-only command on an unsupervised device: %+v", r)
 	}
 	// EraseDevice really wipes: the device must enroll again.
