@@ -23,10 +23,12 @@ import (
 //
 //   - 12021 (MCMDMErrorDomain) “RestartDevice” is not a valid request
 //     type., for a command the device does not know and for a
-//     supervised-only one on an unsupervised device (iPhones answering
-//     RestartDevice so, in MicroMDM's issues 573 and 970, the second with
-//     the whole answer), and 1000 "not properly formatted"
-//     (MCProfileErrorDomain);
+//     supervised-only one on an unsupervised device: iPhones answered
+//     RestartDevice, a supervised-only command, so in MicroMDM's issues 573
+//     and 970 (the second quotes the whole answer), and the maintainers
+//     point to supervision as the cause — that the devices were
+//     unsupervised is their reading, and mockmdm's;
+//   - 1000 "not properly formatted" (MCProfileErrorDomain);
 //   - RemoveProfile of a profile that is not installed: MDMClientError 89
 //     "Profile with identifier '…' not found." from a Mac and
 //     MDMErrorDomain 12075 "The profile “…” is not installed." from an
@@ -279,8 +281,8 @@ func (d *Device) gate(s *schema.Schema, cmd *Command) (Response, bool) {
 		return Failed(ChainItem(DomainMDM, ErrCodeUserEnrollment, "The command is not allowed on a User Enrollment."),
 			detail("Apple's schema forbids %s under User Enrollment", s.Name())), true
 	case sup.Supervised != nil && *sup.Supervised && !d.supervised:
-		// What unsupervised iPhones are on record answering RestartDevice
-		// with (commands.go's list).
+		// What iPhones are on record answering RestartDevice with (the
+		// list at the top of this file).
 		return Failed(notValid(cmd.RequestType),
 			detail("%s is supervised-only on %s and this device is not supervised", s.Name(), os)), true
 	case !cmd.UserEnrollment && !hasRight(cmd.AccessRights, sup.AccessRights):
