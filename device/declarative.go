@@ -44,8 +44,8 @@ import (
 // Apple's schema marks with assettypes. Of what declarations configure, the
 // device applies legacy profiles and fetches asset data (apply.go),
 // installs enforced OS updates (swenforcement.go) and reports subscribed
-// status items (statusitems.go); it holds and reports the rest without
-// enforcing them.
+// status items (statusitems.go), account configurations among them
+// (accountstatus.go); it holds and reports the rest without enforcing them.
 
 // DeclarationStatus is one declaration a virtual device holds and what it
 // reported about it.
@@ -578,7 +578,7 @@ func (d *Device) statusReport(ds []*heldDeclaration, user string, userEnrollment
 			}
 		}
 	}
-	values, missing := d.statusItems(user, userEnrollment, subscriptions(ds, statuses))
+	values, missing := d.statusItems(user, userEnrollment, subscriptions(ds, statuses), accountLists(ds, statuses))
 	items := nestStatus(values)
 	items["management"] = map[string]any{"declarations": lists, "client-capabilities": d.clientCapabilities()}
 	errs := []any{}

@@ -131,7 +131,9 @@ func (d *Device) statusItemValue(name, user string) (any, bool) {
 // statusItems are the status items a report for the channel carries:
 // the unasked ones, then those subscribed (names), by name; and the
 // subscribed ones it cannot report, sorted.
-func (d *Device) statusItems(user string, userEnrollment bool, subscribed []string) (map[string]any, []string) {
+// declarative holds the values worked out with the declarations' statuses
+// (accountLists).
+func (d *Device) statusItems(user string, userEnrollment bool, subscribed []string, declarative map[string]any) (map[string]any, []string) {
 	d.mu.RLock()
 	overrides := maps.Clone(d.beh.statusItems)
 	d.mu.RUnlock()
@@ -141,6 +143,9 @@ func (d *Device) statusItems(user string, userEnrollment bool, subscribed []stri
 			return nil, false
 		}
 		if v, ok := overrides[name]; ok {
+			return v, true
+		}
+		if v, ok := declarative[name]; ok {
 			return v, true
 		}
 		return d.statusItemValue(name, user)

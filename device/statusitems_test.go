@@ -25,9 +25,7 @@ import (
 // (the whole report passing Apple's StatusReport schema). A Predicate reads
 // the same values.
 func TestStatusSubscriptions(t *testing.T) {
-	ctx := context.Background()
 	srv := mdmtest.NewServer(t)
-	c := srv.Client()
 	dev := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true))
 	srv.Enroll(dev)
 
@@ -74,23 +72,7 @@ func TestStatusSubscriptions(t *testing.T) {
 		{Type: "com.apple.activation.simple", Identifier: "act.noncompliant", Payload: map[string]any{"StandardConfigurations": []any{"conf.noncompliant"},
 			"Predicate": `@status(passcode.is-compliant) == FALSE AND @status(test.string-value) == "hello"`}},
 	}
-	var ids []string
-	for _, d := range decls {
-		if _, err := c.PutDeclaration(ctx, d); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, d.Identifier)
-	}
-	if _, err := c.SetDeclarations(ctx, dev.UDID(), ids...); err != nil {
-		t.Fatal(err)
-	}
-	if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
-		t.Fatalf("DeclarativeManagement: %+v", r)
-	}
-	got, err := c.EnrollmentDeclarations(ctx, dev.UDID())
-	if err != nil || got.Status == nil {
-		t.Fatalf("the status report: %+v %v", got, err)
-	}
+	got := assignAndReport(t, srv, dev, decls...)
 	report, _ := schema.Lookup(schema.KindDDMProtocol, "StatusReport")
 	var whole map[string]any
 	if err := json.Unmarshal(got.Status.Report, &whole); err != nil {
@@ -397,4 +379,88 @@ func toAny(ss []string) []any {
 		out[i] = s
 	}
 	return out
+}
+
+// TestAccountStatus: the account.list.* items list the accounts the
+// channel's active account configurations set up, each entry passing
+// Apple's schema for its list; an inactive configuration is not listed, and
+// a subscribed list with no account is empty.
+func TestAccountStatus(t *testing.T) {
+	srv := mdmtest.NewServer(t)
+	dev := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true))
+	srv.Enroll(dev)
+	lists := []string{"account.list.caldav", "account.list.mail.incoming", "account.list.mail.outgoing", "account.list.google"}
+	var items []any
+	for _, name := range lists {
+		items = append(items, map[string]any{"Name": name})
+	}
+	decls := []api.Declaration{
+		{Type: "com.apple.configuration.account.caldav", Identifier: "conf.caldav", Payload: map[string]any{"VisibleName": "Team calendar", "HostName": "cal.example.com", "Port": 8443}},
+		{Type: "com.apple.configuration.account.caldav", Identifier: "conf.idle", Payload: map[string]any{"HostName": "idle.example.com"}},
+		{Type: "com.apple.configuration.account.mail", Identifier: "conf.mail", Payload: map[string]any{
+			"IncomingServer": map[string]any{"ServerType": "IMAP", "HostName": "imap.example.com", "Port": 993, "AuthenticationMethod": "Password"},
+			"OutgoingServer": map[string]any{"HostName": "smtp.example.com", "Port": 587, "AuthenticationMethod": "Password"}}},
+		{Type: "com.apple.configuration.management.status-subscriptions", Identifier: "conf.status", Payload: map[string]any{"StatusItems": items}},
+		{Type: "com.apple.activation.simple", Identifier: "act", Payload: map[string]any{"StandardConfigurations": []any{"conf.caldav", "conf.mail", "conf.status"}}},
+	}
+	got := assignAndReport(t, srv, dev, decls...)
+	version, _ := dev.OS()
+	value := func(name string) []any {
+		t.Helper()
+		var v any = got.Status.StatusItems
+		for _, part := range strings.Split(name, ".") {
+			m, _ := v.(map[string]any)
+			v = m[part]
+		}
+		list, ok := v.([]any)
+		if !ok {
+			t.Fatalf("%s: %v is not a list", name, v)
+		}
+		s, _ := schema.StatusItem(name)
+		if probs := s.ValidateFor("iOS", version, s.PayloadKeys, map[string]any{name: schema.FromJSON(list)}, ""); len(probs) > 0 {
+			t.Errorf("%s = %v breaks Apple's schema: %v", name, list, probs)
+		}
+		return list
+	}
+	caldav := value("account.list.caldav")
+	if len(caldav) != 1 {
+		t.Fatalf("account.list.caldav: %v (conf.idle, not activated, is not set up)", caldav)
+	}
+	if e := caldav[0].(map[string]any); e["declaration-identifier"] != "conf.caldav" || e["visible-name"] != "Team calendar" || e["hostname"] != "cal.example.com" || e["port"] != 8443.0 {
+		t.Errorf("the CalDAV account: %v", e)
+	}
+	if in := value("account.list.mail.incoming"); len(in) != 1 || in[0].(map[string]any)["hostname"] != "imap.example.com" || in[0].(map[string]any)["port"] != 993.0 {
+		t.Errorf("incoming mail: %v", in)
+	}
+	if out := value("account.list.mail.outgoing"); len(out) != 1 || out[0].(map[string]any)["hostname"] != "smtp.example.com" {
+		t.Errorf("outgoing mail: %v", out)
+	}
+	if google := value("account.list.google"); len(google) != 0 {
+		t.Errorf("account.list.google with no Google account: %v", google)
+	}
+}
+
+// assignAndReport puts decls, makes them all of dev's set, has dev sync and
+// returns what it reported, as the server keeps it.
+func assignAndReport(t *testing.T, srv *mdmtest.Server, dev *device.Device, decls ...api.Declaration) *api.EnrollmentDeclarations {
+	t.Helper()
+	ctx, c := context.Background(), srv.Client()
+	var ids []string
+	for _, d := range decls {
+		if _, err := c.PutDeclaration(ctx, d); err != nil {
+			t.Fatalf("%s: %v", d.Identifier, err)
+		}
+		ids = append(ids, d.Identifier)
+	}
+	if _, err := c.SetDeclarations(ctx, dev.UDID(), ids...); err != nil {
+		t.Fatal(err)
+	}
+	if r := srv.Run(dev, &mdm.DeclarativeManagementCommand{}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeclarativeManagement: %+v", r)
+	}
+	got, err := c.EnrollmentDeclarations(ctx, dev.UDID())
+	if err != nil || got.Status == nil {
+		t.Fatalf("the status report: %+v %v", got, err)
+	}
+	return got
 }
