@@ -1,5 +1,7 @@
 package device
 
+import "github.com/mockmdm/mockmdm/mdm/schema"
+
 // Account status: the account.list.* status items list the accounts the
 // channel's active account configurations set up — a virtual device sets
 // up nothing, but reports each as Apple's schema describes it, so a server
@@ -11,8 +13,10 @@ package device
 // (a mail account's from its IncomingServer and OutgoingServer, in the
 // incoming and outgoing lists). Which services are on follows the Exchange
 // configuration's *ServiceActive keys (true when absent, as Apple's schema
-// defaults them); the other accounts report their services on. A user name
-// is not reported: it sits in a credential asset the device does not open.
+// defaults them); the other accounts report their services on, except
+// notes on an incoming mail server that is not IMAP. A Google account's
+// username is the EmailAddress of the user identity asset it references;
+// the others' sit in credential assets' data, which is not reported.
 // The lists are worked out with the declarations' statuses, so predicates
 // do not read them.
 //
@@ -39,8 +43,8 @@ func accountLists(ds []*heldDeclaration, statuses map[string]declStatus) map[str
 			if v, ok := from["HostName"].(string); ok {
 				e["hostname"] = v
 			}
-			if v, ok := from["Port"].(float64); ok {
-				e["port"] = int64(v)
+			if v, ok := schema.FromJSON(from["Port"]).(int64); ok {
+				e["port"] = v
 			}
 			return e
 		}
@@ -63,6 +67,15 @@ func accountLists(ds []*heldDeclaration, statuses map[string]declStatus) map[str
 			add("account.list.exchange", e)
 		case "com.apple.configuration.account.google":
 			e := entry(nil)
+			if ref, ok := p["UserIdentityAssetReference"].(string); ok {
+				for _, a := range ds {
+					if a.Kind == "asset" && a.Identifier == ref {
+						if email, ok := a.Payload["EmailAddress"].(string); ok {
+							e["username"] = email
+						}
+					}
+				}
+			}
 			e["is-mail-enabled"], e["are-calendars-enabled"], e["are-contacts-enabled"], e["are-notes-enabled"] = true, true, true, true
 			add("account.list.google", e)
 		case "com.apple.configuration.account.ldap":
@@ -72,7 +85,7 @@ func accountLists(ds []*heldDeclaration, statuses map[string]declStatus) map[str
 		case "com.apple.configuration.account.mail":
 			in, _ := p["IncomingServer"].(map[string]any)
 			e := entry(in)
-			e["is-mail-enabled"], e["are-notes-enabled"] = true, false
+			e["is-mail-enabled"], e["are-notes-enabled"] = true, in["ServerType"] == "IMAP"
 			add("account.list.mail.incoming", e)
 			if out, ok := p["OutgoingServer"].(map[string]any); ok {
 				add("account.list.mail.outgoing", entry(out))

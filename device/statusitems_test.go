@@ -389,7 +389,8 @@ func TestAccountStatus(t *testing.T) {
 	srv := mdmtest.NewServer(t)
 	dev := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true))
 	srv.Enroll(dev)
-	lists := []string{"account.list.caldav", "account.list.mail.incoming", "account.list.mail.outgoing", "account.list.google"}
+	lists := []string{"account.list.caldav", "account.list.carddav", "account.list.exchange", "account.list.google", "account.list.ldap",
+		"account.list.mail.incoming", "account.list.mail.outgoing", "account.list.subscribed-calendar"}
 	var items []any
 	for _, name := range lists {
 		items = append(items, map[string]any{"Name": name})
@@ -400,8 +401,12 @@ func TestAccountStatus(t *testing.T) {
 		{Type: "com.apple.configuration.account.mail", Identifier: "conf.mail", Payload: map[string]any{
 			"IncomingServer": map[string]any{"ServerType": "IMAP", "HostName": "imap.example.com", "Port": 993, "AuthenticationMethod": "Password"},
 			"OutgoingServer": map[string]any{"HostName": "smtp.example.com", "Port": 587, "AuthenticationMethod": "Password"}}},
+		{Type: "com.apple.configuration.account.exchange", Identifier: "conf.exchange", Payload: map[string]any{"EnabledProtocolTypes": []any{"EAS"},
+			"HostName": "mail.example.com", "MailServiceActive": false}},
+		{Type: "com.apple.asset.useridentity", Identifier: "asset.ann", Payload: map[string]any{"FullName": "Ann Example", "EmailAddress": "ann@example.com"}},
+		{Type: "com.apple.configuration.account.google", Identifier: "conf.google", Payload: map[string]any{"UserIdentityAssetReference": "asset.ann"}},
 		{Type: "com.apple.configuration.management.status-subscriptions", Identifier: "conf.status", Payload: map[string]any{"StatusItems": items}},
-		{Type: "com.apple.activation.simple", Identifier: "act", Payload: map[string]any{"StandardConfigurations": []any{"conf.caldav", "conf.mail", "conf.status"}}},
+		{Type: "com.apple.activation.simple", Identifier: "act", Payload: map[string]any{"StandardConfigurations": []any{"conf.caldav", "conf.mail", "conf.exchange", "conf.google", "conf.status"}}},
 	}
 	got := assignAndReport(t, srv, dev, decls...)
 	version, _ := dev.OS()
@@ -435,8 +440,19 @@ func TestAccountStatus(t *testing.T) {
 	if out := value("account.list.mail.outgoing"); len(out) != 1 || out[0].(map[string]any)["hostname"] != "smtp.example.com" {
 		t.Errorf("outgoing mail: %v", out)
 	}
-	if google := value("account.list.google"); len(google) != 0 {
-		t.Errorf("account.list.google with no Google account: %v", google)
+	if in := value("account.list.mail.incoming"); len(in) == 1 && in[0].(map[string]any)["are-notes-enabled"] != true {
+		t.Errorf("notes on an IMAP server: %v", in)
+	}
+	if ex := value("account.list.exchange"); len(ex) != 1 || ex[0].(map[string]any)["is-mail-enabled"] != false || ex[0].(map[string]any)["are-calendars-enabled"] != true {
+		t.Errorf("Exchange with MailServiceActive false (the rest default true): %v", ex)
+	}
+	if google := value("account.list.google"); len(google) != 1 || google[0].(map[string]any)["username"] != "ann@example.com" {
+		t.Errorf("Google, with its user identity asset: %v", google)
+	}
+	for _, empty := range []string{"account.list.carddav", "account.list.ldap", "account.list.subscribed-calendar"} {
+		if list := value(empty); len(list) != 0 {
+			t.Errorf("%s with no such account: %v", empty, list)
+		}
 	}
 }
 
