@@ -54,12 +54,14 @@ type heldAsset struct {
 // applyDeclarations acts on user's active declarations (see above) and
 // returns the failures and the asset data now held.
 func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollment, ds []*heldDeclaration, assets map[string]heldAsset) (map[string]applyFailure, map[string]heldAsset) {
-	statuses := evaluate(ds, d.predicateStatus(user, e.userEnrollment), nil)
+	statuses := evaluate(ds, d.predicateStatus(ds, user, e.userEnrollment), nil)
 	failures := map[string]applyFailure{}
 	if user == "" { // the device's OS: the system scope only
-		failures = d.applyUpdateEnforcement(ds, statuses, e.userEnrollment)
-		// The OS may have changed: what predicates read has.
-		statuses = evaluate(ds, d.predicateStatus(user, e.userEnrollment), nil)
+		var installed bool
+		failures, installed = d.applyUpdateEnforcement(ds, statuses, e.userEnrollment)
+		if installed { // the OS changed: what predicates read has
+			statuses = evaluate(ds, d.predicateStatus(ds, user, e.userEnrollment), nil)
+		}
 	}
 	for id, msg := range d.applyLegacyProfiles(ctx, user, ds, statuses) {
 		failures[id] = applyFailure{Code: "Error.ConfigurationCannotBeApplied", Error: msg}

@@ -130,7 +130,7 @@ func (d *Device) Declarations(user string) (list []DeclarationStatus, syncs int,
 	if st == nil {
 		return nil, 0, ""
 	}
-	statuses := evaluate(st.Declarations, d.predicateStatus(user, d.userEnrolled()), st.Failures)
+	statuses := evaluate(st.Declarations, d.predicateStatus(st.Declarations, user, d.userEnrolled()), st.Failures)
 	for _, h := range st.Declarations {
 		s := statuses[h.Identifier]
 		list = append(list, DeclarationStatus{Kind: h.Kind, Type: h.Type, Identifier: h.Identifier, ServerToken: h.ServerToken, Active: s.active, Valid: s.valid, Reason: s.reason})
@@ -553,7 +553,7 @@ func (d *Device) clientCapabilities() map[string]any {
 // Under User Enrollment the device's identifiers stay out of it, as they do
 // everywhere else.
 func (d *Device) statusReport(ds []*heldDeclaration, user string, userEnrollment bool, failures map[string]applyFailure) ([]byte, error) {
-	statuses := evaluate(ds, d.predicateStatus(user, userEnrollment), failures)
+	statuses := evaluate(ds, d.predicateStatus(ds, user, userEnrollment), failures)
 	lists := map[string][]map[string]any{}
 	for _, k := range declarationKinds {
 		lists[k.status] = []map[string]any{}

@@ -212,6 +212,20 @@ func dedupe(ss []string) []string {
 	return out
 }
 
+// channelProfiles are the profiles in force on user's channel: the
+// device's, and on a user channel the user's own as well.
+func (d *Device) channelProfiles(user string) []*ProfileInfo {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	var out []*ProfileInfo
+	for _, p := range d.st.profiles {
+		if p.User == "" || p.User == user {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // restrictionPayloads are the restrictions and passcode payloads of an
 // installed profile.
 func restrictionPayloads(p *ProfileInfo) []profiles.Payload {
@@ -240,17 +254,7 @@ func handleRestrictions(_ context.Context, d *Device, cmd *Command) Response {
 	if err != nil {
 		return formatError("%v", err)
 	}
-	d.mu.RLock()
-	var installed []*ProfileInfo
-	for _, p := range d.st.profiles {
-		// The device's profiles, and on a Shared iPad user channel the
-		// user's own as well.
-		if p.User == "" || p.User == cmd.User {
-			installed = append(installed, p)
-		}
-	}
-	d.mu.RUnlock()
-
+	installed := d.channelProfiles(cmd.User)
 	global := newRestrictionSet()
 	byProfile := map[string]any{}
 	for _, p := range installed {

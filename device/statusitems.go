@@ -128,17 +128,15 @@ func (d *Device) statusItemValue(name, user string) (any, bool) {
 	return nil, false
 }
 
-// statusItems are the status items a report for the channel carries:
-// the unasked ones, then those subscribed (names), by name; and the
-// subscribed ones it cannot report, sorted.
-// declarative holds the values worked out with the declarations' statuses
-// (accountLists).
-func (d *Device) statusItems(user string, userEnrollment bool, subscribed []string, declarative map[string]any) (map[string]any, []string) {
+// statusSource resolves status items for the channel: none that Apple's
+// schema does not give the device, else the tester's value
+// (SetStatusItem), else one worked out with the declarations' statuses
+// (declarative: accountLists), else the device's own.
+func (d *Device) statusSource(user string, userEnrollment bool, declarative map[string]any) func(name string) (any, bool) {
 	d.mu.RLock()
 	overrides := maps.Clone(d.beh.statusItems)
 	d.mu.RUnlock()
-	values := map[string]any{}
-	value := func(name string) (any, bool) {
+	return func(name string) (any, bool) {
 		if !d.statusItemAllowed(name, user, userEnrollment) {
 			return nil, false
 		}
@@ -150,6 +148,14 @@ func (d *Device) statusItems(user string, userEnrollment bool, subscribed []stri
 		}
 		return d.statusItemValue(name, user)
 	}
+}
+
+// statusItems are the status items a report for the channel carries:
+// the unasked ones, then those subscribed (names), by name; and the
+// subscribed ones it cannot report, sorted. declarative is statusSource's.
+func (d *Device) statusItems(user string, userEnrollment bool, subscribed []string, declarative map[string]any) (map[string]any, []string) {
+	value := d.statusSource(user, userEnrollment, declarative)
+	values := map[string]any{}
 	for _, name := range unaskedStatusItems {
 		if v, ok := value(name); ok {
 			values[name] = v
@@ -276,15 +282,7 @@ func CheckStatusItem(name string, value any) error {
 // channel (the device's profiles, and the user's own) asks for a passcode,
 // which a virtual device never has.
 func (d *Device) passcodeRequired(user string) bool {
-	d.mu.RLock()
-	var installed []*ProfileInfo
-	for _, p := range d.st.profiles {
-		if p.User == "" || p.User == user {
-			installed = append(installed, p)
-		}
-	}
-	d.mu.RUnlock()
-	for _, p := range installed {
+	for _, p := range d.channelProfiles(user) {
 		for _, pl := range restrictionPayloads(p) {
 			if pl.Type() != "com.apple.mobiledevice.passwordpolicy" {
 				continue
@@ -364,20 +362,20 @@ func (d *Device) appStatus() []any {
 // predicateStatus is what @status(...) reads in a Predicate: every status
 // item the device has a value for on the channel, subscribed or not, by key
 // path (a dictionary's entries under the item's name).
-func (d *Device) predicateStatus(user string, userEnrollment bool) map[string]any {
-	d.mu.RLock()
-	overrides := maps.Clone(d.beh.statusItems)
-	d.mu.RUnlock()
+//
+// Working every item out costs (certificate hashes, profiles parsed), so
+// it is done only when an activation among ds has a Predicate; else nil.
+func (d *Device) predicateStatus(ds []*heldDeclaration, user string, userEnrollment bool) map[string]any {
+	if !slices.ContainsFunc(ds, func(h *heldDeclaration) bool {
+		src, _ := h.Payload["Predicate"].(string)
+		return h.Kind == "activation" && strings.TrimSpace(src) != ""
+	}) {
+		return nil
+	}
+	value := d.statusSource(user, userEnrollment, nil)
 	out := map[string]any{}
 	for _, name := range schema.Names(schema.KindStatus) {
-		if !d.statusItemAllowed(name, user, userEnrollment) {
-			continue
-		}
-		v, ok := overrides[name]
-		if !ok {
-			v, ok = d.statusItemValue(name, user)
-		}
-		if ok {
+		if v, ok := value(name); ok {
 			flattenStatus(name, v, out)
 		}
 	}

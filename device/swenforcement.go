@@ -47,9 +47,10 @@ type enforcedUpdate struct {
 
 // applyUpdateEnforcement installs what the active enforcement
 // configurations among ds make due, keeps the next one pending, and returns
-// why each configuration it cannot act on failed, by identifier.
-func (d *Device) applyUpdateEnforcement(ds []*heldDeclaration, statuses map[string]declStatus, userEnrollment bool) map[string]applyFailure {
-	failures := map[string]applyFailure{}
+// why each configuration it cannot act on failed, by identifier, and
+// whether it installed an update.
+func (d *Device) applyUpdateEnforcement(ds []*heldDeclaration, statuses map[string]declStatus, userEnrollment bool) (failures map[string]applyFailure, installed bool) {
+	failures = map[string]applyFailure{}
 	fail := func(code, format string, args ...any) applyFailure {
 		return applyFailure{Code: code, Error: fmt.Sprintf(format, args...)}
 	}
@@ -106,7 +107,7 @@ func (d *Device) applyUpdateEnforcement(ds []*heldDeclaration, statuses map[stri
 		pending.build = d.build + "a"
 	}
 	d.st.enforced = pending
-	return failures
+	return failures, due != nil
 }
 
 // holdsEnforcement reports whether ds has an update enforcement
