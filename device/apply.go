@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/mockmdm/mockmdm/mdm/schema"
 )
 
 // What a virtual device does with the declarations it holds, beyond
@@ -32,6 +34,12 @@ import (
 //   - A softwareupdate.enforcement.specific configuration on the device
 //     channel installs its OS update once due (swenforcement.go).
 //
+// A configuration Apple's schema does not give the device — its OS at its
+// version, the channel's scope, the enrollment (the declarative schemas'
+// supportedOS) — is not acted on: once activated it fails with Apple's
+// Error.ConfigurationNotSupported ("not supported for this platform, scope,
+// or enrollment type").
+//
 // A failure makes the declaration inactive, and is tried again at the next
 // sync, whether or not the set changed.
 
@@ -54,13 +62,20 @@ type heldAsset struct {
 // applyDeclarations acts on user's active declarations (see above) and
 // returns the failures and the asset data now held.
 func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollment, ds []*heldDeclaration, assets map[string]heldAsset) (map[string]applyFailure, map[string]heldAsset) {
-	statuses := evaluate(ds, d.predicateStatus(ds, user, e.userEnrollment), nil)
+	unsupported := d.unsupportedConfigurations(ds, user, e.userEnrollment)
+	statuses := evaluate(ds, d.predicateStatus(ds, user, e.userEnrollment), unsupported)
 	failures := map[string]applyFailure{}
 	if user == "" { // the device's OS: the system scope only
 		var installed bool
-		failures, installed = d.applyUpdateEnforcement(ds, statuses, e.userEnrollment)
-		if installed { // the OS changed: what predicates read has
-			statuses = evaluate(ds, d.predicateStatus(ds, user, e.userEnrollment), nil)
+		failures, installed = d.applyUpdateEnforcement(ds, statuses)
+		if installed { // the OS changed: what predicates read, and what the OS supports, have
+			unsupported = d.unsupportedConfigurations(ds, user, e.userEnrollment)
+			statuses = evaluate(ds, d.predicateStatus(ds, user, e.userEnrollment), unsupported)
+		}
+	}
+	for id, f := range unsupported {
+		if statuses[id].code == f.Code { // activated, so tried
+			failures[id] = f
 		}
 	}
 	for id, msg := range d.applyLegacyProfiles(ctx, user, ds, statuses) {
@@ -85,6 +100,30 @@ func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollme
 		}
 	}
 	return failures, kept
+}
+
+// unsupportedConfigurations are the configurations among ds that Apple's
+// schema does not give the device on user's channel (see above), each
+// with its failure, by identifier.
+func (d *Device) unsupportedConfigurations(ds []*heldDeclaration, user string, userEnrollment bool) map[string]applyFailure {
+	out := map[string]applyFailure{}
+	for _, h := range ds {
+		if h.Kind != "configuration" {
+			continue
+		}
+		s, ok := schema.Declaration(h.Type)
+		if !ok || d.schemaAllows(s.EffectivePath(d.model.schemaOS()), user, userEnrollment) {
+			continue // an unknown type is invalid (evaluate)
+		}
+		version, _ := d.OS()
+		scope := "the device channel"
+		if user != "" {
+			scope = "a user channel"
+		}
+		out[h.Identifier] = applyFailure{Code: "Error.ConfigurationNotSupported",
+			Error: fmt.Sprintf("%s is not supported on %s %s, on %s, with this enrollment", h.Type, d.model.OSName, version, scope)}
+	}
+	return out
 }
 
 // fetchAsset downloads an asset's Reference.DataURL and checks it; an asset

@@ -578,7 +578,7 @@ func (d *Device) statusReport(ds []*heldDeclaration, user string, userEnrollment
 			}
 		}
 	}
-	values, missing := d.statusItems(user, userEnrollment, subscriptions(ds, statuses), accountLists(ds, statuses))
+	values, missing := d.statusItems(user, userEnrollment, subscriptions(ds, statuses), declarativeStatus(ds, statuses))
 	items := nestStatus(values)
 	items["management"] = map[string]any{"declarations": lists, "client-capabilities": d.clientCapabilities()}
 	errs := []any{}

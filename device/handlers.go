@@ -166,15 +166,17 @@ func hostName(name string) string {
 func round2(f float64) float64 { return math.Round(f*100) / 100 }
 
 // handleSecurityInfo reports a device with hardware encryption and no
-// passcode — so out of compliance while a passcode policy asks for one;
-// the schema prunes what the OS does not report.
+// passcode — so out of compliance while a passcode policy asks for one: a
+// profile's (PasscodeCompliantWithProfiles) or a declaration's too
+// (PasscodeCompliant, passcodesettings.go); the schema prunes what the OS
+// does not report.
 func handleSecurityInfo(_ context.Context, d *Device, cmd *Command) Response {
-	compliant := !d.passcodeRequired(cmd.User)
+	withProfiles := !d.passcodeRequired(cmd.User)
 	info := map[string]any{
 		"HardwareEncryptionCaps":        3,
 		"PasscodePresent":               false,
-		"PasscodeCompliant":             compliant,
-		"PasscodeCompliantWithProfiles": compliant,
+		"PasscodeCompliant":             withProfiles && !d.declaredPasscodeRequired(cmd.User),
+		"PasscodeCompliantWithProfiles": withProfiles,
 		"ManagementStatus": map[string]any{
 			"EnrolledViaDEP":             d.enrolledViaADE(),
 			"UserApprovedEnrollment":     true,

@@ -31,7 +31,8 @@ import (
 //
 // Values come from the device's state: passcode.is-present is false (a
 // virtual device has no passcode) and passcode.is-compliant follows the
-// passcode policies installed, softwareupdate.* follow the OS updates
+// passcode policies installed and the passcode settings declared
+// (passcodesettings.go), softwareupdate.* follow the OS updates
 // (osupdate.go), security.certificate.list the keychain, mdm.app the
 // managed apps. A tester sets any item, the test.* items included, with
 // SetStatusItem; a value set so wins over the device's own. Predicates
@@ -404,10 +405,13 @@ func (d *Device) schemaAllows(o schema.OSSupport, user string, userEnrollment bo
 	if user != "" {
 		scope = "user"
 	}
+	restricted := len(scopes) > 0
 	if d.sharedIPad && o.SharedIPad != nil && o.SharedIPad.AllowedScopes != nil {
-		scopes = o.SharedIPad.AllowedScopes
+		// Apple's own list for a Shared iPad; an empty one (passcode
+		// settings, legacy.interactive…) gives it no channel at all.
+		scopes, restricted = o.SharedIPad.AllowedScopes, true
 	}
-	if len(scopes) > 0 && !slices.Contains(scopes, scope) {
+	if restricted && !slices.Contains(scopes, scope) {
 		return false
 	}
 	// Apple's macOS rows know no "device" enrollment: a Mac enrolled

@@ -26,7 +26,8 @@ import (
 // or whose TargetLocalDateTime is not Apple's yyyy-mm-ddThh:mm:ss fails with
 // Error.ConfigurationCannotBeApplied; on a device whose OS, version or
 // enrollment Apple's schema does not give the type (iOS 17, macOS 14; its
-// allowed enrollments), it fails with Error.ConfigurationNotSupported.
+// allowed enrollments), it fails with Error.ConfigurationNotSupported, as
+// every configuration does (apply.go).
 // Without a TargetBuildVersion the build is the current one with "a" added,
 // as the updates the device offers are.
 //
@@ -49,7 +50,7 @@ type enforcedUpdate struct {
 // configurations among ds make due, keeps the next one pending, and returns
 // why each configuration it cannot act on failed, by identifier, and
 // whether it installed an update.
-func (d *Device) applyUpdateEnforcement(ds []*heldDeclaration, statuses map[string]declStatus, userEnrollment bool) (failures map[string]applyFailure, installed bool) {
+func (d *Device) applyUpdateEnforcement(ds []*heldDeclaration, statuses map[string]declStatus) (failures map[string]applyFailure, installed bool) {
 	failures = map[string]applyFailure{}
 	fail := func(code, format string, args ...any) applyFailure {
 		return applyFailure{Code: code, Error: fmt.Sprintf(format, args...)}
@@ -57,11 +58,6 @@ func (d *Device) applyUpdateEnforcement(ds []*heldDeclaration, statuses map[stri
 	var enforced []enforcedUpdate
 	for _, h := range ds {
 		if h.Type != updateEnforcementType || !statuses[h.Identifier].active {
-			continue
-		}
-		if s, ok := schema.Declaration(h.Type); !ok || !d.schemaAllows(s.EffectivePath(d.model.schemaOS()), "", userEnrollment) {
-			version, _ := d.OS()
-			failures[h.Identifier] = fail("Error.ConfigurationNotSupported", "%s is not supported on %s %s with this enrollment", h.Type, d.model.OSName, version)
 			continue
 		}
 		target, _ := h.Payload["TargetOSVersion"].(string)

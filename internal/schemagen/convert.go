@@ -88,11 +88,14 @@ type osSupport struct {
 }
 
 type modeRule struct {
-	Mode          string   `json:"mode,omitempty"`
-	Behavior      string   `json:"behavior,omitempty"`
-	DeviceChannel *bool    `json:"devicechannel,omitempty"`
-	UserChannel   *bool    `json:"userchannel,omitempty"`
-	AllowedScopes []string `json:"allowed-scopes,omitempty"`
+	Mode          string `json:"mode,omitempty"`
+	Behavior      string `json:"behavior,omitempty"`
+	DeviceChannel *bool  `json:"devicechannel,omitempty"`
+	UserChannel   *bool  `json:"userchannel,omitempty"`
+	// A pointer, so that Apple's "allowed-scopes: []" (none: a Shared
+	// iPad takes the declaration on no channel) stays distinct from no
+	// rule.
+	AllowedScopes *[]string `json:"allowed-scopes,omitempty"`
 }
 
 // Known fields per object. Prose fields are listed so they are dropped
@@ -499,9 +502,14 @@ func (c *converter) modeRule(n *yaml.Node, depth int) (*modeRule, error) {
 		}
 	}
 	if v, ok := m["allowed-scopes"]; ok {
-		if r.AllowedScopes, err = c.strings(v); err != nil {
+		scopes, err := c.strings(v)
+		if err != nil {
 			return nil, err
 		}
+		if scopes == nil {
+			scopes = []string{}
+		}
+		r.AllowedScopes = &scopes
 	}
 	switch r.Mode {
 	case "", "allowed", "required", "forbidden", "ignored":

@@ -164,7 +164,12 @@ func pickSlice(base, over []string) []string {
 	if p == nil {
 		p = base
 	}
-	return append([]string(nil), p...)
+	if p == nil {
+		return nil
+	}
+	// An empty list stays empty, not nil: Apple's "allowed-scopes: []"
+	// means none, not no rule.
+	return append(make([]string, 0, len(p)), p...)
 }
 
 // Supported reports whether the OS supports the item at all: it is listed

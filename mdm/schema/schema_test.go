@@ -605,3 +605,21 @@ func TestLoadRejectsBrokenData(t *testing.T) {
 		t.Errorf("got %v", ps)
 	}
 }
+
+// TestEmptyAllowedScopesKept: Apple's "allowed-scopes: []" under sharedipad
+// (passcode settings: no channel on a Shared iPad) survives generation and
+// the overlay as an empty list, distinct from no rule.
+func TestEmptyAllowedScopesKept(t *testing.T) {
+	s, ok := Declaration("com.apple.configuration.passcode.settings")
+	if !ok {
+		t.Fatal("passcode settings not in the schema")
+	}
+	o := s.EffectivePath("iOS")
+	if o.SharedIPad == nil || o.SharedIPad.AllowedScopes == nil || len(o.SharedIPad.AllowedScopes) != 0 {
+		t.Errorf("passcode settings' Shared iPad rule: %+v, want allowed-scopes empty, not absent", o.SharedIPad)
+	}
+	m, _ := Declaration("com.apple.configuration.math.settings")
+	if got := m.EffectivePath("iOS").SharedIPad; got == nil || len(got.AllowedScopes) != 2 {
+		t.Errorf("math settings' Shared iPad rule: %+v, want system and user", got)
+	}
+}

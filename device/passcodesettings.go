@@ -1,0 +1,69 @@
+package device
+
+// Passcode settings by declaration: a virtual device has no passcode, so
+// while an active com.apple.configuration.passcode.settings configuration
+// on the channel asks for one — RequirePasscode, RequireAlphanumericPasscode
+// or RequireComplexPasscode true, a MinimumLength or MinimumComplexCharacters
+// above 0 — the device is out of compliance, as a device whose user has not
+// yet set the passcode asked for is: the configuration stays active and
+// valid (Apple applies it and prompts the user), the status item
+// passcode.is-compliant is false, and SecurityInfo answers PasscodeCompliant
+// false. PasscodeCompliantWithProfiles follows the passcode policies of
+// profiles only, as Apple defines it.
+//
+// Predicates read passcode.is-compliant as the profiles make it: a
+// configuration's own effect deciding whether the activation that carries
+// it applies would go round in a circle.
+//
+// Sources: Apple's schemas declarations/configurations/passcode.settings.yaml
+// (the keys, their defaults and the scopes and enrollments it is for),
+// status/passcode.is-compliant.yaml, and mdm/commands/information.security.yaml
+// (PasscodeCompliant against PasscodeCompliantWithProfiles).
+
+const passcodeSettingsType = "com.apple.configuration.passcode.settings"
+
+// declaresPasscode reports whether an active passcode settings
+// configuration among ds asks for a passcode (see above).
+func declaresPasscode(ds []*heldDeclaration, statuses map[string]declStatus) bool {
+	for _, h := range ds {
+		if h.Type != passcodeSettingsType || !statuses[h.Identifier].active {
+			continue
+		}
+		p := h.Payload
+		for _, k := range []string{"RequirePasscode", "RequireAlphanumericPasscode", "RequireComplexPasscode"} {
+			if on, _ := p[k].(bool); on {
+				return true
+			}
+		}
+		for _, k := range []string{"MinimumLength", "MinimumComplexCharacters"} {
+			if n, _ := p[k].(float64); n > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// declaredPasscodeRequired reports whether the channel's declarations, as
+// they stand now, ask for a passcode.
+func (d *Device) declaredPasscodeRequired(user string) bool {
+	d.mu.RLock()
+	st := d.st.declarative[user]
+	d.mu.RUnlock()
+	if st == nil {
+		return false
+	}
+	statuses := evaluate(st.Declarations, d.predicateStatus(st.Declarations, user, d.userEnrolled()), st.Failures)
+	return declaresPasscode(st.Declarations, statuses)
+}
+
+// declarativeStatus is the status items worked out with the declarations'
+// statuses (statusSource's declarative): the account lists, and
+// passcode.is-compliant when a passcode configuration makes it false.
+func declarativeStatus(ds []*heldDeclaration, statuses map[string]declStatus) map[string]any {
+	items := accountLists(ds, statuses)
+	if declaresPasscode(ds, statuses) {
+		items["passcode.is-compliant"] = false
+	}
+	return items
+}
