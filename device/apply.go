@@ -33,6 +33,8 @@ import (
 //     ServerToken changes.
 //   - A softwareupdate.enforcement.specific configuration on the device
 //     channel installs its OS update once due (swenforcement.go).
+//   - An app.managed configuration on the device channel installs or
+//     offers its app (declarativeapps.go).
 //
 // A configuration Apple's schema does not give the device — its OS at its
 // version, the channel's scope, the enrollment (the declarative schemas'
@@ -71,6 +73,9 @@ func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollme
 		if installed { // the OS changed: what predicates read, and what the OS supports, have
 			unsupported = d.unsupportedConfigurations(ds, user, e.userEnrollment)
 			statuses = evaluate(ds, d.predicateStatus(ds, user, e.userEnrollment), unsupported)
+		}
+		for id, f := range d.applyDeclaredApps(ds, statuses) {
+			failures[id] = f
 		}
 	}
 	for id, f := range unsupported {

@@ -419,8 +419,11 @@ func evaluate(ds []*heldDeclaration, status map[string]any, failures map[string]
 			case failed:
 				st.active = false
 				st.code, st.reason, st.details = f.Code, "the configuration could not be applied: "+f.Error, map[string]any{"Error": f.Error}
-				if f.Code == "Error.ConfigurationNotSupported" { // Apple's details for it
+				switch f.Code {
+				case "Error.ConfigurationNotSupported": // Apple's details for it
 					st.details = map[string]any{"Identifier": h.Identifier, "ServerToken": h.ServerToken}
+				case "Error.ConfigurationIsInvalid":
+					st.valid = "invalid"
 				}
 			case h.Type == managementTestType && h.Payload["ReturnStatus"] == "Failed" && st.valid == "valid":
 				// Apple's test configuration failing on request, as a Mac
@@ -578,7 +581,7 @@ func (d *Device) statusReport(ds []*heldDeclaration, user string, userEnrollment
 			}
 		}
 	}
-	values, missing := d.statusItems(user, userEnrollment, subscriptions(ds, statuses), declarativeStatus(ds, statuses))
+	values, missing := d.statusItems(user, userEnrollment, subscriptions(ds, statuses), d.declarativeStatus(ds, statuses))
 	items := nestStatus(values)
 	items["management"] = map[string]any{"declarations": lists, "client-capabilities": d.clientCapabilities()}
 	errs := []any{}

@@ -15,6 +15,7 @@ import (
 // Apple's domains (see the note on the other codes in commands.go).
 const (
 	ErrCodeAppNotManaged     = 12031 // RemoveApplication: the app is not managed by this server
+	ErrCodeAppOfDeclaration  = 12035 // RemoveApplication: an app an app.managed configuration installed
 	ErrCodeBadUnlockToken    = 12080 // ClearPasscode: the UnlockToken is not the device's
 	ErrCodeNoAppToInstall    = 12032 // InstallApplication: neither iTunesStoreID, Identifier nor ManifestURL
 	ErrCodeSettingNotAllowed = 12090 // Settings: an item the device refuses (e.g. DeviceName unsupervised)
@@ -52,6 +53,9 @@ type managedApp struct {
 	// config, attrs and feedback are the app's managed configuration,
 	// its attributes and the feedback it wrote (appconfig.go); nil when none.
 	config, attrs, feedback map[string]any
+	// declaration is the app.managed configuration that installed the
+	// app (declarativeapps.go); "" for one InstallApplication installed.
+	declaration string
 }
 
 // unlockToken is the device's UnlockToken (sent in TokenUpdate on iOS
@@ -142,14 +146,13 @@ func handleInstallApplication(_ context.Context, d *Device, cmd *Command) Respon
 		return formatError("%v", err)
 	}
 	switch {
-	case id != "":
-	case storeID != 0:
-		id = "com.example.app" + strconv.FormatInt(storeID, 10)
+	case id != "", storeID != 0:
+		id = appIdentifier(id, storeID, "")
 	case manifest != "":
 		if !strings.HasPrefix(manifest, "https://") {
 			return formatError("ManifestURL must be an https URL")
 		}
-		id = "com.example.enterprise." + shortHash(manifest)
+		id = appIdentifier("", 0, manifest)
 	default:
 		return Failed(ChainItem(DomainMDM, ErrCodeNoAppToInstall, "No app to install."),
 			detail("InstallApplication needs iTunesStoreID, Identifier or ManifestURL"))
@@ -174,8 +177,13 @@ func handleRemoveApplication(_ context.Context, d *Device, cmd *Command) Respons
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.st.apps[id]; !ok {
+	a, ok := d.st.apps[id]
+	if !ok {
 		return appNotManaged(id)
+	}
+	if a.declaration != "" {
+		return Failed(ChainItem(DomainMDM, ErrCodeAppOfDeclaration, "The app is managed by a declaration."),
+			detail("the configuration %s installed %s; remove the configuration to remove the app", a.declaration, id))
 	}
 	delete(d.st.apps, id)
 	return Acknowledged(nil)

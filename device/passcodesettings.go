@@ -58,10 +58,12 @@ func (d *Device) declaredPasscodeRequired(user string) bool {
 }
 
 // declarativeStatus is the status items worked out with the declarations'
-// statuses (statusSource's declarative): the account lists, and
-// passcode.is-compliant when a passcode configuration makes it false.
-func declarativeStatus(ds []*heldDeclaration, statuses map[string]declStatus) map[string]any {
+// statuses (statusSource's declarative): the account lists, the declared
+// apps, and passcode.is-compliant when a passcode configuration makes it
+// false.
+func (d *Device) declarativeStatus(ds []*heldDeclaration, statuses map[string]declStatus) map[string]any {
 	items := accountLists(ds, statuses)
+	items["app.managed.list"] = d.managedAppList(ds, statuses)
 	if declaresPasscode(ds, statuses) {
 		items["passcode.is-compliant"] = false
 	}

@@ -126,6 +126,8 @@ type savedApp struct {
 	Configuration []byte `json:"configuration_plist,omitempty"`
 	Attributes    []byte `json:"attributes_plist,omitempty"`
 	Feedback      []byte `json:"feedback_plist,omitempty"`
+	// Declaration is the app.managed configuration that installed it.
+	Declaration string `json:"declaration,omitempty"`
 }
 
 func certPEM(c *x509.Certificate) string {
@@ -193,7 +195,7 @@ func (d *Device) Save(path string) error {
 		}
 	}
 	for _, a := range d.st.apps {
-		sa := savedApp{ID: a.id, StoreID: a.storeID, Manifest: a.manifest, Flags: a.flags, Installed: a.installed}
+		sa := savedApp{ID: a.id, StoreID: a.storeID, Manifest: a.manifest, Flags: a.flags, Installed: a.installed, Declaration: a.declaration}
 		for _, f := range []struct {
 			dict map[string]any
 			to   *[]byte
@@ -370,7 +372,7 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 		if st.apps == nil {
 			st.apps = map[string]*managedApp{}
 		}
-		app := &managedApp{id: a.ID, storeID: a.StoreID, manifest: a.Manifest, flags: a.Flags, installed: a.Installed, externalID: a.StoreID}
+		app := &managedApp{id: a.ID, storeID: a.StoreID, manifest: a.Manifest, flags: a.Flags, installed: a.Installed, externalID: a.StoreID, declaration: a.Declaration}
 		for _, f := range []struct {
 			raw []byte
 			to  *map[string]any

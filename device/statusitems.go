@@ -123,8 +123,6 @@ func (d *Device) statusItemValue(name, user string) (any, bool) {
 		return d.certificateStatus(user), true
 	case "mdm.app":
 		return d.appStatus(), user == ""
-	case "app.managed.list":
-		return []any{}, true
 	}
 	return nil, false
 }
@@ -347,8 +345,10 @@ func (d *Device) appStatus() []any {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	ids := make([]string, 0, len(d.st.apps))
-	for id := range d.st.apps {
-		ids = append(ids, id)
+	for id, a := range d.st.apps {
+		if a.declaration == "" { // mdm.app: the apps MDM commands installed
+			ids = append(ids, id)
+		}
 	}
 	sort.Strings(ids)
 	list := []any{}
