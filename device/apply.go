@@ -35,6 +35,8 @@ import (
 //     channel installs its OS update once due (swenforcement.go).
 //   - An app.managed configuration on the device channel installs or
 //     offers its app (declarativeapps.go).
+//   - A security.certificate configuration puts its asset's certificate in
+//     the channel's keychain (declaredcerts.go).
 //
 // A configuration Apple's schema does not give the device — its OS at its
 // version, the channel's scope, the enrollment (the declarative schemas'
@@ -59,6 +61,8 @@ type heldAsset struct {
 	ServerToken string `json:"server_token"`
 	SHA256      string `json:"sha256"`
 	Size        int    `json:"size"`
+	// Data is kept for a certificate asset only (declaredcerts.go).
+	Data []byte `json:"data,omitempty"`
 }
 
 // applyDeclarations acts on user's active declarations (see above) and
@@ -91,7 +95,7 @@ func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollme
 		if h.Kind != "asset" || !statuses[h.Identifier].active {
 			continue
 		}
-		if a, ok := assets[h.Identifier]; ok && a.ServerToken == h.ServerToken {
+		if a, ok := assets[h.Identifier]; ok && a.ServerToken == h.ServerToken && (h.Type != certificateAssetType || a.Data != nil) {
 			kept[h.Identifier] = a
 			continue
 		}
@@ -103,6 +107,9 @@ func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollme
 		if a != nil {
 			kept[h.Identifier] = *a
 		}
+	}
+	for id, f := range d.applyDeclaredCertificates(user, ds, statuses, kept) {
+		failures[id] = f
 	}
 	return failures, kept
 }
@@ -166,7 +173,14 @@ func (d *Device) fetchAsset(ctx context.Context, e *enrollment, h *heldDeclarati
 	if want, _ := ref["Hash-SHA-256"].(string); want != "" && ref["Size"] != 0.0 && !strings.EqualFold(want, got) {
 		return fail("Error.AssetCannotBeVerified", "the data's SHA-256 is %s; Reference.Hash-SHA-256 says %s", got, clipValue(want))
 	}
-	return &heldAsset{ServerToken: h.ServerToken, SHA256: got, Size: len(r.body)}, nil
+	held := &heldAsset{ServerToken: h.ServerToken, SHA256: got, Size: len(r.body)}
+	if h.Type == certificateAssetType {
+		if _, err := parseCertificateAsset(r.body); err != nil {
+			return fail("Error.AssetCannotBeDeserialized", "%v", err)
+		}
+		held.Data = slices.Clone(r.body)
+	}
+	return held, nil
 }
 
 // applyLegacyProfiles makes user's channel hold the profiles of its active

@@ -452,7 +452,9 @@ func evaluate(ds []*heldDeclaration, status map[string]any, failures map[string]
 			st.active = st.valid == "valid" && assetActive[h.Identifier]
 			conf := failedBy[h.Identifier]
 			switch f, failed := failures[h.Identifier]; {
-			case st.active && failed:
+			case failed && (st.active || conf != nil):
+				// Its own failure first: a configuration that failed for
+				// want of it does not hide why.
 				st.active = false
 				st.code, st.reason, st.details = f.Code, "the asset's data could not be used: "+f.Error, map[string]any{"Error": f.Error}
 			case !st.active && st.valid == "valid" && conf != nil:

@@ -170,4 +170,18 @@ func TestDeclaredApps(t *testing.T) {
 	if ids := strings.Join(installed(back), " "); strings.Contains(ids, "com.example.notes") || strings.Contains(ids, "enterprise") || !strings.Contains(ids, "com.example.mdmapp") {
 		t.Errorf("after the configurations went: %s, want only com.example.mdmapp", ids)
 	}
+
+	// The original (saved above, still holding its declared apps) leaves
+	// its enrollment: the declared apps go with the declarations; the MDM
+	// command's app is not theirs to take.
+	if !dev.IsAppManaged("com.example.notes") {
+		t.Fatal("the original lost its declared app before unenrolling")
+	}
+	if err := dev.Unenroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if dev.IsAppManaged("com.example.notes") || !dev.IsAppManaged("com.example.mdmapp") {
+		t.Errorf("after unenrolling: declared app managed %v (want false), MDM app managed %v (want true)",
+			dev.IsAppManaged("com.example.notes"), dev.IsAppManaged("com.example.mdmapp"))
+	}
 }

@@ -148,6 +148,9 @@ type trustedRoot struct {
 	// user is the channel of the profile that installed it ("" the
 	// device's): one identifier may be installed on several channels.
 	user string
+	// declaration and asset are the certificate configuration that
+	// installed it and its asset (declaredcerts.go); "" for a profile's.
+	declaration, asset string
 }
 
 // identity is a certificate and key in the keychain, installed by a SCEP
@@ -452,8 +455,8 @@ func (d *Device) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certifi
 	return &c, nil
 }
 
-// TrustedRoots lists the root certificates that installed profiles added
-// to the keychain.
+// TrustedRoots lists the root certificates that installed profiles and
+// certificate declarations added to the keychain.
 func (d *Device) TrustedRoots() []*x509.Certificate {
 	d.mu.RLock()
 	defer d.mu.RUnlock()

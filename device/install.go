@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"slices"
@@ -598,9 +599,12 @@ func (st *state) dropEnrollment() {
 	}
 	st.enrollment = nil
 	st.account = nil
-	// The declarations came with the enrollment: a new one syncs afresh.
+	// The declarations came with the enrollment, and what they installed
+	// goes with them: a new one syncs afresh.
 	st.declarative = nil
 	st.enforced = nil
+	st.roots = slices.DeleteFunc(st.roots, func(r trustedRoot) bool { return r.declaration != "" })
+	maps.DeleteFunc(st.apps, func(_ string, a *managedApp) bool { return a.declaration != "" })
 }
 
 // findProfile returns the profile with identifier that user's channel

@@ -91,6 +91,9 @@ type savedRoot struct {
 	CertPEM   string `json:"cert_pem"`
 	ProfileID string `json:"profile_id"`
 	User      string `json:"user,omitempty"`
+	// Declaration and Asset: a certificate configuration's (declaredcerts.go).
+	Declaration string `json:"declaration,omitempty"`
+	Asset       string `json:"asset,omitempty"`
 }
 
 type savedIdentity struct {
@@ -169,7 +172,7 @@ func (d *Device) Save(path string) error {
 		s.Books = append(s.Books, *b)
 	}
 	for _, r := range d.st.roots {
-		s.Roots = append(s.Roots, savedRoot{CertPEM: certPEM(r.cert), ProfileID: r.profileID, User: r.user})
+		s.Roots = append(s.Roots, savedRoot{CertPEM: certPEM(r.cert), ProfileID: r.profileID, User: r.user, Declaration: r.declaration, Asset: r.asset})
 	}
 	for _, id := range d.st.identities {
 		der, err := x509.MarshalPKCS8PrivateKey(id.key)
@@ -328,7 +331,7 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 		if err != nil {
 			return nil, &LoadError{Path: path, Reason: fmt.Sprintf("roots[%d]", i), Err: err}
 		}
-		st.roots = append(st.roots, trustedRoot{cert: c, profileID: r.ProfileID, user: r.User})
+		st.roots = append(st.roots, trustedRoot{cert: c, profileID: r.ProfileID, user: r.User, declaration: r.Declaration, asset: r.Asset})
 	}
 	for i, id := range s.Identities {
 		c, err := parseCertPEM(id.CertPEM)
@@ -456,7 +459,7 @@ func (st *state) channelsOfOldFiles() {
 		return ""
 	}
 	for i := range st.roots {
-		if st.roots[i].user == "" {
+		if st.roots[i].user == "" && st.roots[i].declaration == "" {
 			st.roots[i].user = channelOf(st.roots[i].profileID)
 		}
 	}

@@ -322,18 +322,22 @@ func (d *Device) certificateStatus(user string) []any {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	list := []any{}
-	add := func(der []byte, cn string, identity bool) {
+	add := func(der []byte, cn string, identity bool, asset string) {
 		sum := sha256.Sum256(der)
-		list = append(list, map[string]any{"identifier": hex.EncodeToString(sum[:]), "subject-summary": cn, "is-identity": identity, "data": slices.Clone(der)})
+		e := map[string]any{"identifier": hex.EncodeToString(sum[:]), "subject-summary": cn, "is-identity": identity, "data": slices.Clone(der)}
+		if asset != "" { // Apple: the asset declaration that installed it
+			e["declaration-identifier"] = asset
+		}
+		list = append(list, e)
 	}
 	for _, id := range d.st.identities {
 		if id.user == user {
-			add(id.cert.Raw, id.cert.Subject.CommonName, true)
+			add(id.cert.Raw, id.cert.Subject.CommonName, true, "")
 		}
 	}
 	for _, r := range d.st.roots {
 		if r.user == user {
-			add(r.cert.Raw, r.cert.Subject.CommonName, false)
+			add(r.cert.Raw, r.cert.Subject.CommonName, false, r.asset)
 		}
 	}
 	return list
