@@ -18,7 +18,7 @@ import (
 // certificate makes the asset fail with Apple's
 // Error.AssetCannotBeDeserialized ("does not conform to the expected data
 // type"). While the configuration is active the certificate is in the
-// channel's keychain as a trusted certificate: CertificateList lists it, and
+// channel's keychain, as a profile's certificate is: CertificateList lists it, and
 // security.certificate.list names the asset that installed it as
 // declaration-identifier, as Apple's status schema says. It leaves the
 // keychain when the configuration is no longer active, or with the
