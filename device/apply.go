@@ -36,7 +36,8 @@ import (
 //   - An app.managed configuration on the device channel installs or
 //     offers its app (declarativeapps.go).
 //   - A security.certificate configuration puts its asset's certificate in
-//     the channel's keychain (declaredcerts.go).
+//     the channel's keychain, a security.identity configuration an identity
+//     from its SCEP asset's server (declaredcerts.go).
 //
 // A configuration Apple's schema does not give the device — its OS at its
 // version, the channel's scope, the enrollment (the declarative schemas'
@@ -88,14 +89,14 @@ func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollme
 		}
 	}
 	for id, msg := range d.applyLegacyProfiles(ctx, user, ds, statuses) {
-		failures[id] = applyFailure{Code: "Error.ConfigurationCannotBeApplied", Error: msg}
+		failures[id] = cannotApply("%s", msg)
 	}
 	kept := map[string]heldAsset{}
 	for _, h := range ds {
 		if h.Kind != "asset" || !statuses[h.Identifier].active {
 			continue
 		}
-		if a, ok := assets[h.Identifier]; ok && a.ServerToken == h.ServerToken && (h.Type != certificateAssetType || a.Data != nil) {
+		if a, ok := assets[h.Identifier]; ok && a.ServerToken == h.ServerToken && (!keepsAssetData(h.Type) || a.Data != nil) {
 			kept[h.Identifier] = a
 			continue
 		}
@@ -109,6 +110,9 @@ func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollme
 		}
 	}
 	for id, f := range d.applyDeclaredCertificates(user, ds, statuses, kept) {
+		failures[id] = f
+	}
+	for id, f := range d.applyDeclaredIdentities(ctx, user, ds, statuses, kept) {
 		failures[id] = f
 	}
 	return failures, kept
@@ -174,8 +178,8 @@ func (d *Device) fetchAsset(ctx context.Context, e *enrollment, h *heldDeclarati
 		return fail("Error.AssetCannotBeVerified", "the data's SHA-256 is %s; Reference.Hash-SHA-256 says %s", got, clipValue(want))
 	}
 	held := &heldAsset{ServerToken: h.ServerToken, SHA256: got, Size: len(r.body)}
-	if h.Type == certificateAssetType {
-		if _, err := parseCertificateAsset(r.body); err != nil {
+	if keepsAssetData(h.Type) {
+		if err := checkAssetData(h.Type, r.body); err != nil {
 			return fail("Error.AssetCannotBeDeserialized", "%v", err)
 		}
 		held.Data = slices.Clone(r.body)

@@ -229,10 +229,12 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 	}
 	if prev != nil && prev.Token == tokens.SyncTokens.DeclarationsToken {
 		// Nothing new from the server. What failed at the last sync is
-		// tried again (the server may have fixed a download since), and
+		// tried again (the server may have fixed a download since), what
+		// the device acts on is looked at again (a predicate or a deadline
+		// may have moved), and
 		// the status is reported when it differs from what the server last
 		// took — a retry's outcome, or a report that did not get through.
-		if len(prev.Failures) > 0 || (user == "" && holdsEnforcement(held.Declarations)) {
+		if len(prev.Failures) > 0 || actsOnEverySync(held.Declarations, user) {
 			held.Failures, held.Assets = d.applyDeclarations(ctx, user, e, held.Declarations, held.Assets)
 		}
 		return report(true)

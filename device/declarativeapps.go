@@ -2,6 +2,7 @@ package device
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,21 +34,48 @@ import (
 //     and nothing is installed. An AppStoreID that is not a number is
 //     Error.InvalidAppID.
 //   - An app already managed — installed by InstallApplication, or named by
-//     another active configuration (the first by identifier wins) — makes
-//     the configuration fail with Error.ConfigurationCannotBeApplied, its
+//     another active configuration (the one that installed it keeps it;
+//     else the first by identifier) — makes the configuration fail with
+//     Error.ConfigurationCannotBeApplied, its
 //     error naming Apple's Error.DuplicateConfiguredApp ("the app is already
 //     being managed"): mockmdm's reading, as the app's own entry belongs to
 //     whoever manages it.
 //
-// When the configuration is no longer active the app it installed is
-// removed. app.managed.list is worked out with the declarations' statuses,
-// so predicates do not read it; mdm.app lists only the apps MDM commands
-// installed, as Apple defines it.
+// When the configuration is no longer active (looked at every sync, as a
+// predicate may have moved) the app it installed is removed; so it is
+// when the enrollment ends. app.managed.list is worked out with the
+// declarations' statuses, so predicates do not read it, and it carries no
+// external-version-id: a virtual device knows no store version. mdm.app
+// lists only the apps MDM commands installed, as Apple defines it.
 //
 // Sources: Apple's schemas declarations/configurations/app.managed.yaml
 // and status/app.managed.list.yaml (the states and the reason codes).
 
 const appManagedType = "com.apple.configuration.app.managed"
+
+// maxBundleID bounds a BundleID a virtual device takes (Apple's run to
+// about 155 characters).
+const maxBundleID = 255
+
+// vppTypeAvailable reports whether License.VPPType is still read at the
+// device's OS version: Apple's schema gives the version it was removed in.
+func (d *Device) vppTypeAvailable(version string) bool {
+	s, ok := schema.Declaration(appManagedType)
+	if !ok {
+		return false
+	}
+	var path []*schema.Key
+	keys := s.PayloadKeys
+	for _, name := range []string{"InstallBehavior", "License", "VPPType"} {
+		i := slices.IndexFunc(keys, func(k schema.Key) bool { return k.Name == name })
+		if i < 0 {
+			return false
+		}
+		path = append(path, &keys[i])
+		keys = keys[i].Subkeys
+	}
+	return s.EffectivePath(d.model.schemaOS(), path...).AvailableIn(version)
+}
 
 // declaredApp is what an active app.managed configuration asks for.
 type declaredApp struct {
@@ -79,7 +107,7 @@ func (d *Device) declaredApps(ds []*heldDeclaration, statuses map[string]declSta
 		a.required = behavior["Install"] == "Required"
 		license, _ := behavior["License"].(map[string]any)
 		_, assigned := license["Assignment"].(string)
-		if _, vpp := license["VPPType"].(string); vpp && schema.CompareVersions(version, "18.0") < 0 {
+		if _, vpp := license["VPPType"].(string); vpp && d.vppTypeAvailable(version) {
 			assigned = true
 		}
 		named := 0
@@ -98,11 +126,16 @@ func (d *Device) declaredApps(ds []*heldDeclaration, statuses map[string]declSta
 			}
 			a.id = appIdentifier("", 0, a.manifest)
 		case bundleID != "":
+			if len(bundleID) > maxBundleID {
+				a.invalid = fmt.Sprintf("BundleID %q is longer than a bundle identifier (%d bytes)", clipValue(bundleID), maxBundleID)
+				break
+			}
 			a.id = bundleID
 		default:
 			n, err := strconv.ParseInt(storeID, 10, 64)
-			if err != nil || n <= 0 {
-				a.id = "AppStoreID " + clipValue(storeID)
+			if err != nil || n <= 0 || strings.TrimLeft(storeID, "0123456789") != "" {
+				// No bundle ID to list it under: the ID as given stands in.
+				a.id = clipValue(storeID)
 				a.failCode, a.failReason = "Error.InvalidAppID", fmt.Sprintf("AppStoreID %q is not an App Store ID", clipValue(storeID))
 				break
 			}
@@ -138,27 +171,31 @@ func (d *Device) applyDeclaredApps(ds []*heldDeclaration, statuses map[string]de
 	failures := map[string]applyFailure{}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	owner := map[string]string{} // app identifier → the configuration that manages it
+	// owner maps an app to the configuration that manages it: the one
+	// that installed it keeps it while it names it, else the first by
+	// identifier. An app that cannot be installed is claimed too, so that
+	// app.managed.list names each app once.
+	owner := map[string]string{}
 	for _, a := range apps {
-		switch {
-		case a.invalid != "":
+		if m := d.st.apps[a.id]; a.invalid == "" && m != nil && m.declaration == a.decl.Identifier {
+			owner[a.id] = a.decl.Identifier
+		}
+	}
+	for _, a := range apps {
+		if a.invalid != "" {
 			failures[a.decl.Identifier] = applyFailure{Code: "Error.ConfigurationIsInvalid", Error: a.invalid}
 			continue
-		case a.failCode != "":
-			continue
 		}
-		if other, ok := owner[a.id]; ok {
-			failures[a.decl.Identifier] = applyFailure{Code: "Error.ConfigurationCannotBeApplied",
-				Error: fmt.Sprintf("Error.DuplicateConfiguredApp: the app %s is already managed by the configuration %s", a.id, other)}
+		if other, ok := owner[a.id]; ok && other != a.decl.Identifier {
+			failures[a.decl.Identifier] = cannotApply("Error.DuplicateConfiguredApp: the app %s is already managed by the configuration %s", clipValue(a.id), other)
 			continue
 		}
 		if m := d.st.apps[a.id]; m != nil && m.declaration == "" {
-			failures[a.decl.Identifier] = applyFailure{Code: "Error.ConfigurationCannotBeApplied",
-				Error: fmt.Sprintf("Error.DuplicateConfiguredApp: the app %s is already managed (installed by InstallApplication)", a.id)}
+			failures[a.decl.Identifier] = cannotApply("Error.DuplicateConfiguredApp: the app %s is already managed (installed by InstallApplication)", clipValue(a.id))
 			continue
 		}
 		owner[a.id] = a.decl.Identifier
-		if !a.required {
+		if !a.required || a.failCode != "" {
 			continue
 		}
 		if m := d.st.apps[a.id]; m == nil || m.declaration != a.decl.Identifier {
@@ -183,10 +220,12 @@ func (d *Device) managedAppList(ds []*heldDeclaration, statuses map[string]declS
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	list := []any{}
+	listed := map[string]bool{} // Apple: the identifier is unique
 	for _, a := range apps {
-		if a.invalid != "" {
+		if a.invalid != "" || listed[a.id] {
 			continue
 		}
+		listed[a.id] = true
 		e := map[string]any{"identifier": a.id, "declaration-identifier": a.decl.Identifier, "name": a.id}
 		switch m := d.st.apps[a.id]; {
 		case a.failCode != "":
@@ -196,9 +235,6 @@ func (d *Device) managedAppList(ds []*heldDeclaration, statuses map[string]declS
 			e["state"], e["version"], e["short-version"] = "managed", "1.0", "1.0"
 		default:
 			e["state"] = "optional"
-		}
-		if a.storeID != 0 {
-			e["external-version-id"] = a.storeID
 		}
 		list = append(list, e)
 	}

@@ -2,11 +2,17 @@ package device
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/mockmdm/mockmdm/mdm/schema"
+	"github.com/mockmdm/mockmdm/profiles"
 )
 
 // Certificates by declaration: a com.apple.configuration.security.certificate
@@ -58,41 +64,51 @@ func parseCertificateAsset(data []byte) (*x509.Certificate, error) {
 	return c, nil
 }
 
+// credentialAsset is the asset a configuration h names by
+// CredentialAssetReference, with the data the device keeps, when it is of
+// assetType and was fetched; else nil and why ("" when evaluate reports it:
+// no such asset).
+func credentialAsset(h *heldDeclaration, ds []*heldDeclaration, assets map[string]heldAsset, assetType string) (ref string, held *heldAsset, why string) {
+	ref, _ = h.Payload["CredentialAssetReference"].(string)
+	i := slices.IndexFunc(ds, func(a *heldDeclaration) bool { return a.Identifier == ref })
+	switch {
+	case i < 0:
+		return ref, nil, "" // Error.MissingAssets (evaluate)
+	case ds[i].Type != assetType:
+		return ref, nil, fmt.Sprintf("the asset %s is a %s, not a %s", ref, ds[i].Type, assetType)
+	}
+	if a, ok := assets[ref]; ok && a.Data != nil {
+		return ref, &a, ""
+	}
+	return ref, nil, fmt.Sprintf("the asset %s could not be used", ref)
+}
+
+// cannotApply is Apple's Error.ConfigurationCannotBeApplied with why.
+func cannotApply(format string, args ...any) applyFailure {
+	return applyFailure{Code: "Error.ConfigurationCannotBeApplied", Error: fmt.Sprintf(format, args...)}
+}
+
 // applyDeclaredCertificates makes user's channel hold the certificates of
 // its active certificate configurations among ds (their assets' data in
 // assets), removes those of configurations no longer active, and returns
 // why each configuration it cannot act on failed, by identifier.
 func (d *Device) applyDeclaredCertificates(user string, ds []*heldDeclaration, statuses map[string]declStatus, assets map[string]heldAsset) map[string]applyFailure {
 	failures := map[string]applyFailure{}
-	byID := map[string]*heldDeclaration{}
-	for _, h := range ds {
-		byID[h.Identifier] = h
-	}
 	var want []trustedRoot
 	for _, h := range ds {
 		if h.Type != certificateConfigurationType || !statuses[h.Identifier].active {
 			continue
 		}
-		ref, _ := h.Payload["CredentialAssetReference"].(string)
-		fail := func(format string, args ...any) {
-			failures[h.Identifier] = applyFailure{Code: "Error.ConfigurationCannotBeApplied", Error: fmt.Sprintf(format, args...)}
-		}
-		a := byID[ref]
-		if a == nil {
-			continue // Error.MissingAssets (evaluate)
-		}
-		if a.Type != certificateAssetType {
-			fail("the asset %s is a %s, not a %s", ref, a.Type, certificateAssetType)
-			continue
-		}
-		held, ok := assets[ref]
-		if !ok || held.Data == nil {
-			fail("the certificate asset %s could not be used", ref)
+		ref, held, why := credentialAsset(h, ds, assets, certificateAssetType)
+		if held == nil {
+			if why != "" {
+				failures[h.Identifier] = cannotApply("%s", why)
+			}
 			continue
 		}
 		c, err := parseCertificateAsset(held.Data)
 		if err != nil { // checked at download; kept data from an older file may not be
-			fail("the certificate asset %s: %v", ref, err)
+			failures[h.Identifier] = cannotApply("the certificate asset %s: %v", ref, err)
 			continue
 		}
 		want = append(want, trustedRoot{cert: c, user: user, declaration: h.Identifier, asset: ref})
@@ -110,5 +126,167 @@ func (d *Device) applyDeclaredCertificates(user string, ds []*heldDeclaration, s
 			d.st.roots = append(d.st.roots, w)
 		}
 	}
+	return failures
+}
+
+// Identities by declaration: a com.apple.configuration.security.identity
+// configuration names, by CredentialAssetReference, a credential asset. A
+// com.apple.asset.credential.scep asset's data is a JSON document of
+// Apple's SCEPCredential (URL, Subject, Challenge, Keysize, CAFingerprint…,
+// checked against Apple's credential schema; data that does not pass is
+// Error.AssetCannotBeDeserialized). While the configuration is active the
+// device holds an identity from that SCEP server: it enrolls as a SCEP
+// payload does (a new key, a CSR with the Subject and Challenge, the CA
+// checked against CAFingerprint), once, and again when the asset's data
+// changes; the identity is in the channel's keychain (CertificateList,
+// Identities, security.certificate.list with the asset as
+// declaration-identifier) until the configuration is no longer active or
+// the enrollment ends. A failed enrollment fails the configuration with
+// Error.ConfigurationCannotBeApplied, tried again at the next sync. The
+// virtual device runs neither ACME (com.apple.asset.credential.acme) nor
+// PKCS #12 identity assets: a configuration naming one fails, saying so.
+//
+// Sources: Apple's schemas declarations/configurations/security.identity.yaml,
+// declarations/assets/credential.scep.yaml and
+// declarations/assets/credentials/scep.yaml.
+
+const (
+	identityConfigurationType = "com.apple.configuration.security.identity"
+	scepAssetType             = "com.apple.asset.credential.scep"
+	scepCredentialType        = "com.apple.credential.scep"
+)
+
+// keepsAssetData reports whether the device keeps an asset type's data
+// (it acts on it later, not only at download).
+func keepsAssetData(assetType string) bool {
+	return assetType == certificateAssetType || assetType == scepAssetType
+}
+
+// checkAssetData checks data the device keeps against its asset type.
+func checkAssetData(assetType string, data []byte) error {
+	switch assetType {
+	case certificateAssetType:
+		_, err := parseCertificateAsset(data)
+		return err
+	case scepAssetType:
+		_, err := parseSCEPCredential(data)
+		return err
+	}
+	return nil
+}
+
+// parseSCEPCredential reads a SCEP asset's data: a JSON object of Apple's
+// SCEPCredential, checked against its schema.
+func parseSCEPCredential(data []byte) (*profiles.SCEPPayload, error) {
+	if len(data) > maxCertificateAsset {
+		return nil, fmt.Errorf("the data is %d bytes; a SCEP credential is a small JSON document (at most %d bytes here)", len(data), maxCertificateAsset)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil || doc == nil {
+		return nil, fmt.Errorf("the data is not a JSON object: %v", err)
+	}
+	if dec.More() {
+		return nil, errors.New("the data holds more than one JSON value")
+	}
+	if fp, ok := doc["CAFingerprint"].(string); ok { // <data>: base64 in JSON
+		b, err := base64.StdEncoding.DecodeString(fp)
+		if err != nil {
+			return nil, fmt.Errorf("CAFingerprint is not base64 data: %v", err)
+		}
+		doc["CAFingerprint"] = b
+	}
+	s, ok := schema.Lookup(schema.KindCredential, scepCredentialType)
+	if !ok {
+		return nil, errors.New("Apple's schema has no " + scepCredentialType)
+	}
+	dict, _ := schema.FromJSON(doc).(map[string]any)
+	if probs := schema.ValidateDict(s.PayloadKeys, dict, ""); len(probs) > 0 {
+		return nil, fmt.Errorf("not a %s credential: %s", scepCredentialType, probs[0])
+	}
+	str := func(k string) string { v, _ := dict[k].(string); return v }
+	p := &profiles.SCEPPayload{URL: str("URL"), Name: str("Name"), Challenge: str("Challenge"), KeyType: "RSA"}
+	if n, ok := dict["Keysize"].(int64); ok {
+		p.Keysize = int(n)
+	}
+	if fp, ok := dict["CAFingerprint"].([]byte); ok {
+		p.CAFingerprint = fp
+	}
+	rdns, _ := dict["Subject"].([]any)
+	for _, rdn := range rdns {
+		list, _ := rdn.([]any)
+		var pairs [][]string
+		for _, pair := range list {
+			elems, _ := pair.([]any)
+			var ss []string
+			for _, x := range elems {
+				str, ok := x.(string)
+				if !ok {
+					return nil, fmt.Errorf("Subject holds %v, not [name, value] strings", x)
+				}
+				ss = append(ss, str)
+			}
+			pairs = append(pairs, ss)
+		}
+		p.Subject = append(p.Subject, pairs)
+	}
+	if _, err := subjectName(p.Subject); err != nil {
+		return nil, fmt.Errorf("the Subject is unusable: %v", err)
+	}
+	return p, nil
+}
+
+// applyDeclaredIdentities makes user's channel hold an identity for each of
+// its active identity configurations among ds (their SCEP assets' data in
+// assets), removes those of configurations no longer active, and returns
+// why each configuration it cannot act on failed, by identifier.
+func (d *Device) applyDeclaredIdentities(ctx context.Context, user string, ds []*heldDeclaration, statuses map[string]declStatus, assets map[string]heldAsset) map[string]applyFailure {
+	failures := map[string]applyFailure{}
+	type wanted struct{ declaration, asset, sha string }
+	var keep []wanted
+	d.mu.RLock()
+	held := slices.Clone(d.st.identities)
+	d.mu.RUnlock()
+	for _, h := range ds {
+		if h.Type != identityConfigurationType || !statuses[h.Identifier].active {
+			continue
+		}
+		fail := func(format string, args ...any) { failures[h.Identifier] = cannotApply(format, args...) }
+		ref, data, why := credentialAsset(h, ds, assets, scepAssetType)
+		if data == nil {
+			if why != "" {
+				fail("%s; a virtual device gets identities by SCEP only", why)
+			}
+			continue
+		}
+		w := wanted{h.Identifier, ref, data.SHA256}
+		if slices.ContainsFunc(held, func(id *identity) bool {
+			return id.user == user && id.declaration == w.declaration && id.asset == w.asset && id.assetSHA256 == w.sha
+		}) {
+			keep = append(keep, w)
+			continue
+		}
+		cred, err := parseSCEPCredential(data.Data)
+		if err != nil {
+			fail("the SCEP asset %s: %v", ref, err)
+			continue
+		}
+		ident, err := d.scepEnroll(ctx, "", cred)
+		if err != nil {
+			fail("SCEP enrollment for the asset %s failed: %v", ref, err)
+			continue
+		}
+		ident.user, ident.declaration, ident.asset, ident.assetSHA256 = user, w.declaration, w.asset, w.sha
+		d.mu.Lock()
+		d.st.identities = append(d.st.identities, ident)
+		d.mu.Unlock()
+		keep = append(keep, w)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.st.identities = slices.DeleteFunc(d.st.identities, func(id *identity) bool {
+		return id.declaration != "" && id.user == user && !slices.Contains(keep, wanted{id.declaration, id.asset, id.assetSHA256})
+	})
 	return failures
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -170,5 +171,143 @@ func TestDeclaredCertificates(t *testing.T) {
 	}
 	if holds(back, derCA) {
 		t.Error("a declared certificate outlived the enrollment")
+	}
+}
+
+// TestDeclaredSCEPIdentity: a security.identity configuration with a SCEP
+// credential asset gets the device an identity from that SCEP server (a
+// one-time challenge, so really enrolled once): it is in the keychain and
+// in security.certificate.list with its asset, survives a sync and
+// Save/Load without enrolling again, and leaves with its configuration. A
+// credential that is not Apple's SCEP document fails the asset; a PKCS #12
+// identity asset fails its configuration (not run by a virtual device), as
+// does a challenge the SCEP server refuses.
+func TestDeclaredSCEPIdentity(t *testing.T) {
+	ctx := t.Context()
+	srv := mdmtest.NewServer(t)
+	c := srv.Client()
+	dev := srv.NewDevice(device.WithModel(device.IPhone), device.WithOS("18.1", "22B83"), device.WithKeySize(1024))
+	srv.Enroll(dev)
+	ch, err := c.MintChallenge(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scepURL := srv.Server().URL("/scep")
+	credential := func(challenge string) []byte {
+		b, err := json.Marshal(map[string]any{"URL": scepURL, "Challenge": challenge, "Keysize": 1024,
+			"Subject": [][][]string{{{"O", "Example"}}, {{"CN", "declared identity"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	host := func(name string, data []byte) map[string]any {
+		t.Helper()
+		h, err := c.HostData(ctx, name, "application/json", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]any{"DataURL": h.URL, "ContentType": "application/json", "Size": h.Size, "Hash-SHA-256": h.SHA256}
+	}
+	asset := func(typ, id string, ref map[string]any) api.Declaration {
+		return api.Declaration{Type: typ, Identifier: id, Payload: map[string]any{"Reference": ref}}
+	}
+	conf := func(id, ref string) api.Declaration {
+		return api.Declaration{Type: "com.apple.configuration.security.identity", Identifier: id, Payload: map[string]any{"CredentialAssetReference": ref}}
+	}
+	got := assignAndReport(t, srv, dev,
+		asset("com.apple.asset.credential.scep", "asset.scep", host("scep.json", credential(ch.Challenge))),
+		asset("com.apple.asset.credential.scep", "asset.notscep", host("notscep.json", []byte(`{"Challenge": "x"}`))),
+		asset("com.apple.asset.credential.scep", "asset.refused", host("refused.json", credential("not-the-challenge"))),
+		asset("com.apple.asset.credential.identity", "asset.p12", host("id.p12", []byte("whatever"))),
+		conf("conf.scep", "asset.scep"), conf("conf.notscep", "asset.notscep"), conf("conf.refused", "asset.refused"), conf("conf.p12", "asset.p12"),
+		api.Declaration{Type: "com.apple.configuration.management.status-subscriptions", Identifier: "conf.status", Payload: map[string]any{"StatusItems": []any{map[string]any{"Name": "security.certificate.list"}}}},
+		api.Declaration{Type: "com.apple.activation.simple", Identifier: "act", Payload: map[string]any{"StandardConfigurations": []any{"conf.scep", "conf.notscep", "conf.refused", "conf.p12", "conf.status"}}})
+
+	declared := func(d *device.Device) []string {
+		var out []string
+		for _, c := range d.Identities() {
+			if c.Subject.CommonName == "declared identity" {
+				out = append(out, c.SerialNumber.String())
+			}
+		}
+		return out
+	}
+	ids := declared(dev)
+	if len(ids) != 1 {
+		t.Fatalf("declared identities: %v, want one", ids)
+	}
+	var listed bool
+	for _, e := range got.Status.StatusItems["security"].(map[string]any)["certificate"].(map[string]any)["list"].([]any) {
+		e := e.(map[string]any)
+		if e["subject-summary"] == "declared identity" {
+			listed = e["is-identity"] == true && e["declaration-identifier"] == "asset.scep"
+		}
+	}
+	if !listed {
+		t.Error("security.certificate.list does not list the declared identity with its asset")
+	}
+	status := map[string]map[string]any{}
+	items := got.Status.StatusItems["management"].(map[string]any)["declarations"].(map[string]any)
+	for _, kind := range []string{"assets", "configurations"} {
+		for _, x := range items[kind].([]any) {
+			x := x.(map[string]any)
+			status[x["identifier"].(string)] = x
+		}
+	}
+	reason := func(id string) string {
+		r, _ := status[id]["reasons"].([]any)
+		if len(r) == 0 {
+			return ""
+		}
+		m := r[0].(map[string]any)
+		return m["code"].(string) + ": " + m["description"].(string)
+	}
+	for id, want := range map[string]string{
+		"conf.scep":     "",
+		"asset.notscep": "Error.AssetCannotBeDeserialized",
+		"conf.refused":  "Error.ConfigurationCannotBeApplied: the configuration could not be applied: SCEP enrollment",
+		"conf.p12":      "Error.ConfigurationCannotBeApplied: the configuration could not be applied: the asset asset.p12 is a com.apple.asset.credential.identity",
+	} {
+		if r := reason(id); (want == "" && r != "") || !strings.HasPrefix(r, want) {
+			t.Errorf("%s: %q, want %q…", id, r, want)
+		}
+	}
+
+	// Nothing new: no second enrollment (the challenge was one-time, so a
+	// second one would fail the configuration).
+	if err := dev.SyncDeclarations(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "iphone.json")
+	if err := dev.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := device.Load(path, srv.Doer(), device.WithTrust(srv.Trust()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := back.SyncDeclarations(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if again := declared(back); len(again) != 1 || again[0] != ids[0] {
+		t.Errorf("after a sync and Save/Load: %v, want the same identity %v", again, ids)
+	}
+	if list, _, _ := back.Declarations(""); !slices.ContainsFunc(list, func(s device.DeclarationStatus) bool { return s.Identifier == "conf.scep" && s.Active }) {
+		t.Errorf("conf.scep is no longer active: %+v", list)
+	}
+
+	// Its configuration gone, the identity goes.
+	if _, err := c.PutDeclaration(ctx, api.Declaration{Type: "com.apple.activation.simple", Identifier: "act.none", Payload: map[string]any{"StandardConfigurations": []any{"conf.status"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetDeclarations(ctx, back.UDID(), "conf.status", "act.none"); err != nil {
+		t.Fatal(err)
+	}
+	if err := back.SyncDeclarations(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if left := declared(back); len(left) != 0 {
+		t.Errorf("the identity outlived its configuration: %v", left)
 	}
 }

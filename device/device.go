@@ -161,6 +161,10 @@ type identity struct {
 	user        string // the installing profile's channel, as trustedRoot's
 	cert        *x509.Certificate
 	key         *rsa.PrivateKey
+	// declaration and asset are the identity configuration that got it
+	// and its SCEP asset, assetSHA256 that asset's data then
+	// (declaredcerts.go); "" for a profile's.
+	declaration, asset, assetSHA256 string
 }
 
 // enrollment is the device's MDM enrollment.

@@ -604,6 +604,7 @@ func (st *state) dropEnrollment() {
 	st.declarative = nil
 	st.enforced = nil
 	st.roots = slices.DeleteFunc(st.roots, func(r trustedRoot) bool { return r.declaration != "" })
+	st.identities = slices.DeleteFunc(st.identities, func(id *identity) bool { return id.declaration != "" })
 	maps.DeleteFunc(st.apps, func(_ string, a *managedApp) bool { return a.declaration != "" })
 }
 

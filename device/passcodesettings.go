@@ -2,9 +2,9 @@ package device
 
 // Passcode settings by declaration: a virtual device has no passcode, so
 // while an active com.apple.configuration.passcode.settings configuration
-// on the channel asks for one — RequirePasscode, RequireAlphanumericPasscode
-// or RequireComplexPasscode true, a MinimumLength or MinimumComplexCharacters
-// above 0 — the device is out of compliance, as a device whose user has not
+// on the channel asks for one — RequirePasscode true, or any other key
+// present, which Apple's schema says "implicitly requires a passcode, and
+// overrides this key's value" — the device is out of compliance, as a device whose user has not
 // yet set the passcode asked for is: the configuration stays active and
 // valid (Apple applies it and prompts the user), the status item
 // passcode.is-compliant is false, and SecurityInfo answers PasscodeCompliant
@@ -29,14 +29,8 @@ func declaresPasscode(ds []*heldDeclaration, statuses map[string]declStatus) boo
 		if h.Type != passcodeSettingsType || !statuses[h.Identifier].active {
 			continue
 		}
-		p := h.Payload
-		for _, k := range []string{"RequirePasscode", "RequireAlphanumericPasscode", "RequireComplexPasscode"} {
-			if on, _ := p[k].(bool); on {
-				return true
-			}
-		}
-		for _, k := range []string{"MinimumLength", "MinimumComplexCharacters"} {
-			if n, _ := p[k].(float64); n > 0 {
+		for k, v := range h.Payload {
+			if k != "RequirePasscode" || v == true {
 				return true
 			}
 		}

@@ -16,8 +16,10 @@ import (
 // for a passcode puts the passcode-less virtual device out of compliance —
 // passcode.is-compliant false (passing Apple's schema for the item) and
 // SecurityInfo's PasscodeCompliant false, its PasscodeCompliantWithProfiles
-// still true — while the configuration itself stays active and valid. One
-// that asks for no passcode, or one not activated, leaves it compliant.
+// still true — while the configuration itself stays active and valid. Any
+// key but RequirePasscode asks for one, as Apple's schema says; an empty
+// configuration, RequirePasscode false alone, or one not activated leaves
+// it compliant.
 func TestPasscodeSettings(t *testing.T) {
 	subscribe := api.Declaration{Type: "com.apple.configuration.management.status-subscriptions", Identifier: "conf.status",
 		Payload: map[string]any{"StatusItems": []any{map[string]any{"Name": "passcode.is-compliant"}}}}
@@ -32,7 +34,10 @@ func TestPasscodeSettings(t *testing.T) {
 		{"MinimumComplexCharacters", map[string]any{"MinimumComplexCharacters": 1}, true, false},
 		{"RequireAlphanumericPasscode", map[string]any{"RequireAlphanumericPasscode": true}, true, false},
 		{"RequireComplexPasscode", map[string]any{"RequireComplexPasscode": true}, true, false},
-		{"asks for no passcode", map[string]any{"RequirePasscode": false, "MaximumFailedAttempts": 5, "MinimumLength": 0}, true, true},
+		{"any other key (Apple: implies a passcode, overriding RequirePasscode)", map[string]any{"RequirePasscode": false, "MaximumFailedAttempts": 5}, true, false},
+		{"MaximumInactivityInMinutes alone", map[string]any{"MaximumInactivityInMinutes": 5}, true, false},
+		{"RequirePasscode false alone", map[string]any{"RequirePasscode": false}, true, true},
+		{"empty", map[string]any{}, true, true},
 		{"not activated", map[string]any{"RequirePasscode": true}, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -100,6 +100,11 @@ type savedIdentity struct {
 	PayloadUUID string `json:"payload_uuid"`
 	ProfileID   string `json:"profile_id"`
 	User        string `json:"user,omitempty"`
+	// Declaration, Asset and AssetSHA256: an identity configuration's
+	// (declaredcerts.go).
+	Declaration string `json:"declaration,omitempty"`
+	Asset       string `json:"asset,omitempty"`
+	AssetSHA256 string `json:"asset_sha256,omitempty"`
 	CertPEM     string `json:"cert_pem"`
 	KeyPEM      string `json:"key_pem"`
 }
@@ -182,6 +187,7 @@ func (d *Device) Save(path string) error {
 		}
 		s.Identities = append(s.Identities, savedIdentity{
 			PayloadUUID: id.payloadUUID, ProfileID: id.profileID, User: id.user, CertPEM: certPEM(id.cert),
+			Declaration: id.declaration, Asset: id.asset, AssetSHA256: id.assetSHA256,
 			KeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
 		})
 	}
@@ -345,7 +351,8 @@ func decodeSaved(path string, b []byte, doer Doer, opts ...Option) (*Device, err
 		if !key.PublicKey.Equal(c.PublicKey) {
 			return nil, &LoadError{Path: path, Reason: fmt.Sprintf("identities[%d]: the key does not belong to the certificate", i)}
 		}
-		st.identities = append(st.identities, &identity{payloadUUID: id.PayloadUUID, profileID: id.ProfileID, user: id.User, cert: c, key: key})
+		st.identities = append(st.identities, &identity{payloadUUID: id.PayloadUUID, profileID: id.ProfileID, user: id.User, cert: c, key: key,
+			declaration: id.Declaration, asset: id.Asset, assetSHA256: id.AssetSHA256})
 	}
 	for i, p := range s.Profiles {
 		info := p.Info
@@ -464,7 +471,7 @@ func (st *state) channelsOfOldFiles() {
 		}
 	}
 	for _, id := range st.identities {
-		if id.user == "" {
+		if id.user == "" && id.declaration == "" {
 			id.user = channelOf(id.profileID)
 		}
 	}

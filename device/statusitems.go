@@ -332,7 +332,7 @@ func (d *Device) certificateStatus(user string) []any {
 	}
 	for _, id := range d.st.identities {
 		if id.user == user {
-			add(id.cert.Raw, id.cert.Subject.CommonName, true, "")
+			add(id.cert.Raw, id.cert.Subject.CommonName, true, id.asset)
 		}
 	}
 	for _, r := range d.st.roots {

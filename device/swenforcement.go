@@ -106,12 +106,19 @@ func (d *Device) applyUpdateEnforcement(ds []*heldDeclaration, statuses map[stri
 	return failures, due != nil
 }
 
-// holdsEnforcement reports whether ds has an update enforcement
-// configuration, which a sync with nothing new looks at again.
-func holdsEnforcement(ds []*heldDeclaration) bool {
+// actsOnEverySync reports whether ds holds a declaration the device acts
+// on (apply.go) for user's channel: a sync with nothing new acts on them
+// again, as what makes them active (a predicate, a deadline) may have
+// moved since.
+func actsOnEverySync(ds []*heldDeclaration, user string) bool {
 	for _, h := range ds {
-		if h.Type == updateEnforcementType {
+		switch h.Type {
+		case legacyConfigurationType, certificateConfigurationType, identityConfigurationType:
 			return true
+		case updateEnforcementType, appManagedType:
+			if user == "" {
+				return true
+			}
 		}
 	}
 	return false
