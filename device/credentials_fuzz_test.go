@@ -1,0 +1,98 @@
+package device
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfSigned is a small certificate for the credential tests.
+func selfSigned(tb testing.TB) []byte {
+	tb.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fuzz seed"}, NotBefore: time.Unix(0, 0), NotAfter: time.Unix(1<<32, 0)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return der
+}
+
+// TestCredentialAssetDataRefused: asset data a server sends that is not
+// what its type says is refused with a reason, never taken.
+func TestCredentialAssetDataRefused(t *testing.T) {
+	der := selfSigned(t)
+	for _, tc := range []struct {
+		assetType string
+		data      string
+		want      string
+	}{
+		{certificateAssetType, "", "not a certificate"},
+		{certificateAssetType, "hello", "not a certificate"},
+		{certificateAssetType, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})), `"PRIVATE KEY", not CERTIFICATE`},
+		{certificateAssetType, "-----BEGIN CERTIFICATE-----\n!!!\n", "does not decode"},
+		{certificateAssetType, string(der) + strings.Repeat("x", maxCertificateAsset), "at most"},
+		{scepAssetType, "", "not a JSON object"},
+		{scepAssetType, "[]", "not a JSON object"},
+		{scepAssetType, "null", "not a JSON object"},
+		{scepAssetType, `{"URL":"https://x"} {}`, "more than one JSON value"},
+		{scepAssetType, `{"Challenge":"x"}`, `"URL" is missing`},
+		{scepAssetType, `{"URL":5}`, "URL"},
+		{scepAssetType, `{"URL":"https://x","Keysize":"big"}`, "Keysize"},
+		{scepAssetType, `{"URL":"https://x","CAFingerprint":"%%%"}`, "not base64"},
+		{scepAssetType, `{"URL":"https://x","Subject":[[["CN"]]]}`, "Subject"},
+		{scepAssetType, `{"URL":"https://x","Subject":[[["XX","y"]]]}`, "Subject is unusable"},
+		{scepAssetType, `{"URL":"https://x","Subject":[[[1,2]]]}`, "Subject"},
+		{scepAssetType, `{"URL":"https://x","Unknown":1}`, "Unknown"},
+	} {
+		err := checkAssetData(tc.assetType, []byte(tc.data))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %.40q: %v, want an error mentioning %q", tc.assetType, tc.data, err, tc.want)
+		}
+	}
+	for _, ok := range []struct{ assetType, data string }{
+		{certificateAssetType, string(der)},
+		{certificateAssetType, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))},
+		{scepAssetType, `{"URL":"https://x","Subject":[[["CN","a"]],[["O","b"],["2.5.4.11","c"]]],"Keysize":2048,"CAFingerprint":"AAEC"}`},
+	} {
+		if err := checkAssetData(ok.assetType, []byte(ok.data)); err != nil {
+			t.Errorf("%s %.40q refused: %v", ok.assetType, ok.data, err)
+		}
+	}
+}
+
+// FuzzCredentialAssetData: whatever a server sends as a certificate or SCEP
+// asset's data is taken or refused, never a panic; a SCEP credential taken
+// has a URL and a usable subject.
+func FuzzCredentialAssetData(f *testing.F) {
+	der := selfSigned(f)
+	f.Add(false, der)
+	f.Add(false, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	f.Add(true, []byte(`{"URL":"https://x","Subject":[[["CN","a"]]],"Challenge":"c","Keysize":1024,"CAFingerprint":"AAEC"}`))
+	f.Add(true, []byte(`{"URL":"https://x","SubjectAltName":{"dNSName":["a"]},"Retries":3}`))
+	f.Fuzz(func(t *testing.T, scep bool, data []byte) {
+		if !scep {
+			_ = checkAssetData(certificateAssetType, data)
+			return
+		}
+		c, err := parseSCEPCredential(data)
+		if err != nil {
+			return
+		}
+		if c.URL == "" {
+			t.Fatalf("a credential without a URL was taken: %q", data)
+		}
+		if _, err := subjectName(c.Subject); err != nil {
+			t.Fatalf("a credential with an unusable subject was taken: %v", err)
+		}
+	})
+}
