@@ -55,20 +55,32 @@ const legacyConfigurationType = "com.apple.configuration.legacy"
 type applyFailure struct {
 	Code  string `json:"code"`
 	Error string `json:"error"`
+	// SCEPAssetSHA256 is, for a SCEP enrollment the server refused, the
+	// hash of the credential asked with: it is asked again only once that
+	// changes (declaredcerts.go).
+	SCEPAssetSHA256 string `json:"scep_asset_sha256,omitempty"`
 }
+
+// maxCredentialDataPerChannel bounds the credential asset data a channel
+// keeps (and saves), so that a server's many assets cannot make a device
+// whose saved file Load refuses.
+const maxCredentialDataPerChannel = 1 << 20
 
 // heldAsset is asset data the device downloaded.
 type heldAsset struct {
 	ServerToken string `json:"server_token"`
 	SHA256      string `json:"sha256"`
 	Size        int    `json:"size"`
-	// Data is kept for a certificate asset only (declaredcerts.go).
+	// Data is kept for the credential assets the device acts on later
+	// (certificate and SCEP: declaredcerts.go), at most
+	// maxCredentialDataPerChannel in all on a channel.
 	Data []byte `json:"data,omitempty"`
 }
 
 // applyDeclarations acts on user's active declarations (see above) and
-// returns the failures and the asset data now held.
-func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollment, ds []*heldDeclaration, assets map[string]heldAsset) (map[string]applyFailure, map[string]heldAsset) {
+// returns the failures and the asset data now held; prev are the last
+// sync's failures.
+func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollment, ds []*heldDeclaration, assets map[string]heldAsset, prev map[string]applyFailure) (map[string]applyFailure, map[string]heldAsset) {
 	unsupported := d.unsupportedConfigurations(ds, user, e.userEnrollment)
 	statuses := evaluate(ds, d.predicateStatus(ds, user, e.userEnrollment), unsupported)
 	failures := map[string]applyFailure{}
@@ -92,27 +104,35 @@ func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollme
 		failures[id] = cannotApply("%s", msg)
 	}
 	kept := map[string]heldAsset{}
+	dataKept := 0 // credential data, bounded per channel
 	for _, h := range ds {
 		if h.Kind != "asset" || !statuses[h.Identifier].active {
 			continue
 		}
-		if a, ok := assets[h.Identifier]; ok && a.ServerToken == h.ServerToken && (!keepsAssetData(h.Type) || a.Data != nil) {
-			kept[h.Identifier] = a
+		a, ok := assets[h.Identifier]
+		if !ok || a.ServerToken != h.ServerToken || (keepsAssetData(h.Type) && a.Data == nil) {
+			got, f := d.fetchAsset(ctx, e, h)
+			if f != nil {
+				failures[h.Identifier] = *f
+				continue
+			}
+			if got == nil {
+				continue
+			}
+			a = *got
+		}
+		if dataKept+len(a.Data) > maxCredentialDataPerChannel {
+			failures[h.Identifier] = applyFailure{Code: "Error.AssetCannotBeDownloaded",
+				Error: fmt.Sprintf("a virtual device keeps at most %d bytes of credential data on a channel", maxCredentialDataPerChannel)}
 			continue
 		}
-		a, f := d.fetchAsset(ctx, e, h)
-		if f != nil {
-			failures[h.Identifier] = *f
-			continue
-		}
-		if a != nil {
-			kept[h.Identifier] = *a
-		}
+		dataKept += len(a.Data)
+		kept[h.Identifier] = a
 	}
 	for id, f := range d.applyDeclaredCertificates(user, ds, statuses, kept) {
 		failures[id] = f
 	}
-	for id, f := range d.applyDeclaredIdentities(ctx, user, ds, statuses, kept) {
+	for id, f := range d.applyDeclaredIdentities(ctx, user, ds, statuses, kept, prev) {
 		failures[id] = f
 	}
 	return failures, kept

@@ -53,6 +53,9 @@ func TestCredentialAssetDataRefused(t *testing.T) {
 		{scepAssetType, `{"URL":"https://x","Subject":[[["XX","y"]]]}`, "Subject is unusable"},
 		{scepAssetType, `{"URL":"https://x","Subject":[[[1,2]]]}`, "Subject"},
 		{scepAssetType, `{"URL":"https://x","Unknown":1}`, "Unknown"},
+		{scepAssetType, `{"URL":"https://x","Key Type":"EC"}`, "always RSA"},
+		{scepAssetType, `{"URL":"https://x","Keysize":3000}`, "Keysize"},
+		{scepAssetType, `{"URL":"https://x","Subject":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`, ""},
 	} {
 		err := checkAssetData(tc.assetType, []byte(tc.data))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -235,7 +235,7 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 		// the status is reported when it differs from what the server last
 		// took — a retry's outcome, or a report that did not get through.
 		if len(prev.Failures) > 0 || actsOnEverySync(held.Declarations, user) {
-			held.Failures, held.Assets = d.applyDeclarations(ctx, user, e, held.Declarations, held.Assets)
+			held.Failures, held.Assets = d.applyDeclarations(ctx, user, e, held.Declarations, held.Assets, held.Failures)
 		}
 		return report(true)
 	}
@@ -281,7 +281,7 @@ func (d *Device) syncDeclarations(ctx context.Context, user string) (err error) 
 	}
 	sort.SliceStable(next, func(i, j int) bool { return next[i].Identifier < next[j].Identifier })
 	held.Declarations = next // applied, whether or not the report gets through
-	held.Failures, held.Assets = d.applyDeclarations(ctx, user, e, next, held.Assets)
+	held.Failures, held.Assets = d.applyDeclarations(ctx, user, e, next, held.Assets, held.Failures)
 	if err := report(false); err != nil {
 		return err // the token stays the old one, so the next sync reports again
 	}

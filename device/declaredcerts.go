@@ -141,14 +141,20 @@ func (d *Device) applyDeclaredCertificates(user string, ds []*heldDeclaration, s
 // changes; the identity is in the channel's keychain (CertificateList,
 // Identities, security.certificate.list with the asset as
 // declaration-identifier) until the configuration is no longer active or
-// the enrollment ends. A failed enrollment fails the configuration with
-// Error.ConfigurationCannotBeApplied, tried again at the next sync. The
+// the enrollment ends. A refused enrollment fails the configuration with
+// Error.ConfigurationCannotBeApplied and is not asked again until the
+// asset's data changes; at most maxSCEPPerSync enrollments are made at one
+// sync, the rest at the next. The
 // virtual device runs neither ACME (com.apple.asset.credential.acme) nor
 // PKCS #12 identity assets: a configuration naming one fails, saying so.
 //
 // Sources: Apple's schemas declarations/configurations/security.identity.yaml,
 // declarations/assets/credential.scep.yaml and
 // declarations/assets/credentials/scep.yaml.
+
+// maxSCEPPerSync bounds the SCEP enrollments one sync makes (each a new
+// key): the rest wait for the next sync.
+const maxSCEPPerSync = 8
 
 const (
 	identityConfigurationType = "com.apple.configuration.security.identity"
@@ -206,6 +212,9 @@ func parseSCEPCredential(data []byte) (*profiles.SCEPPayload, error) {
 		return nil, fmt.Errorf("not a %s credential: %s", scepCredentialType, probs[0])
 	}
 	str := func(k string) string { v, _ := dict[k].(string); return v }
+	if kt := str("Key Type"); kt != "" && kt != "RSA" {
+		return nil, fmt.Errorf("Key Type is %q; Apple's SCEP credential says it is always RSA", clipValue(kt))
+	}
 	p := &profiles.SCEPPayload{URL: str("URL"), Name: str("Name"), Challenge: str("Challenge"), KeyType: "RSA"}
 	if n, ok := dict["Keysize"].(int64); ok {
 		p.Keysize = int(n)
@@ -241,10 +250,11 @@ func parseSCEPCredential(data []byte) (*profiles.SCEPPayload, error) {
 // its active identity configurations among ds (their SCEP assets' data in
 // assets), removes those of configurations no longer active, and returns
 // why each configuration it cannot act on failed, by identifier.
-func (d *Device) applyDeclaredIdentities(ctx context.Context, user string, ds []*heldDeclaration, statuses map[string]declStatus, assets map[string]heldAsset) map[string]applyFailure {
+func (d *Device) applyDeclaredIdentities(ctx context.Context, user string, ds []*heldDeclaration, statuses map[string]declStatus, assets map[string]heldAsset, prev map[string]applyFailure) map[string]applyFailure {
 	failures := map[string]applyFailure{}
 	type wanted struct{ declaration, asset, sha string }
 	var keep []wanted
+	enrolled := 0
 	d.mu.RLock()
 	held := slices.Clone(d.st.identities)
 	d.mu.RUnlock()
@@ -267,14 +277,25 @@ func (d *Device) applyDeclaredIdentities(ctx context.Context, user string, ds []
 			keep = append(keep, w)
 			continue
 		}
+		if p, ok := prev[h.Identifier]; ok && p.SCEPAssetSHA256 == w.sha {
+			failures[h.Identifier] = p // refused with this credential: not asked again
+			continue
+		}
+		if enrolled == maxSCEPPerSync {
+			fail("%d SCEP enrollments were made at this sync already; this one is left to the next", maxSCEPPerSync)
+			continue
+		}
 		cred, err := parseSCEPCredential(data.Data)
 		if err != nil {
 			fail("the SCEP asset %s: %v", ref, err)
 			continue
 		}
+		enrolled++
 		ident, err := d.scepEnroll(ctx, "", cred)
 		if err != nil {
-			fail("SCEP enrollment for the asset %s failed: %v", ref, err)
+			f := cannotApply("SCEP enrollment for the asset %s failed: %v", ref, err)
+			f.SCEPAssetSHA256 = w.sha
+			failures[h.Identifier] = f
 			continue
 		}
 		ident.user, ident.declaration, ident.asset, ident.assetSHA256 = user, w.declaration, w.asset, w.sha

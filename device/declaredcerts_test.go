@@ -2,9 +2,17 @@ package device_test
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -275,9 +283,26 @@ func TestDeclaredSCEPIdentity(t *testing.T) {
 	}
 
 	// Nothing new: no second enrollment (the challenge was one-time, so a
-	// second one would fail the configuration).
+	// second one would fail the configuration), and the refused one is not
+	// asked again with the same credential.
+	scepAsks := func() int {
+		n := 0
+		for _, x := range dev.Transcript() {
+			if x.Step == "SCEP" && x.Method == http.MethodPost {
+				n++
+			}
+		}
+		return n
+	}
+	before := scepAsks()
 	if err := dev.SyncDeclarations(ctx, ""); err != nil {
 		t.Fatal(err)
+	}
+	if after := scepAsks(); after != before {
+		t.Errorf("a sync with nothing new made %d SCEP requests; want none (one enrolled, one refused with this credential)", after-before)
+	}
+	if r := reason("conf.refused"); r == "" {
+		t.Error("the refused configuration's failure was not kept")
 	}
 	path := filepath.Join(t.TempDir(), "iphone.json")
 	if err := dev.Save(path); err != nil {
@@ -309,5 +334,99 @@ func TestDeclaredSCEPIdentity(t *testing.T) {
 	}
 	if left := declared(back); len(left) != 0 {
 		t.Errorf("the identity outlived its configuration: %v", left)
+	}
+}
+
+// TestDeclaredCertificatesLeaveWithTheUser: a Shared iPad user's declared
+// certificate goes when the user is deleted.
+func TestDeclaredCertificatesLeaveWithTheUser(t *testing.T) {
+	ctx := t.Context()
+	srv := mdmtest.NewServer(t)
+	c := srv.Client()
+	dev := srv.NewDevice(device.WithModel(device.IPad), device.WithSupervised(true), device.WithSharedIPad(true))
+	srv.Enroll(dev)
+	ca, err := certs.NewCA("Ann's Root", 2048, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := c.HostData(ctx, "ann.der", "application/pkcs1", ca.Cert.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assignAndReportUser(t, srv, dev, "ann@example.org",
+		api.Declaration{Type: "com.apple.asset.credential.certificate", Identifier: "asset.ann", Payload: map[string]any{"Reference": map[string]any{"DataURL": h.URL}}},
+		api.Declaration{Type: "com.apple.configuration.security.certificate", Identifier: "conf.ann", Payload: map[string]any{"CredentialAssetReference": "asset.ann"}},
+		api.Declaration{Type: "com.apple.activation.simple", Identifier: "act.ann", Payload: map[string]any{"StandardConfigurations": []any{"conf.ann"}}})
+	holds := func() bool {
+		return slices.ContainsFunc(dev.TrustedRoots(), func(c *x509.Certificate) bool { return bytes.Equal(c.Raw, ca.Cert.Raw) })
+	}
+	if !holds() {
+		t.Fatal("the user's declared certificate was not installed")
+	}
+	if r := srv.Run(dev, map[string]any{"RequestType": "LogOutUser"}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("LogOutUser: %+v", r)
+	}
+	if r := srv.Run(dev, map[string]any{"RequestType": "DeleteUser", "UserName": "ann@example.org", "ForceDeletion": true}); r.Status != mdm.StatusAcknowledged {
+		t.Fatalf("DeleteUser: %+v", r)
+	}
+	if holds() {
+		t.Error("the deleted user's declared certificate stayed in the keychain")
+	}
+}
+
+// TestCredentialDataBounded: a server's many large certificate assets
+// cannot make a channel keep more than a bounded amount of credential data
+// (the saved file Load reads stays small enough): past the bound, assets
+// fail with Error.AssetCannotBeDownloaded, and the device still saves and
+// loads.
+func TestCredentialDataBounded(t *testing.T) {
+	ctx := t.Context()
+	srv := mdmtest.NewServer(t)
+	c := srv.Client()
+	dev := srv.NewDevice(device.WithModel(device.IPhone))
+	srv.Enroll(dev)
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decls []api.Declaration
+	var confs []any
+	const n = 24 // of 60 KB each: more than a channel keeps
+	for i := range n {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 1)), Subject: pkix.Name{CommonName: fmt.Sprintf("big %d", i)},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Value: bytes.Repeat([]byte{4}, 60000)}}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := c.HostData(ctx, fmt.Sprintf("big%d.der", i), "application/pkcs1", der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, conf := fmt.Sprintf("asset.%02d", i), fmt.Sprintf("conf.%02d", i)
+		decls = append(decls,
+			api.Declaration{Type: "com.apple.asset.credential.certificate", Identifier: a, Payload: map[string]any{"Reference": map[string]any{"DataURL": h.URL}}},
+			api.Declaration{Type: "com.apple.configuration.security.certificate", Identifier: conf, Payload: map[string]any{"CredentialAssetReference": a}})
+		confs = append(confs, conf)
+	}
+	decls = append(decls, api.Declaration{Type: "com.apple.activation.simple", Identifier: "act", Payload: map[string]any{"StandardConfigurations": confs}})
+	got := assignAndReport(t, srv, dev, decls...)
+	refused := 0
+	for _, a := range got.Status.StatusItems["management"].(map[string]any)["declarations"].(map[string]any)["assets"].([]any) {
+		r, _ := a.(map[string]any)["reasons"].([]any)
+		if len(r) == 1 && r[0].(map[string]any)["code"] == "Error.AssetCannotBeDownloaded" {
+			refused++
+		}
+	}
+	if refused == 0 || refused == n {
+		t.Errorf("%d of %d 60 KB certificate assets refused; want those past the channel's bound", refused, n)
+	}
+	path := filepath.Join(t.TempDir(), "iphone.json")
+	if err := dev.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := device.Load(path, srv.Doer(), device.WithTrust(srv.Trust())); err != nil {
+		t.Errorf("the saved device does not load: %v", err)
 	}
 }

@@ -1,5 +1,7 @@
 package device
 
+import "github.com/mockmdm/mockmdm/mdm/schema"
+
 // Passcode settings by declaration: a virtual device has no passcode, so
 // while an active com.apple.configuration.passcode.settings configuration
 // on the channel asks for one — RequirePasscode true, or any other key
@@ -23,14 +25,27 @@ package device
 const passcodeSettingsType = "com.apple.configuration.passcode.settings"
 
 // declaresPasscode reports whether an active passcode settings
-// configuration among ds asks for a passcode (see above).
-func declaresPasscode(ds []*heldDeclaration, statuses map[string]declStatus) bool {
+// configuration among ds asks for a passcode (see above). A key Apple's
+// schema does not give the device's OS at its version (CustomRegex on an
+// iPhone) is not read.
+func (d *Device) declaresPasscode(ds []*heldDeclaration, statuses map[string]declStatus) bool {
+	s, ok := schema.Declaration(passcodeSettingsType)
+	if !ok {
+		return false
+	}
+	version, _ := d.OS()
+	os := d.model.schemaOS()
 	for _, h := range ds {
 		if h.Type != passcodeSettingsType || !statuses[h.Identifier].active {
 			continue
 		}
-		for k, v := range h.Payload {
-			if k != "RequirePasscode" || v == true {
+		for i := range s.PayloadKeys {
+			k := &s.PayloadKeys[i]
+			v, present := h.Payload[k.Name]
+			if !present || !s.EffectivePath(os, k).AvailableIn(version) {
+				continue
+			}
+			if k.Name != "RequirePasscode" || v == true {
 				return true
 			}
 		}
@@ -48,7 +63,7 @@ func (d *Device) declaredPasscodeRequired(user string) bool {
 		return false
 	}
 	statuses := evaluate(st.Declarations, d.predicateStatus(st.Declarations, user, d.userEnrolled()), st.Failures)
-	return declaresPasscode(st.Declarations, statuses)
+	return d.declaresPasscode(st.Declarations, statuses)
 }
 
 // declarativeStatus is the status items worked out with the declarations'
@@ -58,7 +73,7 @@ func (d *Device) declaredPasscodeRequired(user string) bool {
 func (d *Device) declarativeStatus(ds []*heldDeclaration, statuses map[string]declStatus) map[string]any {
 	items := accountLists(ds, statuses)
 	items["app.managed.list"] = d.managedAppList(ds, statuses)
-	if declaresPasscode(ds, statuses) {
+	if d.declaresPasscode(ds, statuses) {
 		items["passcode.is-compliant"] = false
 	}
 	return items

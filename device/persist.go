@@ -235,6 +235,9 @@ func (d *Device) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("device: encoding %s: %w", path, err)
 	}
+	if len(b) > maxSavedSize { // a file Load would refuse is not written
+		return fmt.Errorf("device: saving %s: the device is %d bytes encoded, more than a saved device can be (%d)", path, len(b), maxSavedSize)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".device-*")
 	if err != nil {
 		return fmt.Errorf("device: saving %s: %w", path, err)

@@ -322,12 +322,21 @@ func (d *Device) certificateStatus(user string) []any {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	list := []any{}
+	at := map[string]int{} // Apple: the identifier is the primary key
 	add := func(der []byte, cn string, identity bool, asset string) {
 		sum := sha256.Sum256(der)
-		e := map[string]any{"identifier": hex.EncodeToString(sum[:]), "subject-summary": cn, "is-identity": identity, "data": slices.Clone(der)}
+		id := hex.EncodeToString(sum[:])
+		e := map[string]any{"identifier": id, "subject-summary": cn, "is-identity": identity, "data": slices.Clone(der)}
 		if asset != "" { // Apple: the asset declaration that installed it
 			e["declaration-identifier"] = asset
 		}
+		if i, dup := at[id]; dup { // one certificate installed twice: listed once, a declaration's first
+			if asset != "" && list[i].(map[string]any)["declaration-identifier"] == nil {
+				list[i] = e
+			}
+			return
+		}
+		at[id] = len(list)
 		list = append(list, e)
 	}
 	for _, id := range d.st.identities {

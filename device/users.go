@@ -479,6 +479,9 @@ func (st *state) deleteUser(shortName string) {
 			st.removeProfile(p)
 		}
 	}
+	// What the user's declarations put in the keychain goes with them.
+	st.roots = slices.DeleteFunc(st.roots, func(r trustedRoot) bool { return r.user == shortName && r.declaration != "" })
+	st.identities = slices.DeleteFunc(st.identities, func(id *identity) bool { return id.user == shortName && id.declaration != "" })
 }
 
 // userChannelRefused is what a user channel gets for a 401.
