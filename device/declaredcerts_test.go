@@ -322,6 +322,22 @@ func TestDeclaredSCEPIdentity(t *testing.T) {
 		t.Errorf("conf.scep is no longer active: %+v", list)
 	}
 
+	// The asset's data changes (a new challenge): the device enrolls again
+	// and holds the new identity only.
+	ch2, err := c.MintChallenge(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutDeclaration(ctx, asset("com.apple.asset.credential.scep", "asset.scep", host("scep2.json", credential(ch2.Challenge)))); err != nil {
+		t.Fatal(err)
+	}
+	if err := back.SyncDeclarations(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if renewed := declared(back); len(renewed) != 1 || renewed[0] == ids[0] {
+		t.Errorf("after the credential changed: %v, want one new identity (not %v)", renewed, ids)
+	}
+
 	// Its configuration gone, the identity goes.
 	if _, err := c.PutDeclaration(ctx, api.Declaration{Type: "com.apple.activation.simple", Identifier: "act.none", Payload: map[string]any{"StandardConfigurations": []any{"conf.status"}}}); err != nil {
 		t.Fatal(err)
