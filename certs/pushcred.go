@@ -277,9 +277,12 @@ func certForKey(certs []*x509.Certificate, key *rsa.PrivateKey) (*x509.Certifica
 	return nil, nil, newError(ErrPushKeyMismatch, nil, "the private key belongs to none of the %d certificates given (%s): give the key that was made with the CSR Apple's portal issued the push certificate for", len(certs), subjects(certs))
 }
 
-// readPKCS12 decodes a PKCS#12 file with go-pkcs12, after checking that it
-// will not cost an unbounded amount of key derivation.
-func readPKCS12(data []byte, password string) ([]*x509.Certificate, crypto.PrivateKey, error) {
+// DecodePKCS12 decodes a PKCS#12 file with go-pkcs12 — the certificate
+// that goes with the key first, then the others, and the key — after
+// checking that it will not cost an unbounded amount of key derivation
+// and that the password can be a PKCS#12 password. Those refusals are
+// *Error; go-pkcs12's own errors come back as it gives them.
+func DecodePKCS12(data []byte, password string) ([]*x509.Certificate, crypto.PrivateKey, error) {
 	if err := checkPKCS12Iterations(data); err != nil {
 		return nil, nil, err
 	}
@@ -290,9 +293,20 @@ func readPKCS12(data []byte, password string) ([]*x509.Certificate, crypto.Priva
 	}
 	key, leaf, cas, err := pkcs12.DecodeChain(data, password)
 	if err != nil {
-		return nil, nil, pkcs12Refusal(err, password)
+		return nil, nil, err
 	}
 	return append([]*x509.Certificate{leaf}, cas...), key, nil
+}
+
+// readPKCS12 is DecodePKCS12 with go-pkcs12's errors turned into refusals
+// worded for push credentials.
+func readPKCS12(data []byte, password string) ([]*x509.Certificate, crypto.PrivateKey, error) {
+	chain, key, err := DecodePKCS12(data, password)
+	var own *Error
+	if err != nil && !errors.As(err, &own) {
+		return nil, nil, pkcs12Refusal(err, password)
+	}
+	return chain, key, err
 }
 
 // pkcs12Refusal turns go-pkcs12's error into a refusal a person can act on.

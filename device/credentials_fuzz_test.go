@@ -54,6 +54,11 @@ func TestCredentialAssetDataRefused(t *testing.T) {
 		{scepAssetType, `{"URL":"https://x","Subject":[[[1,2]]]}`, "Subject"},
 		{scepAssetType, `{"URL":"https://x","Unknown":1}`, "Unknown"},
 		{scepAssetType, `{"URL":"https://x","Key Type":"EC"}`, "always RSA"},
+		{identityAssetType, `{"Password":"x"}`, `"Identity" is missing`},
+		{identityAssetType, `{"Identity":"AAEC"}`, `"Password" is missing`},
+		{identityAssetType, `{"Identity":"%%%","Password":"x"}`, "not base64"},
+		{identityAssetType, `{"Identity":"AAECAwQ=","Password":"x"}`, "does not open"},
+		{identityAssetType, "MIIB", "not a JSON object"},
 		{scepAssetType, `{"URL":"https://x","Keysize":3000}`, "Keysize"},
 		{scepAssetType, `{"URL":"https://x","Subject":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`, ""},
 	} {
@@ -73,18 +78,20 @@ func TestCredentialAssetDataRefused(t *testing.T) {
 	}
 }
 
-// FuzzCredentialAssetData: whatever a server sends as a certificate or SCEP
-// asset's data is taken or refused, never a panic; a SCEP credential taken
-// has a URL and a usable subject.
+// FuzzCredentialAssetData: whatever a server sends as a certificate, SCEP
+// or PKCS #12 identity asset's data is taken or refused, never a panic; a
+// SCEP credential taken has a URL and a usable subject.
 func FuzzCredentialAssetData(f *testing.F) {
 	der := selfSigned(f)
 	f.Add(false, der)
 	f.Add(false, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	f.Add(true, []byte(`{"URL":"https://x","Subject":[[["CN","a"]]],"Challenge":"c","Keysize":1024,"CAFingerprint":"AAEC"}`))
 	f.Add(true, []byte(`{"URL":"https://x","SubjectAltName":{"dNSName":["a"]},"Retries":3}`))
+	f.Add(true, []byte(`{"Identity":"MIIBAA==","Password":"x"}`))
 	f.Fuzz(func(t *testing.T, scep bool, data []byte) {
 		if !scep {
 			_ = checkAssetData(certificateAssetType, data)
+			_ = checkAssetData(identityAssetType, data)
 			return
 		}
 		c, err := parseSCEPCredential(data)

@@ -3,6 +3,7 @@ package device
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -10,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
+	"github.com/mockmdm/mockmdm/certs"
 	"github.com/mockmdm/mockmdm/mdm/schema"
 	"github.com/mockmdm/mockmdm/profiles"
 )
@@ -66,16 +69,16 @@ func parseCertificateAsset(data []byte) (*x509.Certificate, error) {
 
 // credentialAsset is the asset a configuration h names by
 // CredentialAssetReference, with the data the device keeps, when it is of
-// assetType and was fetched; else nil and why ("" when evaluate reports it:
+// one of assetTypes and was fetched; else nil and why ("" when evaluate reports it:
 // no such asset).
-func credentialAsset(h *heldDeclaration, ds []*heldDeclaration, assets map[string]heldAsset, assetType string) (ref string, held *heldAsset, why string) {
+func credentialAsset(h *heldDeclaration, ds []*heldDeclaration, assets map[string]heldAsset, assetTypes ...string) (ref string, held *heldAsset, why string) {
 	ref, _ = h.Payload["CredentialAssetReference"].(string)
 	i := slices.IndexFunc(ds, func(a *heldDeclaration) bool { return a.Identifier == ref })
 	switch {
 	case i < 0:
 		return ref, nil, "" // Error.MissingAssets (evaluate)
-	case ds[i].Type != assetType:
-		return ref, nil, fmt.Sprintf("the asset %s is a %s, not a %s", ref, ds[i].Type, assetType)
+	case !slices.Contains(assetTypes, ds[i].Type):
+		return ref, nil, fmt.Sprintf("the asset %s is a %s, not a %s", ref, ds[i].Type, strings.Join(assetTypes, " or "))
 	}
 	if a, ok := assets[ref]; ok && a.Data != nil {
 		return ref, &a, ""
@@ -130,27 +133,33 @@ func (d *Device) applyDeclaredCertificates(user string, ds []*heldDeclaration, s
 }
 
 // Identities by declaration: a com.apple.configuration.security.identity
-// configuration names, by CredentialAssetReference, a credential asset. A
-// com.apple.asset.credential.scep asset's data is a JSON document of
-// Apple's SCEPCredential (URL, Subject, Challenge, Keysize, CAFingerprint…,
-// checked against Apple's credential schema; data that does not pass is
-// Error.AssetCannotBeDeserialized). While the configuration is active the
-// device holds an identity from that SCEP server: it enrolls as a SCEP
-// payload does (a new key, a CSR with the Subject and Challenge, the CA
-// checked against CAFingerprint), once, and again when the asset's data
-// changes; the identity is in the channel's keychain (CertificateList,
-// Identities, security.certificate.list with the asset as
-// declaration-identifier) until the configuration is no longer active or
-// the enrollment ends. A refused enrollment fails the configuration with
-// Error.ConfigurationCannotBeApplied and is not asked again until the
-// asset's data changes; at most maxSCEPPerSync enrollments are made at one
-// sync, the rest at the next. The
-// virtual device runs neither ACME (com.apple.asset.credential.acme) nor
-// PKCS #12 identity assets: a configuration naming one fails, saying so.
+// configuration names, by CredentialAssetReference, a credential asset:
+//
+//   - com.apple.asset.credential.scep: the data is a JSON document of
+//     Apple's SCEPCredential (URL, Subject, Challenge, Keysize,
+//     CAFingerprint…). The device enrolls with that SCEP server as a SCEP
+//     payload does (a new key, a CSR with the Subject and Challenge, the CA
+//     checked against CAFingerprint), once, and again when the asset's data
+//     changes. A refused enrollment fails the configuration with
+//     Error.ConfigurationCannotBeApplied and is not asked again until the
+//     asset's data changes; at most maxSCEPPerSync enrollments are made at
+//     one sync, the rest at the next.
+//   - com.apple.asset.credential.identity: the data is a JSON document of
+//     Apple's IdentityCredential, a PKCS #12 Identity (base64) and its
+//     Password; the device opens it and holds its RSA identity.
+//
+// Data that does not pass Apple's credential schema, or a PKCS #12 that
+// does not open, fails the asset with Error.AssetCannotBeDeserialized.
+// While the configuration is active the identity is in the channel's
+// keychain (CertificateList, Identities, security.certificate.list with
+// the asset as declaration-identifier) until the configuration is no
+// longer active, the user is deleted, or the enrollment ends. The virtual
+// device does not run ACME (com.apple.asset.credential.acme): a
+// configuration naming one fails, saying so.
 //
 // Sources: Apple's schemas declarations/configurations/security.identity.yaml,
-// declarations/assets/credential.scep.yaml and
-// declarations/assets/credentials/scep.yaml.
+// declarations/assets/credential.scep.yaml, credential.identity.yaml and
+// declarations/assets/credentials/scep.yaml and identity.yaml.
 
 // maxSCEPPerSync bounds the SCEP enrollments one sync makes (each a new
 // key): the rest wait for the next sync.
@@ -160,32 +169,58 @@ const (
 	identityConfigurationType = "com.apple.configuration.security.identity"
 	scepAssetType             = "com.apple.asset.credential.scep"
 	scepCredentialType        = "com.apple.credential.scep"
+	identityAssetType         = "com.apple.asset.credential.identity"
+	identityCredentialType    = "com.apple.credential.identity"
 )
 
 // keepsAssetData reports whether the device keeps an asset type's data
 // (it acts on it later, not only at download).
 func keepsAssetData(assetType string) bool {
-	return assetType == certificateAssetType || assetType == scepAssetType
+	return assetType == certificateAssetType || assetType == scepAssetType || assetType == identityAssetType
 }
 
 // checkAssetData checks data the device keeps against its asset type.
 func checkAssetData(assetType string, data []byte) error {
+	var err error
 	switch assetType {
 	case certificateAssetType:
-		_, err := parseCertificateAsset(data)
-		return err
+		_, err = parseCertificateAsset(data)
 	case scepAssetType:
-		_, err := parseSCEPCredential(data)
-		return err
+		_, err = parseSCEPCredential(data)
+	case identityAssetType:
+		_, _, err = parseIdentityCredential(data)
 	}
-	return nil
+	return err
 }
 
-// parseSCEPCredential reads a SCEP asset's data: a JSON object of Apple's
-// SCEPCredential, checked against its schema.
-func parseSCEPCredential(data []byte) (*profiles.SCEPPayload, error) {
+// parseIdentityCredential reads a PKCS #12 identity asset's data: Apple's
+// IdentityCredential, its Identity opened with its Password (the
+// key-derivation work bounded as for push credentials). A virtual device
+// holds RSA identities.
+func parseIdentityCredential(data []byte) (*x509.Certificate, *rsa.PrivateKey, error) {
+	dict, err := decodeCredential(data, identityCredentialType, "Identity")
+	if err != nil {
+		return nil, nil, err
+	}
+	p12, _ := dict["Identity"].([]byte)
+	password, _ := dict["Password"].(string)
+	chain, key, err := certs.DecodePKCS12(p12, password)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the Identity does not open with the Password: %v", err)
+	}
+	rsaKey, ok := key.(*rsa.PrivateKey)
+	if !ok {
+		return nil, nil, fmt.Errorf("the Identity's key is a %T; a virtual device holds RSA identities", key)
+	}
+	return chain[0], rsaKey, nil
+}
+
+// decodeCredential reads a credential asset's data: one JSON object of
+// Apple's credential type, its <data> keys (dataKeys) base64 as JSON
+// carries them, checked against the type's schema.
+func decodeCredential(data []byte, credentialType string, dataKeys ...string) (map[string]any, error) {
 	if len(data) > maxCertificateAsset {
-		return nil, fmt.Errorf("the data is %d bytes; a SCEP credential is a small JSON document (at most %d bytes here)", len(data), maxCertificateAsset)
+		return nil, fmt.Errorf("the data is %d bytes; a credential is a small JSON document (at most %d bytes here)", len(data), maxCertificateAsset)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -196,20 +231,31 @@ func parseSCEPCredential(data []byte) (*profiles.SCEPPayload, error) {
 	if dec.More() {
 		return nil, errors.New("the data holds more than one JSON value")
 	}
-	if fp, ok := doc["CAFingerprint"].(string); ok { // <data>: base64 in JSON
-		b, err := base64.StdEncoding.DecodeString(fp)
-		if err != nil {
-			return nil, fmt.Errorf("CAFingerprint is not base64 data: %v", err)
+	for _, k := range dataKeys {
+		if v, ok := doc[k].(string); ok { // <data>: base64 in JSON
+			b, err := base64.StdEncoding.DecodeString(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s is not base64 data: %v", k, err)
+			}
+			doc[k] = b
 		}
-		doc["CAFingerprint"] = b
 	}
-	s, ok := schema.Lookup(schema.KindCredential, scepCredentialType)
+	s, ok := schema.Lookup(schema.KindCredential, credentialType)
 	if !ok {
-		return nil, errors.New("Apple's schema has no " + scepCredentialType)
+		return nil, errors.New("Apple's schema has no " + credentialType)
 	}
 	dict, _ := schema.FromJSON(doc).(map[string]any)
 	if probs := schema.ValidateDict(s.PayloadKeys, dict, ""); len(probs) > 0 {
-		return nil, fmt.Errorf("not a %s credential: %s", scepCredentialType, probs[0])
+		return nil, fmt.Errorf("not a %s credential: %s", credentialType, probs[0])
+	}
+	return dict, nil
+}
+
+// parseSCEPCredential reads a SCEP asset's data: Apple's SCEPCredential.
+func parseSCEPCredential(data []byte) (*profiles.SCEPPayload, error) {
+	dict, err := decodeCredential(data, scepCredentialType, "CAFingerprint")
+	if err != nil {
+		return nil, err
 	}
 	str := func(k string) string { v, _ := dict[k].(string); return v }
 	if kt := str("Key Type"); kt != "" && kt != "RSA" {
@@ -263,10 +309,10 @@ func (d *Device) applyDeclaredIdentities(ctx context.Context, user string, ds []
 			continue
 		}
 		fail := func(format string, args ...any) { failures[h.Identifier] = cannotApply(format, args...) }
-		ref, data, why := credentialAsset(h, ds, assets, scepAssetType)
+		ref, data, why := credentialAsset(h, ds, assets, scepAssetType, identityAssetType)
 		if data == nil {
 			if why != "" {
-				fail("%s; a virtual device gets identities by SCEP only", why)
+				fail("%s; a virtual device does not run ACME", why)
 			}
 			continue
 		}
@@ -274,6 +320,18 @@ func (d *Device) applyDeclaredIdentities(ctx context.Context, user string, ds []
 		if slices.ContainsFunc(held, func(id *identity) bool {
 			return id.user == user && id.declaration == w.declaration && id.asset == w.asset && id.assetSHA256 == w.sha
 		}) {
+			keep = append(keep, w)
+			continue
+		}
+		if i := slices.IndexFunc(ds, func(a *heldDeclaration) bool { return a.Identifier == ref }); ds[i].Type == identityAssetType {
+			cert, key, err := parseIdentityCredential(data.Data)
+			if err != nil {
+				fail("the identity asset %s: %v", ref, err)
+				continue
+			}
+			d.mu.Lock()
+			d.st.identities = append(d.st.identities, &identity{cert: cert, key: key, user: user, declaration: w.declaration, asset: w.asset, assetSHA256: w.sha})
+			d.mu.Unlock()
 			keep = append(keep, w)
 			continue
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/mockmdm/mockmdm/mdm"
 	"github.com/mockmdm/mockmdm/mdm/schema"
 	"github.com/mockmdm/mockmdm/server/mdmtest"
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
 // TestDeclaredCertificates: security.certificate configurations put their
@@ -227,10 +228,10 @@ func TestDeclaredSCEPIdentity(t *testing.T) {
 		asset("com.apple.asset.credential.scep", "asset.scep", host("scep.json", credential(ch.Challenge))),
 		asset("com.apple.asset.credential.scep", "asset.notscep", host("notscep.json", []byte(`{"Challenge": "x"}`))),
 		asset("com.apple.asset.credential.scep", "asset.refused", host("refused.json", credential("not-the-challenge"))),
-		asset("com.apple.asset.credential.identity", "asset.p12", host("id.p12", []byte("whatever"))),
-		conf("conf.scep", "asset.scep"), conf("conf.notscep", "asset.notscep"), conf("conf.refused", "asset.refused"), conf("conf.p12", "asset.p12"),
+		asset("com.apple.asset.credential.acme", "asset.acme", host("acme.json", []byte(`{"DirectoryURL":"https://acme.example.com/dir","ClientIdentifier":"x","KeySize":2048,"KeyType":"RSA","HardwareBound":false}`))),
+		conf("conf.scep", "asset.scep"), conf("conf.notscep", "asset.notscep"), conf("conf.refused", "asset.refused"), conf("conf.acme", "asset.acme"),
 		api.Declaration{Type: "com.apple.configuration.management.status-subscriptions", Identifier: "conf.status", Payload: map[string]any{"StatusItems": []any{map[string]any{"Name": "security.certificate.list"}}}},
-		api.Declaration{Type: "com.apple.activation.simple", Identifier: "act", Payload: map[string]any{"StandardConfigurations": []any{"conf.scep", "conf.notscep", "conf.refused", "conf.p12", "conf.status"}}})
+		api.Declaration{Type: "com.apple.activation.simple", Identifier: "act", Payload: map[string]any{"StandardConfigurations": []any{"conf.scep", "conf.notscep", "conf.refused", "conf.acme", "conf.status"}}})
 
 	declared := func(d *device.Device) []string {
 		var out []string
@@ -275,7 +276,7 @@ func TestDeclaredSCEPIdentity(t *testing.T) {
 		"conf.scep":     "",
 		"asset.notscep": "Error.AssetCannotBeDeserialized",
 		"conf.refused":  "Error.ConfigurationCannotBeApplied: the configuration could not be applied: SCEP enrollment",
-		"conf.p12":      "Error.ConfigurationCannotBeApplied: the configuration could not be applied: the asset asset.p12 is a com.apple.asset.credential.identity",
+		"conf.acme":     "Error.ConfigurationCannotBeApplied: the configuration could not be applied: the asset asset.acme is a com.apple.asset.credential.acme",
 	} {
 		if r := reason(id); (want == "" && r != "") || !strings.HasPrefix(r, want) {
 			t.Errorf("%s: %q, want %q…", id, r, want)
@@ -444,5 +445,83 @@ func TestCredentialDataBounded(t *testing.T) {
 	}
 	if _, err := device.Load(path, srv.Doer(), device.WithTrust(srv.Trust())); err != nil {
 		t.Errorf("the saved device does not load: %v", err)
+	}
+}
+
+// TestDeclaredPKCS12Identity: a security.identity configuration with a
+// PKCS #12 identity asset (Apple's IdentityCredential: the Identity base64,
+// its Password) puts the identity, key included, in the keychain; a wrong
+// password fails the asset with Error.AssetCannotBeDeserialized.
+func TestDeclaredPKCS12Identity(t *testing.T) {
+	ctx := t.Context()
+	srv := mdmtest.NewServer(t)
+	c := srv.Client()
+	dev := srv.NewDevice(device.WithModel(device.Mac))
+	srv.Enroll(dev)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "PKCS12 identity"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p12, err := pkcs12.Modern.Encode(key, cert, nil, "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	credential := func(password string) []byte {
+		b, err := json.Marshal(map[string]any{"Identity": p12, "Password": password}) // []byte: base64, as JSON carries <data>
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	host := func(name string, data []byte) map[string]any {
+		h, err := c.HostData(ctx, name, "application/json", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]any{"DataURL": h.URL, "ContentType": "application/json"}
+	}
+	got := assignAndReport(t, srv, dev,
+		api.Declaration{Type: "com.apple.asset.credential.identity", Identifier: "asset.good", Payload: map[string]any{"Reference": host("good.json", credential("s3cret"))}},
+		api.Declaration{Type: "com.apple.asset.credential.identity", Identifier: "asset.wrong", Payload: map[string]any{"Reference": host("wrong.json", credential("guess"))}},
+		api.Declaration{Type: "com.apple.configuration.security.identity", Identifier: "conf.good", Payload: map[string]any{"CredentialAssetReference": "asset.good"}},
+		api.Declaration{Type: "com.apple.configuration.security.identity", Identifier: "conf.wrong", Payload: map[string]any{"CredentialAssetReference": "asset.wrong"}},
+		api.Declaration{Type: "com.apple.activation.simple", Identifier: "act", Payload: map[string]any{"StandardConfigurations": []any{"conf.good", "conf.wrong"}}})
+	if !slices.ContainsFunc(dev.Identities(), func(c *x509.Certificate) bool { return bytes.Equal(c.Raw, der) }) {
+		t.Error("the PKCS #12 identity is not in the keychain")
+	}
+	for _, a := range got.Status.StatusItems["management"].(map[string]any)["declarations"].(map[string]any)["assets"].([]any) {
+		a := a.(map[string]any)
+		r, _ := a["reasons"].([]any)
+		switch a["identifier"] {
+		case "asset.good":
+			if a["active"] != true || len(r) != 0 {
+				t.Errorf("asset.good: %v", a)
+			}
+		case "asset.wrong":
+			if len(r) != 1 || r[0].(map[string]any)["code"] != "Error.AssetCannotBeDeserialized" {
+				t.Errorf("asset.wrong (a wrong password): %v", a)
+			}
+		}
+	}
+	path := filepath.Join(t.TempDir(), "mac.json")
+	if err := dev.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := device.Load(path, srv.Doer(), device.WithTrust(srv.Trust()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(back.Identities(), func(c *x509.Certificate) bool { return bytes.Equal(c.Raw, der) }) {
+		t.Error("Save/Load lost the PKCS #12 identity")
 	}
 }
