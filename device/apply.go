@@ -14,8 +14,10 @@ import (
 )
 
 // What a virtual device does with the declarations it holds, beyond
-// reporting them, after each sync that changed the channel's set (and, for
-// what failed and a held update enforcement, at every sync):
+// reporting them, after each sync that changed the channel's set — and at
+// every sync while something failed or the channel holds a legacy, app,
+// certificate, identity or update enforcement configuration
+// (actsOnEverySync), since a predicate or a deadline may have moved:
 //
 //   - A com.apple.configuration.legacy configuration ("Legacy Profile" in
 //     Apple's schema) names an MDMv1 profile by ProfileURL. While the
@@ -37,7 +39,7 @@ import (
 //     offers its app (declarativeapps.go).
 //   - A security.certificate configuration puts its asset's certificate in
 //     the channel's keychain, a security.identity configuration an identity
-//     from its SCEP asset's server (declaredcerts.go).
+//     from its SCEP asset's server or its PKCS #12 asset (declaredcerts.go).
 //
 // A configuration Apple's schema does not give the device — its OS at its
 // version, the channel's scope, the enrollment (the declarative schemas'
@@ -46,7 +48,9 @@ import (
 // or enrollment type").
 //
 // A failure makes the declaration inactive, and is tried again at the next
-// sync, whether or not the set changed.
+// sync, whether or not the set changed — except an identity a credential
+// could not make (a SCEP server's refusal, a PKCS #12 that does not open),
+// tried again only once the credential changes.
 
 const legacyConfigurationType = "com.apple.configuration.legacy"
 
@@ -55,10 +59,11 @@ const legacyConfigurationType = "com.apple.configuration.legacy"
 type applyFailure struct {
 	Code  string `json:"code"`
 	Error string `json:"error"`
-	// SCEPAssetSHA256 is, for a SCEP enrollment the server refused, the
-	// hash of the credential asked with: it is asked again only once that
+	// CredentialSHA256 is, for an identity a credential could not make (a
+	// SCEP enrollment the server refused, a PKCS #12 that did not open),
+	// the hash of that credential: it is tried again only once that
 	// changes (declaredcerts.go).
-	SCEPAssetSHA256 string `json:"scep_asset_sha256,omitempty"`
+	CredentialSHA256 string `json:"credential_sha256,omitempty"`
 }
 
 // maxCredentialDataPerChannel bounds the credential asset data a channel
@@ -72,7 +77,7 @@ type heldAsset struct {
 	SHA256      string `json:"sha256"`
 	Size        int    `json:"size"`
 	// Data is kept for the credential assets the device acts on later
-	// (certificate and SCEP: declaredcerts.go), at most
+	// (certificate, SCEP and PKCS #12 identity: declaredcerts.go), at most
 	// maxCredentialDataPerChannel in all on a channel.
 	Data []byte `json:"data,omitempty"`
 }
@@ -148,16 +153,12 @@ func (d *Device) unsupportedConfigurations(ds []*heldDeclaration, user string, u
 			continue
 		}
 		s, ok := schema.Declaration(h.Type)
-		if !ok || d.schemaAllows(s.EffectivePath(d.model.schemaOS()), user, userEnrollment) {
+		if !ok {
 			continue // an unknown type is invalid (evaluate)
 		}
-		version, _ := d.OS()
-		scope := "the device channel"
-		if user != "" {
-			scope = "a user channel"
+		if why := d.schemaRefusal(s.EffectivePath(d.model.schemaOS()), user, userEnrollment); why != "" {
+			out[h.Identifier] = applyFailure{Code: "Error.ConfigurationNotSupported", Error: fmt.Sprintf("%s is %s", h.Type, why)}
 		}
-		out[h.Identifier] = applyFailure{Code: "Error.ConfigurationNotSupported",
-			Error: fmt.Sprintf("%s is not supported on %s %s, on %s, with this enrollment", h.Type, d.model.OSName, version, scope)}
 	}
 	return out
 }

@@ -40,7 +40,7 @@ func TestCredentialAssetDataRefused(t *testing.T) {
 		{certificateAssetType, "hello", "not a certificate"},
 		{certificateAssetType, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})), `"PRIVATE KEY", not CERTIFICATE`},
 		{certificateAssetType, "-----BEGIN CERTIFICATE-----\n!!!\n", "does not decode"},
-		{certificateAssetType, string(der) + strings.Repeat("x", maxCertificateAsset), "at most"},
+		{certificateAssetType, string(der) + strings.Repeat("x", maxCredentialAsset), "at most"},
 		{scepAssetType, "", "not a JSON object"},
 		{scepAssetType, "[]", "not a JSON object"},
 		{scepAssetType, "null", "not a JSON object"},
@@ -57,7 +57,7 @@ func TestCredentialAssetDataRefused(t *testing.T) {
 		{identityAssetType, `{"Password":"x"}`, `"Identity" is missing`},
 		{identityAssetType, `{"Identity":"AAEC"}`, `"Password" is missing`},
 		{identityAssetType, `{"Identity":"%%%","Password":"x"}`, "not base64"},
-		{identityAssetType, `{"Identity":"AAECAwQ=","Password":"x"}`, "does not open"},
+
 		{identityAssetType, "MIIB", "not a JSON object"},
 		{scepAssetType, `{"URL":"https://x","Keysize":3000}`, "Keysize"},
 		{scepAssetType, `{"URL":"https://x","Subject":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`, ""},
@@ -66,6 +66,10 @@ func TestCredentialAssetDataRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s %.40q: %v, want an error mentioning %q", tc.assetType, tc.data, err, tc.want)
 		}
+	}
+	// A PKCS #12 is opened when the identity is made, not at download.
+	if _, _, err := parseIdentityCredential([]byte(`{"Identity":"AAECAwQ=","Password":"x"}`)); err == nil || !strings.Contains(err.Error(), "does not open") {
+		t.Errorf("a PKCS #12 of five bytes: %v, want it refused as not opening", err)
 	}
 	for _, ok := range []struct{ assetType, data string }{
 		{certificateAssetType, string(der)},
@@ -91,7 +95,7 @@ func FuzzCredentialAssetData(f *testing.F) {
 	f.Fuzz(func(t *testing.T, scep bool, data []byte) {
 		if !scep {
 			_ = checkAssetData(certificateAssetType, data)
-			_ = checkAssetData(identityAssetType, data)
+			_, _, _ = parseIdentityCredential(data)
 			return
 		}
 		c, err := parseSCEPCredential(data)

@@ -127,7 +127,7 @@ func (d *Device) declaredApps(ds []*heldDeclaration, statuses map[string]declSta
 			a.id = appIdentifier("", 0, a.manifest)
 		case bundleID != "":
 			if len(bundleID) > maxBundleID {
-				a.invalid = fmt.Sprintf("BundleID %q is longer than a bundle identifier (%d bytes)", clipValue(bundleID), maxBundleID)
+				a.invalid = fmt.Sprintf("BundleID %q is longer than the %d bytes a virtual device takes for a bundle identifier", clipValue(bundleID), maxBundleID)
 				break
 			}
 			a.id = bundleID

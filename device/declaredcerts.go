@@ -41,16 +41,17 @@ import (
 const (
 	certificateConfigurationType = "com.apple.configuration.security.certificate"
 	certificateAssetType         = "com.apple.asset.credential.certificate"
-	// maxCertificateAsset bounds the certificate data a device keeps: a
-	// certificate is a few kilobytes.
-	maxCertificateAsset = 64 << 10
+	// maxCredentialAsset bounds one credential asset's data a device keeps
+	// (a certificate, a SCEP or PKCS #12 credential): each is a few
+	// kilobytes.
+	maxCredentialAsset = 64 << 10
 )
 
 // parseCertificateAsset reads a certificate asset's data: one PEM
 // CERTIFICATE block, or DER.
 func parseCertificateAsset(data []byte) (*x509.Certificate, error) {
-	if len(data) > maxCertificateAsset {
-		return nil, fmt.Errorf("the data is %d bytes; a certificate asset holds one certificate (at most %d bytes here)", len(data), maxCertificateAsset)
+	if len(data) > maxCredentialAsset {
+		return nil, fmt.Errorf("the data is %d bytes; a certificate asset holds one certificate (at most %d bytes here)", len(data), maxCredentialAsset)
 	}
 	if b, _ := pem.Decode(data); b != nil {
 		if b.Type != "CERTIFICATE" {
@@ -140,16 +141,20 @@ func (d *Device) applyDeclaredCertificates(user string, ds []*heldDeclaration, s
 //     CAFingerprint…). The device enrolls with that SCEP server as a SCEP
 //     payload does (a new key, a CSR with the Subject and Challenge, the CA
 //     checked against CAFingerprint), once, and again when the asset's data
-//     changes. A refused enrollment fails the configuration with
-//     Error.ConfigurationCannotBeApplied and is not asked again until the
-//     asset's data changes; at most maxSCEPPerSync enrollments are made at
-//     one sync, the rest at the next.
+//     changes. An enrollment the SCEP server refuses fails the
+//     configuration with Error.ConfigurationCannotBeApplied and is not
+//     asked again until the asset's data changes (one that did not reach
+//     the server is tried again at the next sync).
 //   - com.apple.asset.credential.identity: the data is a JSON document of
 //     Apple's IdentityCredential, a PKCS #12 Identity (base64) and its
-//     Password; the device opens it and holds its RSA identity.
+//     Password; the device opens it and holds its RSA identity. One that
+//     does not open fails the asset with Error.AssetCannotBeDeserialized
+//     and the configuration with Error.ConfigurationCannotBeApplied, and is
+//     not opened again until the asset's data changes.
 //
-// Data that does not pass Apple's credential schema, or a PKCS #12 that
-// does not open, fails the asset with Error.AssetCannotBeDeserialized.
+// At most maxIdentitiesPerSync identities are made at one sync, the rest
+// at the next. Data that does not pass Apple's credential schema fails the
+// asset with Error.AssetCannotBeDeserialized.
 // While the configuration is active the identity is in the channel's
 // keychain (CertificateList, Identities, security.certificate.list with
 // the asset as declaration-identifier) until the configuration is no
@@ -161,15 +166,17 @@ func (d *Device) applyDeclaredCertificates(user string, ds []*heldDeclaration, s
 // declarations/assets/credential.scep.yaml, credential.identity.yaml and
 // declarations/assets/credentials/scep.yaml and identity.yaml.
 
-// maxSCEPPerSync bounds the SCEP enrollments one sync makes (each a new
-// key): the rest wait for the next sync.
-const maxSCEPPerSync = 8
+// maxIdentitiesPerSync bounds the identities one sync makes — SCEP
+// enrollments (each a new key) and PKCS #12 opens (each up to 200,000
+// rounds of key derivation): the rest wait for the next sync.
+const maxIdentitiesPerSync = 8
 
 const (
 	identityConfigurationType = "com.apple.configuration.security.identity"
 	scepAssetType             = "com.apple.asset.credential.scep"
 	scepCredentialType        = "com.apple.credential.scep"
 	identityAssetType         = "com.apple.asset.credential.identity"
+	acmeAssetType             = "com.apple.asset.credential.acme"
 	identityCredentialType    = "com.apple.credential.identity"
 )
 
@@ -188,7 +195,9 @@ func checkAssetData(assetType string, data []byte) error {
 	case scepAssetType:
 		_, err = parseSCEPCredential(data)
 	case identityAssetType:
-		_, _, err = parseIdentityCredential(data)
+		// The PKCS #12 itself is opened when the identity is made (a
+		// bounded number at each sync), not at every download.
+		_, err = decodeCredential(data, identityCredentialType, "Identity")
 	}
 	return err
 }
@@ -219,8 +228,8 @@ func parseIdentityCredential(data []byte) (*x509.Certificate, *rsa.PrivateKey, e
 // Apple's credential type, its <data> keys (dataKeys) base64 as JSON
 // carries them, checked against the type's schema.
 func decodeCredential(data []byte, credentialType string, dataKeys ...string) (map[string]any, error) {
-	if len(data) > maxCertificateAsset {
-		return nil, fmt.Errorf("the data is %d bytes; a credential is a small JSON document (at most %d bytes here)", len(data), maxCertificateAsset)
+	if len(data) > maxCredentialAsset {
+		return nil, fmt.Errorf("the data is %d bytes; a credential is a small JSON document (at most %d bytes here)", len(data), maxCredentialAsset)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -293,14 +302,14 @@ func parseSCEPCredential(data []byte) (*profiles.SCEPPayload, error) {
 }
 
 // applyDeclaredIdentities makes user's channel hold an identity for each of
-// its active identity configurations among ds (their SCEP assets' data in
-// assets), removes those of configurations no longer active, and returns
+// its active identity configurations among ds (their SCEP and PKCS #12
+// assets' data in assets), removes those of configurations no longer active, and returns
 // why each configuration it cannot act on failed, by identifier.
 func (d *Device) applyDeclaredIdentities(ctx context.Context, user string, ds []*heldDeclaration, statuses map[string]declStatus, assets map[string]heldAsset, prev map[string]applyFailure) map[string]applyFailure {
 	failures := map[string]applyFailure{}
 	type wanted struct{ declaration, asset, sha string }
 	var keep []wanted
-	enrolled := 0
+	made := 0 // SCEP enrollments and PKCS #12 opens, bounded per sync
 	d.mu.RLock()
 	held := slices.Clone(d.st.identities)
 	d.mu.RUnlock()
@@ -311,8 +320,11 @@ func (d *Device) applyDeclaredIdentities(ctx context.Context, user string, ds []
 		fail := func(format string, args ...any) { failures[h.Identifier] = cannotApply(format, args...) }
 		ref, data, why := credentialAsset(h, ds, assets, scepAssetType, identityAssetType)
 		if data == nil {
+			if i := slices.IndexFunc(ds, func(a *heldDeclaration) bool { return a.Identifier == ref }); i >= 0 && ds[i].Type == acmeAssetType {
+				why += "; a virtual device does not run ACME"
+			}
 			if why != "" {
-				fail("%s; a virtual device does not run ACME", why)
+				fail("%s", why)
 			}
 			continue
 		}
@@ -323,10 +335,26 @@ func (d *Device) applyDeclaredIdentities(ctx context.Context, user string, ds []
 			keep = append(keep, w)
 			continue
 		}
+		if p, ok := prev[h.Identifier]; ok && p.CredentialSHA256 == w.sha {
+			// Refused with this credential: not asked or opened again.
+			failures[h.Identifier] = p
+			if a, ok := prev[ref]; ok {
+				failures[ref] = a
+			}
+			continue
+		}
+		if made == maxIdentitiesPerSync {
+			fail("%d identities were made at this sync already; this one is left to the next", maxIdentitiesPerSync)
+			continue
+		}
+		made++
 		if i := slices.IndexFunc(ds, func(a *heldDeclaration) bool { return a.Identifier == ref }); ds[i].Type == identityAssetType {
 			cert, key, err := parseIdentityCredential(data.Data)
 			if err != nil {
-				fail("the identity asset %s: %v", ref, err)
+				f := cannotApply("the identity asset %s: %v", ref, err)
+				f.CredentialSHA256 = w.sha
+				failures[h.Identifier] = f
+				failures[ref] = applyFailure{Code: "Error.AssetCannotBeDeserialized", Error: err.Error()}
 				continue
 			}
 			d.mu.Lock()
@@ -335,24 +363,18 @@ func (d *Device) applyDeclaredIdentities(ctx context.Context, user string, ds []
 			keep = append(keep, w)
 			continue
 		}
-		if p, ok := prev[h.Identifier]; ok && p.SCEPAssetSHA256 == w.sha {
-			failures[h.Identifier] = p // refused with this credential: not asked again
-			continue
-		}
-		if enrolled == maxSCEPPerSync {
-			fail("%d SCEP enrollments were made at this sync already; this one is left to the next", maxSCEPPerSync)
-			continue
-		}
 		cred, err := parseSCEPCredential(data.Data)
 		if err != nil {
 			fail("the SCEP asset %s: %v", ref, err)
 			continue
 		}
-		enrolled++
 		ident, err := d.scepEnroll(ctx, "", cred)
 		if err != nil {
 			f := cannotApply("SCEP enrollment for the asset %s failed: %v", ref, err)
-			f.SCEPAssetSHA256 = w.sha
+			var refused *certs.SCEPError
+			if errors.As(err, &refused) && ctx.Err() == nil {
+				f.CredentialSHA256 = w.sha // the CA's answer: asking again would get it again
+			}
 			failures[h.Identifier] = f
 			continue
 		}

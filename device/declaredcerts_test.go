@@ -275,11 +275,12 @@ func TestDeclaredSCEPIdentity(t *testing.T) {
 	for id, want := range map[string]string{
 		"conf.scep":     "",
 		"asset.notscep": "Error.AssetCannotBeDeserialized",
+		"conf.notscep":  "Error.ConfigurationCannotBeApplied: the configuration could not be applied: the asset asset.notscep could not be used",
 		"conf.refused":  "Error.ConfigurationCannotBeApplied: the configuration could not be applied: SCEP enrollment",
 		"conf.acme":     "Error.ConfigurationCannotBeApplied: the configuration could not be applied: the asset asset.acme is a com.apple.asset.credential.acme",
 	} {
-		if r := reason(id); (want == "" && r != "") || !strings.HasPrefix(r, want) {
-			t.Errorf("%s: %q, want %q…", id, r, want)
+		if r := reason(id); (want == "" && r != "") || !strings.HasPrefix(r, want) || (id != "conf.acme") == strings.Contains(r, "does not run ACME") {
+			t.Errorf("%s: %q, want %q… (ACME named only for the ACME asset)", id, r, want)
 		}
 	}
 

@@ -162,7 +162,7 @@ type identity struct {
 	cert        *x509.Certificate
 	key         *rsa.PrivateKey
 	// declaration and asset are the identity configuration that got it
-	// and its SCEP asset, assetSHA256 that asset's data then
+	// and its SCEP or PKCS #12 asset, assetSHA256 that asset's data then
 	// (declaredcerts.go); "" for a profile's.
 	declaration, asset, assetSHA256 string
 }

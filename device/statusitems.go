@@ -410,9 +410,16 @@ func (d *Device) statusItemAllowed(name, user string, userEnrollment bool) bool 
 // item's or a declaration's, for the device's OS) gives the device the item
 // on the channel of user, for its enrollment: see statusItemAllowed.
 func (d *Device) schemaAllows(o schema.OSSupport, user string, userEnrollment bool) bool {
+	return d.schemaRefusal(o, user, userEnrollment) == ""
+}
+
+// schemaRefusal is why schemaAllows refuses: "" when it allows, else what
+// the schema does not give (the OS at its version, the channel's scope,
+// the enrollment).
+func (d *Device) schemaRefusal(o schema.OSSupport, user string, userEnrollment bool) string {
 	version, _ := d.OS()
 	if !o.AvailableIn(version) {
-		return false
+		return fmt.Sprintf("not on %s %s", d.model.OSName, version)
 	}
 	scope, scopes := "system", o.AllowedScopes
 	if user != "" {
@@ -425,7 +432,14 @@ func (d *Device) schemaAllows(o schema.OSSupport, user string, userEnrollment bo
 		scopes, restricted = o.SharedIPad.AllowedScopes, true
 	}
 	if restricted && !slices.Contains(scopes, scope) {
-		return false
+		channel := "the device channel"
+		if user != "" {
+			channel = "a user's channel"
+		}
+		if d.sharedIPad && o.SharedIPad != nil && o.SharedIPad.AllowedScopes != nil {
+			channel += " of a Shared iPad"
+		}
+		return "not on " + channel
 	}
 	// Apple's macOS rows know no "device" enrollment: a Mac enrolled
 	// otherwise than by User Enrollment counts as supervised (mockmdm's
@@ -437,5 +451,8 @@ func (d *Device) schemaAllows(o schema.OSSupport, user string, userEnrollment bo
 	case d.supervised || d.model.IsMac():
 		enrollment = "supervised"
 	}
-	return len(o.AllowedEnrollments) == 0 || slices.Contains(o.AllowedEnrollments, enrollment)
+	if len(o.AllowedEnrollments) > 0 && !slices.Contains(o.AllowedEnrollments, enrollment) {
+		return fmt.Sprintf("not for a %s enrollment (Apple's schema allows %s)", enrollment, strings.Join(o.AllowedEnrollments, ", "))
+	}
+	return ""
 }
