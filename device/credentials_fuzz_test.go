@@ -1,12 +1,16 @@
 package device
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"math/big"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +113,53 @@ func FuzzCredentialAssetData(f *testing.F) {
 			t.Fatalf("a credential with an unusable subject was taken: %v", err)
 		}
 	})
+}
+
+// countingOffline is a Doer that reaches no server and counts the tries.
+type countingOffline struct{ n *int }
+
+func (c countingOffline) Do(*http.Request) (*http.Response, error) {
+	*c.n++
+	return nil, errors.New("offline")
+}
+
+// TestIdentityRetries: a SCEP enrollment that never reached a server is
+// tried again at the next sync (no credential hash kept); one the server
+// refused with this credential is not asked again, and at most
+// maxIdentitiesPerSync identities are tried at one sync.
+func TestIdentityRetries(t *testing.T) {
+	tries := 0
+	d := New(countingOffline{&tries}, WithSeed(3), WithKeySize(1024))
+	cred := []byte(`{"URL":"https://scep.example.com/scep","Challenge":"c"}`)
+	var ds []*heldDeclaration
+	statuses := map[string]declStatus{}
+	assets := map[string]heldAsset{}
+	for i := range maxIdentitiesPerSync + 2 {
+		conf, asset := fmt.Sprintf("conf.%02d", i), fmt.Sprintf("asset.%02d", i)
+		ds = append(ds,
+			&heldDeclaration{Kind: "configuration", Type: identityConfigurationType, Identifier: conf, Payload: map[string]any{"CredentialAssetReference": asset}},
+			&heldDeclaration{Kind: "asset", Type: scepAssetType, Identifier: asset})
+		statuses[conf] = declStatus{active: true, valid: "valid"}
+		assets[asset] = heldAsset{SHA256: fmt.Sprintf("sha-%d", i), Data: cred}
+	}
+	failures := d.applyDeclaredIdentities(context.Background(), "", ds, statuses, assets, nil)
+	deferred := 0
+	for id, f := range failures {
+		if f.CredentialSHA256 != "" {
+			t.Errorf("%s: an enrollment that reached no server keeps its credential's hash: %+v", id, f)
+		}
+		if strings.Contains(f.Error, "left to the next") {
+			deferred++
+		}
+	}
+	if len(failures) != maxIdentitiesPerSync+2 || deferred != 2 {
+		t.Errorf("%d failures, %d deferred; want %d, 2", len(failures), deferred, maxIdentitiesPerSync+2)
+	}
+	// One the server refused with this very credential is not asked again.
+	before := tries
+	prev := map[string]applyFailure{"conf.00": {Code: "Error.ConfigurationCannotBeApplied", Error: "refused", CredentialSHA256: "sha-0"}}
+	again := d.applyDeclaredIdentities(context.Background(), "", ds[:2], statuses, assets, prev)
+	if tries != before || again["conf.00"].Error != "refused" {
+		t.Errorf("a refused credential was asked again (%d requests) or its failure not kept: %+v", tries-before, again)
+	}
 }
