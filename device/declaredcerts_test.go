@@ -526,3 +526,80 @@ func TestDeclaredPKCS12Identity(t *testing.T) {
 		t.Error("Save/Load lost the PKCS #12 identity")
 	}
 }
+
+// TestDeclaredIdentitiesPerSync: of ten PKCS #12 identity configurations,
+// a sync makes eight identities and leaves the rest, saying so, to the
+// next, which makes them.
+func TestDeclaredIdentitiesPerSync(t *testing.T) {
+	ctx := t.Context()
+	srv := mdmtest.NewServer(t)
+	c := srv.Client()
+	dev := srv.NewDevice(device.WithModel(device.IPhone))
+	srv.Enroll(dev)
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decls []api.Declaration
+	var confs []any
+	const n = 10
+	for i := range n {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(100 + i)), Subject: pkix.Name{CommonName: fmt.Sprintf("batch %d", i)},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p12, err := pkcs12.Modern.Encode(key, cert, nil, "pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := json.Marshal(map[string]any{"Identity": p12, "Password": "pw"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := c.HostData(ctx, fmt.Sprintf("id%d.json", i), "application/json", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, conf := fmt.Sprintf("asset.%02d", i), fmt.Sprintf("conf.%02d", i)
+		decls = append(decls,
+			api.Declaration{Type: "com.apple.asset.credential.identity", Identifier: a, Payload: map[string]any{"Reference": map[string]any{"DataURL": h.URL}}},
+			api.Declaration{Type: "com.apple.configuration.security.identity", Identifier: conf, Payload: map[string]any{"CredentialAssetReference": a}})
+		confs = append(confs, conf)
+	}
+	decls = append(decls, api.Declaration{Type: "com.apple.activation.simple", Identifier: "act", Payload: map[string]any{"StandardConfigurations": confs}})
+	batch := func() int {
+		k := 0
+		for _, c := range dev.Identities() {
+			if strings.HasPrefix(c.Subject.CommonName, "batch ") {
+				k++
+			}
+		}
+		return k
+	}
+	assignAndReport(t, srv, dev, decls...)
+	if got := batch(); got != 8 {
+		t.Errorf("after the first sync: %d identities, want 8", got)
+	}
+	list, _, _ := dev.Declarations("")
+	left := 0
+	for _, s := range list {
+		if strings.Contains(s.Reason, "left to the next") {
+			left++
+		}
+	}
+	if left != 2 {
+		t.Errorf("%d configurations say they are left to the next sync, want 2", left)
+	}
+	if err := dev.SyncDeclarations(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := batch(); got != n {
+		t.Errorf("after the second sync: %d identities, want %d", got, n)
+	}
+}
