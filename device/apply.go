@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -96,9 +97,7 @@ func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollme
 			unsupported = d.unsupportedConfigurations(ds, user, e.userEnrollment)
 			statuses = evaluate(ds, d.predicateStatus(ds, user, e.userEnrollment), unsupported)
 		}
-		for id, f := range d.applyDeclaredApps(ds, statuses) {
-			failures[id] = f
-		}
+		maps.Copy(failures, d.applyDeclaredApps(ds, statuses))
 	}
 	for id, f := range unsupported {
 		if statuses[id].code == f.Code { // activated, so tried
@@ -134,12 +133,8 @@ func (d *Device) applyDeclarations(ctx context.Context, user string, e *enrollme
 		dataKept += len(a.Data)
 		kept[h.Identifier] = a
 	}
-	for id, f := range d.applyDeclaredCertificates(user, ds, statuses, kept) {
-		failures[id] = f
-	}
-	for id, f := range d.applyDeclaredIdentities(ctx, user, ds, statuses, kept, prev) {
-		failures[id] = f
-	}
+	maps.Copy(failures, d.applyDeclaredCertificates(user, ds, statuses, kept))
+	maps.Copy(failures, d.applyDeclaredIdentities(ctx, user, ds, statuses, kept, prev))
 	return failures, kept
 }
 
@@ -275,4 +270,22 @@ func clipValue(s string) string {
 		return s[:200] + "…"
 	}
 	return s
+}
+
+// actsOnEverySync reports whether ds holds a declaration the device acts
+// on (apply.go) for user's channel: a sync with nothing new acts on them
+// again, as what makes them active (a predicate, a deadline) may have
+// moved since.
+func actsOnEverySync(ds []*heldDeclaration, user string) bool {
+	for _, h := range ds {
+		switch h.Type {
+		case legacyConfigurationType, certificateConfigurationType, identityConfigurationType:
+			return true
+		case updateEnforcementType, appManagedType:
+			if user == "" {
+				return true
+			}
+		}
+	}
+	return false
 }

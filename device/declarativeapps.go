@@ -2,7 +2,6 @@ package device
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -64,17 +63,11 @@ func (d *Device) vppTypeAvailable(version string) bool {
 	if !ok {
 		return false
 	}
-	var path []*schema.Key
-	keys := s.PayloadKeys
-	for _, name := range []string{"InstallBehavior", "License", "VPPType"} {
-		i := slices.IndexFunc(keys, func(k schema.Key) bool { return k.Name == name })
-		if i < 0 {
-			return false
-		}
-		path = append(path, &keys[i])
-		keys = keys[i].Subkeys
+	k := schema.FindKey(s.PayloadKeys, "InstallBehavior", "License", "VPPType")
+	if k == nil {
+		return false
 	}
-	return s.EffectivePath(d.model.schemaOS(), path...).AvailableIn(version)
+	return s.EffectivePath(d.model.schemaOS(), s.KeyPath(k)...).AvailableIn(version)
 }
 
 // declaredApp is what an active app.managed configuration asks for.

@@ -68,23 +68,24 @@ func parseCertificateAsset(data []byte) (*x509.Certificate, error) {
 	return c, nil
 }
 
-// credentialAsset is the asset a configuration h names by
-// CredentialAssetReference, with the data the device keeps, when it is of
-// one of assetTypes and was fetched; else nil and why ("" when evaluate reports it:
-// no such asset).
-func credentialAsset(h *heldDeclaration, ds []*heldDeclaration, assets map[string]heldAsset, assetTypes ...string) (ref string, held *heldAsset, why string) {
-	ref, _ = h.Payload["CredentialAssetReference"].(string)
+// credentialAsset is the asset declaration a configuration h names by
+// CredentialAssetReference (nil when ds has none: evaluate reports that)
+// and, when it is of one of assetTypes and was fetched, the data the device
+// keeps; else nil data and why.
+func credentialAsset(h *heldDeclaration, ds []*heldDeclaration, assets map[string]heldAsset, assetTypes ...string) (asset *heldDeclaration, held *heldAsset, why string) {
+	ref, _ := h.Payload["CredentialAssetReference"].(string)
 	i := slices.IndexFunc(ds, func(a *heldDeclaration) bool { return a.Identifier == ref })
-	switch {
-	case i < 0:
-		return ref, nil, "" // Error.MissingAssets (evaluate)
-	case !slices.Contains(assetTypes, ds[i].Type):
-		return ref, nil, fmt.Sprintf("the asset %s is a %s, not a %s", ref, ds[i].Type, strings.Join(assetTypes, " or "))
+	if i < 0 {
+		return nil, nil, "" // Error.MissingAssets (evaluate)
+	}
+	asset = ds[i]
+	if !slices.Contains(assetTypes, asset.Type) {
+		return asset, nil, fmt.Sprintf("the asset %s is a %s, not a %s", ref, asset.Type, strings.Join(assetTypes, " or "))
 	}
 	if a, ok := assets[ref]; ok && a.Data != nil {
-		return ref, &a, ""
+		return asset, &a, ""
 	}
-	return ref, nil, fmt.Sprintf("the asset %s could not be used", ref)
+	return asset, nil, fmt.Sprintf("the asset %s could not be used", ref)
 }
 
 // cannotApply is Apple's Error.ConfigurationCannotBeApplied with why.
@@ -103,7 +104,7 @@ func (d *Device) applyDeclaredCertificates(user string, ds []*heldDeclaration, s
 		if h.Type != certificateConfigurationType || !statuses[h.Identifier].active {
 			continue
 		}
-		ref, held, why := credentialAsset(h, ds, assets, certificateAssetType)
+		asset, held, why := credentialAsset(h, ds, assets, certificateAssetType)
 		if held == nil {
 			if why != "" {
 				failures[h.Identifier] = cannotApply("%s", why)
@@ -112,10 +113,10 @@ func (d *Device) applyDeclaredCertificates(user string, ds []*heldDeclaration, s
 		}
 		c, err := parseCertificateAsset(held.Data)
 		if err != nil { // checked at download; kept data from an older file may not be
-			failures[h.Identifier] = cannotApply("the certificate asset %s: %v", ref, err)
+			failures[h.Identifier] = cannotApply("the certificate asset %s: %v", asset.Identifier, err)
 			continue
 		}
-		want = append(want, trustedRoot{cert: c, user: user, declaration: h.Identifier, asset: ref})
+		want = append(want, trustedRoot{cert: c, user: user, declaration: h.Identifier, asset: asset.Identifier})
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -318,9 +319,9 @@ func (d *Device) applyDeclaredIdentities(ctx context.Context, user string, ds []
 			continue
 		}
 		fail := func(format string, args ...any) { failures[h.Identifier] = cannotApply(format, args...) }
-		ref, data, why := credentialAsset(h, ds, assets, scepAssetType, identityAssetType)
+		asset, data, why := credentialAsset(h, ds, assets, scepAssetType, identityAssetType)
 		if data == nil {
-			if i := slices.IndexFunc(ds, func(a *heldDeclaration) bool { return a.Identifier == ref }); i >= 0 && ds[i].Type == acmeAssetType {
+			if asset != nil && asset.Type == acmeAssetType {
 				why += "; a virtual device does not run ACME"
 			}
 			if why != "" {
@@ -328,6 +329,7 @@ func (d *Device) applyDeclaredIdentities(ctx context.Context, user string, ds []
 			}
 			continue
 		}
+		ref := asset.Identifier
 		w := wanted{h.Identifier, ref, data.SHA256}
 		if slices.ContainsFunc(held, func(id *identity) bool {
 			return id.user == user && id.declaration == w.declaration && id.asset == w.asset && id.assetSHA256 == w.sha
@@ -348,7 +350,7 @@ func (d *Device) applyDeclaredIdentities(ctx context.Context, user string, ds []
 			continue
 		}
 		made++
-		if i := slices.IndexFunc(ds, func(a *heldDeclaration) bool { return a.Identifier == ref }); ds[i].Type == identityAssetType {
+		if asset.Type == identityAssetType {
 			cert, key, err := parseIdentityCredential(data.Data)
 			if err != nil {
 				f := cannotApply("the identity asset %s: %v", ref, err)

@@ -426,7 +426,8 @@ func (d *Device) schemaRefusal(o schema.OSSupport, user string, userEnrollment b
 		scope = "user"
 	}
 	restricted := len(scopes) > 0
-	if d.sharedIPad && o.SharedIPad != nil && o.SharedIPad.AllowedScopes != nil {
+	sharedRule := d.sharedIPad && o.SharedIPad != nil && o.SharedIPad.AllowedScopes != nil
+	if sharedRule {
 		// Apple's own list for a Shared iPad; an empty one (passcode
 		// settings, legacy.interactive…) gives it no channel at all.
 		scopes, restricted = o.SharedIPad.AllowedScopes, true
@@ -436,7 +437,7 @@ func (d *Device) schemaRefusal(o schema.OSSupport, user string, userEnrollment b
 		if user != "" {
 			channel = "a user's channel"
 		}
-		if d.sharedIPad && o.SharedIPad != nil && o.SharedIPad.AllowedScopes != nil {
+		if sharedRule {
 			channel += " of a Shared iPad"
 		}
 		return "not on " + channel

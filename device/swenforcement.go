@@ -105,21 +105,3 @@ func (d *Device) applyUpdateEnforcement(ds []*heldDeclaration, statuses map[stri
 	d.st.enforced = pending
 	return failures, due != nil
 }
-
-// actsOnEverySync reports whether ds holds a declaration the device acts
-// on (apply.go) for user's channel: a sync with nothing new acts on them
-// again, as what makes them active (a predicate, a deadline) may have
-// moved since.
-func actsOnEverySync(ds []*heldDeclaration, user string) bool {
-	for _, h := range ds {
-		switch h.Type {
-		case legacyConfigurationType, certificateConfigurationType, identityConfigurationType:
-			return true
-		case updateEnforcementType, appManagedType:
-			if user == "" {
-				return true
-			}
-		}
-	}
-	return false
-}
