@@ -134,6 +134,8 @@ type benchReport struct {
 	Devices   int    `json:"devices"`
 	Store     string `json:"store,omitempty"`
 	CAKeySize int    `json:"ca_key_size,omitempty"`
+	// CPU is the processor the figures were measured on (cpuModel).
+	CPU       string `json:"cpu,omitempty"`
 	Pinned    bool   `json:"pinned"`
 	Presigned bool   `json:"presigned"`
 	// Plain: the connects and cycles went to the plain-HTTP listener.
@@ -217,7 +219,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer pprof.StopCPUProfile()
 	}
-	rep := &benchReport{Devices: *n, Plain: *plain}
+	rep := &benchReport{Devices: *n, Plain: *plain, CPU: cpuModel()}
 	rebase := func(u string) string { return u }
 	base, pid := *url, *serverPID
 	if base == "" {
@@ -525,6 +527,9 @@ func (r *benchReport) writeText(w io.Writer) {
 		signing += ", sent over plain HTTP"
 	}
 	fmt.Fprintf(w, "mockmdm bench: %d devices against %s; messages %s\n", r.Devices, where, signing)
+	if r.CPU != "" {
+		fmt.Fprintf(w, "  measured on: %s\n", r.CPU)
+	}
 	fmt.Fprintf(w, "  %-20s %7s %8s %10s %9s %9s %9s %12s %12s\n", "phase", "ops", "requests", "req/s", "p50", "p95", "p99", "CPU/op", "CPU/request")
 	for _, p := range r.Phases {
 		fmt.Fprintf(w, "  %-20s %7d %8d %10.1f %9s %9s %9s %12s %12s\n", p.Phase, p.Ops, p.Requests, p.PerSecond,

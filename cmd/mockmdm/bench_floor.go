@@ -109,6 +109,7 @@ type floorReport struct {
 	RSAVerify     time.Duration `json:"rsa2048_verify_ns"`
 	AtReference   time.Duration `json:"server_cpu_per_request_at_reference_ns"`
 	Pinned        bool          `json:"pinned"`
+	CPU           string        `json:"cpu,omitempty"` // cpuModel
 	// Cycles, with -cycles: Idle → command, signed answer → empty.
 	Cycles           int           `json:"cycles,omitempty"`
 	CyclesFailed     int           `json:"cycles_failed,omitempty"`
@@ -126,7 +127,7 @@ func benchFloor(ctx context.Context, n, connects, cycles, concurrency, keySize i
 		return err
 	}
 	defer srv.stop()
-	rep := floorReport{Requests: total, Pinned: pin && srv.pinned && pinSelf(1) == nil}
+	rep := floorReport{Requests: total, Pinned: pin && srv.pinned && pinSelf(1) == nil, CPU: cpuModel()}
 	// One device identity, one signed Idle: the server checks it in full
 	// on every request all the same.
 	dkey, err := rsa.GenerateKey(rand.Reader, keySize)
@@ -197,6 +198,9 @@ func benchFloor(ctx context.Context, n, connects, cycles, concurrency, keySize i
 		return enc.Encode(rep)
 	}
 	fmt.Fprintf(stdout, "mockmdm bench -floor: a server of net/http, TLS and the Mdm-Signature check alone (pinned: %v)\n", rep.Pinned)
+	if rep.CPU != "" {
+		fmt.Fprintf(stdout, "  measured on: %s\n", rep.CPU)
+	}
 	rep.writeFigures(stdout)
 	return nil
 }

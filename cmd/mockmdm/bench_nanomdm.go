@@ -427,6 +427,8 @@ type comparedReport struct {
 	Plain   bool   `json:"plain_http"`
 	Pinned  bool   `json:"pinned"`
 	NanoMDM string `json:"nanomdm"`
+	// CPU is the processor both servers ran on: their ratio depends on it.
+	CPU string `json:"cpu,omitempty"`
 	// Enroll is mockmdm's enrollment phase (NanoMDM's devices are given
 	// their identities, not enrolled through SCEP: not compared).
 	Enroll benchPhase      `json:"enroll"`
@@ -462,7 +464,7 @@ func compareNanoMDM(ctx context.Context, rep *benchReport, f *fleet.Fleet, clien
 	if err != nil {
 		return err
 	}
-	out := comparedReport{Devices: rep.Devices, Store: rep.Store, Plain: rep.Plain, Pinned: rep.Pinned, NanoMDM: bin, Phases: phases, Turn: turn}
+	out := comparedReport{Devices: rep.Devices, Store: rep.Store, Plain: rep.Plain, Pinned: rep.Pinned, NanoMDM: bin, CPU: rep.CPU, Phases: phases, Turn: turn}
 	if len(rep.Phases) > 0 {
 		out.Enroll = rep.Phases[0]
 	}
@@ -477,6 +479,9 @@ func compareNanoMDM(ctx context.Context, rep *benchReport, f *fleet.Fleet, clien
 	}
 	fmt.Fprintf(stdout, "mockmdm bench -nanomdm: mockmdm (%s store, %s) and NanoMDM (%s; in-memory storage, plain HTTP), %d devices each, measured in alternate turns of %d operations (pinned: %v)\n",
 		out.Store, transport, bin, out.Devices, out.Turn, out.Pinned)
+	if out.CPU != "" {
+		fmt.Fprintf(stdout, "  measured on: %s\n", out.CPU)
+	}
 	writeCompared(stdout, phases)
 	return nil
 }

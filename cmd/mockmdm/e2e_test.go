@@ -318,6 +318,9 @@ func TestBenchReportsServerCPU(t *testing.T) {
 	if !rep.Presigned {
 		t.Error("the bench did not presign by default")
 	}
+	if want := cpuModel(); rep.CPU != want {
+		t.Errorf("the report names the CPU %q, want /proc/cpuinfo's %q", rep.CPU, want)
+	}
 	if rep.GoroutinesA == 0 || rep.GoroutinesB > rep.GoroutinesA {
 		t.Errorf("the server's goroutines did not come back to their baseline: %d before, %d after", rep.GoroutinesA, rep.GoroutinesB)
 	}
@@ -432,6 +435,9 @@ func TestBenchNanoMDM(t *testing.T) {
 	}
 	if !rep.Plain || rep.Devices != 3 || rep.Enroll.Ops != 3 || len(rep.Phases) != 2 {
 		t.Fatalf("report %+v", rep)
+	}
+	if want := cpuModel(); rep.CPU != want {
+		t.Errorf("the report names the CPU %q, want /proc/cpuinfo's %q", rep.CPU, want)
 	}
 	// Both servers ran every counted round: 3 devices, 4 connect rounds
 	// and 2 cycle rounds, none failed.

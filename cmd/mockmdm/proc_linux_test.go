@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,5 +59,40 @@ func TestCalibratedScalesToTheReference(t *testing.T) {
 	q.calibrated(0, rsaReference)
 	if q.RSAVerify != 0 || q.CPUPerOpAtReference != 0 {
 		t.Fatalf("an unmeasured speed was used: %+v", q)
+	}
+}
+
+// TestParseCPUModel: the first x86 "model name", an ARM kernel's Hardware
+// or Model line when there is none, and nothing from text without either.
+func TestParseCPUModel(t *testing.T) {
+	for _, tc := range []struct {
+		name, cpuinfo, want string
+	}{
+		{"intel", "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse\n\nprocessor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor\n", "Intel(R) Xeon(R) Processor"},
+		{"amd, spaces squeezed", "processor\t: 0\nmodel name\t:   AMD EPYC   7B13 64-Core Processor  \n", "AMD EPYC 7B13 64-Core Processor"},
+		{"first model name wins", "model name\t: First\nmodel name\t: Second\n", "First"},
+		{"empty model name skipped", "model name\t:\nmodel name\t: Second\n", "Second"},
+		{"arm hardware", "processor\t: 0\nBogoMIPS\t: 108.00\nCPU implementer\t: 0x41\n\nHardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B\n", "BCM2835"},
+		{"model name beats hardware", "Hardware\t: X\nmodel name\t: Y\n", "Y"},
+		{"none", "processor\t: 0\nBogoMIPS\t: 50.00\n", ""},
+		{"empty", "", ""},
+		{"binary junk", "\x00\xff:\x01\nmodel name", ""},
+	} {
+		if got := parseCPUModel([]byte(tc.cpuinfo)); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestCPUModelThisMachine: on Linux the processor is named, so a bench
+// report says what it was measured on.
+func TestCPUModelThisMachine(t *testing.T) {
+	if _, err := os.Stat("/proc/cpuinfo"); err != nil {
+		t.Skip("no /proc/cpuinfo here")
+	}
+	if m := cpuModel(); m == "" {
+		t.Log("/proc/cpuinfo names no model on this machine") // some ARM kernels
+	} else if strings.ContainsAny(m, "\n\t") {
+		t.Errorf("cpuModel() = %q: not one line", m)
 	}
 }

@@ -18,3 +18,4 @@ func processPeakRSS(int) (int64, error)       { return 0, errNoProc }
 func processRSS(int) (int64, error)           { return 0, errNoProc }
 func pinProcess(int, int) error               { return errNoProc }
 func pinSelf(int) error                       { return errNoProc }
+func cpuModel() string                        { return "" }
