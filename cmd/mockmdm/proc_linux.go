@@ -156,8 +156,10 @@ func cpuModel() string {
 		return ""
 	}
 	defer f.Close()
-	// The first processor's block is at the start; 16 KiB holds it on
-	// every machine seen, flags and bugs lines included.
+	// The first processor's block is at the start, and 16 KiB holds it
+	// with room (1.4 KiB on an Intel Xeon, flags included). An ARM
+	// kernel's Hardware line comes after every processor and may be cut
+	// off on a machine with many: the model is then not named.
 	b := make([]byte, 16<<10)
 	n, _ := io.ReadFull(f, b)
 	return parseCPUModel(b[:n])
