@@ -514,6 +514,14 @@ func mergeReports(a, b *fleet.Report) *fleet.Report {
 	return a
 }
 
+// writeMeasuredOn is the reports' line naming the CPU (cpuModel), left
+// out when it is not known.
+func writeMeasuredOn(w io.Writer, cpu string) {
+	if cpu != "" {
+		fmt.Fprintf(w, "  measured on: %s\n", cpu)
+	}
+}
+
 func (r *benchReport) writeText(w io.Writer) {
 	where := "a running server"
 	if r.Store != "" {
@@ -527,9 +535,7 @@ func (r *benchReport) writeText(w io.Writer) {
 		signing += ", sent over plain HTTP"
 	}
 	fmt.Fprintf(w, "mockmdm bench: %d devices against %s; messages %s\n", r.Devices, where, signing)
-	if r.CPU != "" {
-		fmt.Fprintf(w, "  measured on: %s\n", r.CPU)
-	}
+	writeMeasuredOn(w, r.CPU)
 	fmt.Fprintf(w, "  %-20s %7s %8s %10s %9s %9s %9s %12s %12s\n", "phase", "ops", "requests", "req/s", "p50", "p95", "p99", "CPU/op", "CPU/request")
 	for _, p := range r.Phases {
 		fmt.Fprintf(w, "  %-20s %7d %8d %10.1f %9s %9s %9s %12s %12s\n", p.Phase, p.Ops, p.Requests, p.PerSecond,

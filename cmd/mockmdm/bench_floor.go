@@ -198,9 +198,7 @@ func benchFloor(ctx context.Context, n, connects, cycles, concurrency, keySize i
 		return enc.Encode(rep)
 	}
 	fmt.Fprintf(stdout, "mockmdm bench -floor: a server of net/http, TLS and the Mdm-Signature check alone (pinned: %v)\n", rep.Pinned)
-	if rep.CPU != "" {
-		fmt.Fprintf(stdout, "  measured on: %s\n", rep.CPU)
-	}
+	writeMeasuredOn(stdout, rep.CPU)
 	rep.writeFigures(stdout)
 	return nil
 }

@@ -479,9 +479,7 @@ func compareNanoMDM(ctx context.Context, rep *benchReport, f *fleet.Fleet, clien
 	}
 	fmt.Fprintf(stdout, "mockmdm bench -nanomdm: mockmdm (%s store, %s) and NanoMDM (%s; in-memory storage, plain HTTP), %d devices each, measured in alternate turns of %d operations (pinned: %v)\n",
 		out.Store, transport, bin, out.Devices, out.Turn, out.Pinned)
-	if out.CPU != "" {
-		fmt.Fprintf(stdout, "  measured on: %s\n", out.CPU)
-	}
+	writeMeasuredOn(stdout, out.CPU)
 	writeCompared(stdout, phases)
 	return nil
 }
